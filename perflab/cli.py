@@ -1,0 +1,70 @@
+"""The `perflab` command: one subcommand per module in perflab/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from perflab import __version__
+from perflab.commands import COMMANDS
+from perflab.errors import PerflabError
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(
+        prog="perflab",
+        description="Performance lab: ingest pprof, cProfile, k6 and PostgreSQL statistics "
+        "into one DuckDB store, and read them back as pprof, k6 and PgHero would.",
+    )
+    parser.add_argument("--version", action="version", version=f"perflab {__version__}")
+    parser.add_argument(
+        "--store",
+        help="DuckDB store file (default: $PERFLAB_STORE or data/perflab.duckdb)",
+    )
+    parser.add_argument(
+        "--max-decompressed",
+        metavar="SIZE",
+        help="cap on the decompressed size of a gzipped input, e.g. 2G "
+        "(default: $PERFLAB_MAX_DECOMPRESSED or 8G)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    modules: dict[str, object] = {}
+    for module_name in COMMANDS:
+        module = importlib.import_module(f"perflab.commands.{module_name}")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)  # type: ignore[attr-defined]
+        # The global options are accepted after the verb too (`perflab top --store S ...`).
+        p.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--max-decompressed", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        module.prepare_parser(p)  # type: ignore[attr-defined]
+        modules[module.NAME] = module  # type: ignore[attr-defined]
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    # SIGTERM ends a command like Ctrl-C does, so cleanup in finally blocks runs.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return int(modules[args.command].run(args) or 0)  # type: ignore[attr-defined]
+    except PerflabError as err:
+        print(f"perflab: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("perflab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `perflab top ... | head` closes stdout early; that is not an error.
+        return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Ingest: one module per format, one registry entry each (the papermill pattern).
+
+A format module calls :func:`register` with a :class:`Format`: a ``detect``
+function that looks at the first bytes of the (decompressed) content, and an
+``ingest`` function that writes the file's rows into the store inside the
+transaction this module opens. Detection is by content, never by extension
+alone; ``kind=`` forces a format.
+
+This module owns what every format shares: missing/empty files, gzip with a
+streaming cap on the decompressed size, sha256 de-duplication, the sources row,
+one transaction per file, and turning parser errors into one clear line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from perflab.errors import InputError, PerflabError
+from perflab.ingest import _io
+from perflab.store import Store
+
+
+@dataclass
+class Sniff:
+    """What detection may look at: the first bytes of the decompressed content."""
+
+    path: Path
+    head: bytes
+    gzipped: bool
+
+    @property
+    def text_head(self) -> str:
+        return self.head.decode("utf-8", errors="replace")
+
+
+@dataclass
+class Context:
+    """Handed to a format's ``ingest``: where to write and how to read the file."""
+
+    store: Store
+    source_id: int
+    run_id: str | None
+    path: Path
+    gzipped: bool
+    max_decompressed: int
+    meta: dict[str, Any] = field(default_factory=dict)  # stored in sources.meta
+    _plain: Path | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.store.con
+
+    def read_bytes(self) -> bytes:
+        """The whole decompressed content (for small binary formats such as pprof)."""
+        return _io.read_all(self.path, self.gzipped, self.max_decompressed)
+
+    def plain_path(self) -> Path:
+        """A path to the uncompressed content, for DuckDB's bulk readers.
+
+        Plain files are read in place; gzip is inflated to a temporary file in a
+        stream, checking the cap as it goes (never inflate first, then check).
+        """
+        if not self.gzipped:
+            return self.path
+        if self._plain is None:
+            self._plain = _io.inflate_to_temp(self.path, self.max_decompressed)
+        return self._plain
+
+    def cleanup(self) -> None:
+        if self._plain is not None:
+            self._plain.unlink(missing_ok=True)
+            self._plain = None
+
+
+@dataclass
+class Format:
+    kind: str
+    description: str
+    detect: Callable[[Sniff], bool]
+    ingest: Callable[[Context], dict[str, Any]]  # returns counts to report (rows, samples, ...)
+    priority: int = 100  # lower is tried first; content checks that are cheap and certain go first
+
+
+@dataclass
+class IngestResult:
+    source_id: int
+    kind: str
+    path: str
+    new: bool
+    stats: dict[str, Any]
+
+    @property
+    def message(self) -> str:
+        if not self.new:
+            return f"{self.path}: already in the store as source {self.source_id} ({self.kind}); nothing done"
+        counts = ", ".join(f"{v} {k}" for k, v in self.stats.items())
+        return f"{self.path}: source {self.source_id} ({self.kind}){': ' + counts if counts else ''}"
+
+
+REGISTRY: dict[str, Format] = {}
+_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat")
+_loaded = False
+
+
+def register(fmt: Format) -> Format:
+    REGISTRY[fmt.kind] = fmt
+    return fmt
+
+
+def formats() -> dict[str, Format]:
+    global _loaded
+    if not _loaded:
+        for name in _FORMAT_MODULES:
+            if importlib.util.find_spec(f"perflab.ingest.{name}") is not None:  # TEMP while formats land
+                importlib.import_module(f"perflab.ingest.{name}")
+        _loaded = True
+    return REGISTRY
+
+
+# Errors a parser raises on bad bytes. Anything else is a bug and keeps its traceback.
+_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    duckdb.Error,
+    ValueError,  # includes json.JSONDecodeError, UnicodeDecodeError
+    EOFError,
+    zlib.error,
+    OSError,
+    KeyError,
+    IndexError,
+    TypeError,
+)
+
+
+def _protobuf_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from google.protobuf.message import DecodeError
+
+        return (DecodeError,)
+    except ImportError:  # pragma: no cover - protobuf is a dependency
+        return ()
+
+
+def detect(path: Path) -> tuple[str, bool]:
+    """Return (kind, gzipped) for a file, or raise InputError."""
+    head, gzipped = _io.sniff(path)
+    sniff = Sniff(path=path, head=head, gzipped=gzipped)
+    for fmt in sorted(formats().values(), key=lambda f: f.priority):
+        if fmt.detect(sniff):
+            return fmt.kind, gzipped
+    kinds = ", ".join(sorted(formats()))
+    raise InputError(path, f"not a format perflab reads ({kinds})")
+
+
+def ingest_path(
+    store: Store,
+    path: str | os.PathLike[str],
+    kind: str | None = None,
+    run_id: str | None = None,
+    max_decompressed: int | None = None,
+) -> IngestResult:
+    """Ingest one file in one transaction; a file whose content is already stored is a no-op."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file")
+    if p.is_dir():
+        raise InputError(p, "is a directory (give the files in it)")
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError(p, "empty file")
+    cap = max_decompressed if max_decompressed is not None else _io.max_decompressed_default()
+
+    if kind is None:
+        kind, gzipped = detect(p)
+    else:
+        if kind not in formats():
+            raise PerflabError(f"unknown kind {kind!r}; one of: {', '.join(sorted(formats()))}")
+        gzipped = _io.sniff(p)[1]
+    fmt = formats()[kind]
+
+    # Hash in a thread while the format parses: hashlib and DuckDB both release the
+    # GIL, so a large file costs max(hash, parse) rather than their sum.
+    hasher = _Hasher(p)
+    hasher.start()
+    abs_path = str(p.resolve())
+    ctx = Context(store=store, source_id=0, run_id=run_id, path=p, gzipped=gzipped, max_decompressed=cap)
+    duplicate: dict[str, Any] | None = None
+    try:
+        with store.transaction():
+            ctx.source_id = store.next_source_id()
+            sha = None
+            # A small file is hashed before parsing so a re-ingest costs nothing.
+            if size <= _io.SMALL_FILE:
+                sha = hasher.result()
+                duplicate = store.source_by_sha(sha)
+            if duplicate is None:
+                try:
+                    stats = fmt.ingest(ctx)
+                except PerflabError:
+                    raise
+                except _INPUT_ERRORS + _protobuf_errors() as exc:
+                    raise InputError(p, f"not a valid {kind} file: {_one_line(exc)}") from None
+                sha = hasher.result()
+                duplicate = store.source_by_sha(sha)
+                if duplicate is None:
+                    meta = json.dumps(ctx.meta, sort_keys=True) if ctx.meta else None
+                    store.add_source(ctx.source_id, kind, abs_path, size, sha, run_id, meta)
+                    return IngestResult(ctx.source_id, kind, abs_path, True, stats)
+            raise _Duplicate()
+    except _Duplicate:
+        assert duplicate is not None
+        return IngestResult(int(duplicate["source_id"]), duplicate["kind"], abs_path, False, {})
+    finally:
+        ctx.cleanup()
+        hasher.join()
+
+
+class _Duplicate(Exception):
+    """Raised inside the transaction to roll back a file whose content is already stored."""
+
+
+class _Hasher(threading.Thread):
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self._digest: str | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                while chunk := fh.read(4 << 20):
+                    h.update(chunk)
+            self._digest = h.hexdigest()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self._error is not None:
+            raise InputError(self.path, f"cannot read: {_one_line(self._error)}")
+        assert self._digest is not None
+        return self._digest
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]

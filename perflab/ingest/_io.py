@@ -1,0 +1,107 @@
+"""Reading files safely: gzip sniffing and inflation with a cap checked while streaming."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+from perflab.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 64 * 1024
+SMALL_FILE = 64 * 1024 * 1024
+CHUNK = 1 << 20
+# A gzip bomb inflates ~1000×; the cap bounds memory and disk whatever the input.
+# 8 GiB fits the largest k6 outputs we have seen (a 1 GB NDJSON is ~40 MB gzipped).
+DEFAULT_MAX_DECOMPRESSED = 8 << 30
+
+
+def max_decompressed_default() -> int:
+    env = os.environ.get("PERFLAB_MAX_DECOMPRESSED")
+    if env:
+        return parse_size(env)
+    return DEFAULT_MAX_DECOMPRESSED
+
+
+def parse_size(text: str) -> int:
+    """'512M', '8G', '1000000' → bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if t and t[-1] in mult:
+        return int(float(t[:-1]) * mult[t[-1]])
+    return int(t)
+
+
+def sniff(path: Path) -> tuple[bytes, bool]:
+    """First HEAD_BYTES of the decompressed content, and whether the file is gzipped."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(HEAD_BYTES)
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not raw.startswith(GZIP_MAGIC):
+        return raw, False
+    d = zlib.decompressobj(wbits=31)
+    try:
+        head = d.decompress(raw, HEAD_BYTES)
+    except zlib.error as exc:
+        raise InputError(path, f"corrupt gzip data: {exc}") from None
+    return head, True
+
+
+def _chunks(path: Path, cap: int):
+    """Yield decompressed chunks of a (possibly multi-member) gzip file, enforcing the cap."""
+    total = 0
+    d = zlib.decompressobj(wbits=31)
+    fed = False  # has the current member received any bytes?
+    with open(path, "rb") as fh:
+        while raw := fh.read(CHUNK):
+            data = raw
+            while data:
+                fed = True
+                try:
+                    # max_length bounds each step, so a bomb never allocates past the cap.
+                    out = d.decompress(data, CHUNK)
+                except zlib.error as exc:
+                    raise InputError(path, f"corrupt gzip data: {exc}") from None
+                total += len(out)
+                if total > cap:
+                    raise InputError(
+                        path,
+                        f"decompresses to more than {cap} bytes (the cap; raise it with "
+                        "PERFLAB_MAX_DECOMPRESSED or --max-decompressed)",
+                    )
+                if out:
+                    yield out
+                if d.eof:
+                    # Another gzip member may follow (concatenated .gz files are valid).
+                    data = d.unused_data
+                    d = zlib.decompressobj(wbits=31)
+                    fed = False
+                else:
+                    data = d.unconsumed_tail
+    if fed and not d.eof:
+        raise InputError(path, "truncated gzip file (unexpected end of data)")
+
+
+def read_all(path: Path, gzipped: bool, cap: int) -> bytes:
+    if not gzipped:
+        size = path.stat().st_size
+        if size > cap:
+            raise InputError(path, f"larger than the cap of {cap} bytes")
+        return path.read_bytes()
+    return b"".join(_chunks(path, cap))
+
+
+def inflate_to_temp(path: Path, cap: int) -> Path:
+    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".inflated")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _chunks(path, cap):
+                out.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)

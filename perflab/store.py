@@ -1,0 +1,222 @@
+"""The DuckDB store: one file, the sources registry, one transaction per ingest.
+
+The store knows tables, not formats: ingesters (perflab.ingest) write into it,
+analyses (perflab.analysis) read from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from perflab import schema
+from perflab.errors import PerflabError, StoreError
+
+DEFAULT_STORE = Path("data") / "perflab.duckdb"
+
+# Migrations from version N to N+1, applied in one transaction when an older store
+# is opened. Version 1 is the first release, so there is nothing to migrate yet.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+
+
+def default_store_path() -> Path:
+    env = os.environ.get("PERFLAB_STORE")
+    return Path(env) if env else DEFAULT_STORE
+
+
+class Store:
+    """An open store. ``con`` is a plain DuckDB connection for ad-hoc SQL."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
+        self._in_tx = False
+        self._check_schema(read_only)
+
+    # -- schema -------------------------------------------------------------------
+    def _tables(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _check_schema(self, read_only: bool) -> None:
+        tables = self._tables()
+        if not tables:
+            if read_only:
+                raise StoreError(f"{self.path}: the store is empty (ingest something first)")
+            with self.transaction():
+                for stmt in schema.statements():
+                    self.con.execute(stmt)
+                self.con.execute(
+                    "INSERT INTO perflab_meta VALUES ('schema_version', ?), ('created_at', ?)",
+                    [str(schema.SCHEMA_VERSION), _now().isoformat()],
+                )
+            return
+        if "perflab_meta" not in tables:
+            raise StoreError(f"{self.path}: not a perflab store (a DuckDB file with other tables)")
+        row = self.con.execute(
+            "SELECT value FROM perflab_meta WHERE key = 'schema_version'"
+        ).fetchall()
+        version = int(row[0][0]) if row else 0
+        if version == schema.SCHEMA_VERSION:
+            return
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this perflab "
+                f"(reads version {schema.SCHEMA_VERSION}); upgrade perflab"
+            )
+        if read_only:
+            raise StoreError(
+                f"{self.path}: store schema version {version} needs migrating to "
+                f"{schema.SCHEMA_VERSION}; open it once without read-only"
+            )
+        missing = [v for v in range(version, schema.SCHEMA_VERSION) if v not in MIGRATIONS]
+        if missing:
+            raise StoreError(
+                f"{self.path}: store schema version {version} cannot be migrated to "
+                f"{schema.SCHEMA_VERSION}; ingest the sources again into a new store"
+            )
+        with self.transaction():
+            for v in range(version, schema.SCHEMA_VERSION):
+                MIGRATIONS[v](self.con)
+            self.con.execute(
+                "UPDATE perflab_meta SET value = ? WHERE key = 'schema_version'",
+                [str(schema.SCHEMA_VERSION)],
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(
+            self.con.execute("SELECT value FROM perflab_meta WHERE key='schema_version'").fetchall()[0][0]
+        )
+
+    # -- transactions -------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: any exception rolls back every write made inside."""
+        if self._in_tx:
+            yield self.con
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        try:
+            yield self.con
+        except BaseException:
+            self._in_tx = False
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise
+        else:
+            self._in_tx = False
+            self.con.execute("COMMIT")
+
+    # -- sources ------------------------------------------------------------------
+    def next_source_id(self) -> int:
+        # max()+1 rather than a sequence: a rolled-back ingest must leave no gap or trace.
+        return int(self.con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall()[0][0])
+
+    def source_by_sha(self, sha256: str) -> dict[str, Any] | None:
+        rows = self.sql("SELECT * FROM sources WHERE sha256 = ?", [sha256]).to_dicts()
+        return rows[0] if rows else None
+
+    def source(self, source_id: int) -> dict[str, Any]:
+        rows = self.sql("SELECT * FROM sources WHERE source_id = ?", [int(source_id)]).to_dicts()
+        if not rows:
+            raise PerflabError(f"no source {source_id} in {self.path}")
+        return rows[0]
+
+    def add_source(
+        self,
+        source_id: int,
+        kind: str,
+        path: str,
+        nbytes: int,
+        sha256: str,
+        run_id: str | None,
+        meta: str | None,
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [source_id, kind, path, nbytes, sha256, _now(), run_id, meta],
+        )
+        if run_id is not None:
+            self.ensure_run(run_id)
+
+    def ensure_run(self, run_id: str, **fields: Any) -> None:
+        """Register a run id (lab runs fill scenario/variant/status; user groups leave them NULL)."""
+        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        if not exists:
+            self.con.execute(
+                "INSERT INTO runs (run_id, created_at) VALUES (?, ?)", [run_id, _now()]
+            )
+        for key, value in fields.items():
+            if key not in {"scenario", "variant", "status", "manifest"}:
+                raise ValueError(f"unknown run field {key}")
+            self.con.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", [value, run_id])
+
+    def resolve(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None) -> int:
+        """FILE_OR_SOURCE → source_id. A path is ingested first (idempotently)."""
+        text = str(ref)
+        if not Path(text).exists() and text.isdigit():
+            src = self.source(int(text))
+            if kinds and src["kind"] not in kinds:
+                raise PerflabError(
+                    f"source {text} is {src['kind']}, expected {' or '.join(kinds)}"
+                )
+            return int(src["source_id"])
+        from perflab.ingest import ingest_path
+
+        result = ingest_path(self, text)
+        if kinds and result.kind not in kinds:
+            raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
+        return result.source_id
+
+    # -- reading ------------------------------------------------------------------
+    def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run a query and return a polars DataFrame (through Arrow, no Python rows)."""
+        rel = self.con.sql(query, params=params or None)
+        if rel is None:  # a statement that returns no rows
+            return pl.DataFrame()
+        return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | os.PathLike[str] | None = None, read_only: bool = False) -> Store:
+    return Store(path, read_only=read_only)
+
+
+def list_sources(store: Store) -> pl.DataFrame:
+    return store.sql(
+        "SELECT source_id, kind, path, bytes, sha256, run_id, ingested_at "
+        "FROM sources ORDER BY source_id"
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,33 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from perflab.store import Store
+
+
+def store_fingerprint(store: Store) -> dict[str, tuple[int, str]]:
+    """Every table's row count and a hash of its sorted content: equal fingerprints, equal stores."""
+    out: dict[str, tuple[int, str]] = {}
+    tables = [r[0] for r in store.con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema='main' ORDER BY 1"
+    ).fetchall()]
+    for t in tables:
+        rows = store.con.execute(f'SELECT * FROM "{t}"').fetchall()
+        digest = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+        out[t] = (len(rows), digest)
+    return out
+
+
+def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python -m perflab ...` as a user would, capturing stdout/stderr."""
+    cmd = [sys.executable, "-m", "perflab"]
+    if store is not None:
+        cmd += ["--store", str(store)]
+    cmd += list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
