@@ -20,7 +20,7 @@ test: install
 
 # The main job: ingest the bundled samples into the default store and show what is there.
 report: install
-	$(BIN)/perflab ingest data/samples/*/*
+	find data/samples -type f ! -name '*.md' -print0 | sort -z | xargs -0 $(BIN)/perflab ingest
 	$(BIN)/perflab sources
 
 bench: install
