@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,9 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
+        # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
+        # should get it, or `perflab top --json > x.json` would be corrupted.
+        self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
         self._in_tx = False
         self._check_schema(read_only)
 
@@ -211,6 +215,13 @@ def list_sources(store: Store) -> pl.DataFrame:
         "SELECT source_id, kind, path, bytes, sha256, run_id, ingested_at "
         "FROM sources ORDER BY source_id"
     )
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _now() -> datetime:

@@ -51,13 +51,15 @@ def sniff(path: Path) -> tuple[bytes, bool]:
     return head, True
 
 
-def _chunks(path: Path, cap: int):
+def _chunks(path: Path, cap: int, on_read=None):
     """Yield decompressed chunks of a (possibly multi-member) gzip file, enforcing the cap."""
     total = 0
     d = zlib.decompressobj(wbits=31)
     fed = False  # has the current member received any bytes?
     with open(path, "rb") as fh:
         while raw := fh.read(CHUNK):
+            if on_read is not None:
+                on_read(len(raw))
             data = raw
             while data:
                 fed = True
@@ -96,10 +98,16 @@ def read_all(path: Path, gzipped: bool, cap: int) -> bytes:
 
 
 def inflate_to_temp(path: Path, cap: int) -> Path:
+    from tqdm import tqdm
+
     fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".inflated")
     try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in _chunks(path, cap):
+        # disable=None: a bar on a terminal only, nothing in logs, pipes or notebooks' stdout.
+        with os.fdopen(fd, "wb") as out, tqdm(
+            total=path.stat().st_size, unit="B", unit_scale=True, desc=f"inflating {path.name}",
+            disable=None if path.stat().st_size > SMALL_FILE else True, leave=False,
+        ) as bar:
+            for chunk in _chunks(path, cap, bar.update):
                 out.write(chunk)
     except BaseException:
         Path(name).unlink(missing_ok=True)
