@@ -43,7 +43,34 @@ PPROF_DDL = """
 """
 
 # --- cProfile (perflab/ingest/cprofile.py) -----------------------------------------
+# One row per pstats key and one per caller->callee edge. calls = pstats' nc (every
+# call), primitive_calls = cc (calls not made from inside the same function), times in
+# seconds. func_id is the key's position in the file's dict (callers-only keys follow),
+# so summing tottime in func_id order reproduces pstats' own float total exactly.
 CPROFILE_DDL = """
+CREATE TABLE cprofile_functions (
+    source_id       BIGINT NOT NULL,
+    run_id          VARCHAR,
+    func_id         INTEGER NOT NULL,
+    file            VARCHAR NOT NULL,      -- '~' for built-ins
+    line            BIGINT NOT NULL,
+    name            VARCHAR NOT NULL,      -- '<built-in method builtins.len>' for built-ins
+    std_name        VARCHAR NOT NULL,      -- pstats.func_std_string(key)
+    calls           BIGINT,                -- NULL: the key appears only as a caller
+    primitive_calls BIGINT,
+    tottime         DOUBLE,
+    cumtime         DOUBLE
+);
+CREATE TABLE cprofile_edges (
+    source_id       BIGINT NOT NULL,
+    run_id          VARCHAR,
+    caller_id       INTEGER NOT NULL,      -- cprofile_functions.func_id of the same source
+    callee_id       INTEGER NOT NULL,
+    calls           BIGINT NOT NULL,
+    primitive_calls BIGINT,                -- NULL (and the times too): the pure-Python
+    tottime         DOUBLE,                -- `profile` module, which stores only a count
+    cumtime         DOUBLE
+);
 """
 
 # --- k6 (perflab/ingest/k6.py) ------------------------------------------------------
@@ -54,17 +81,39 @@ K6_DDL = """
 PG_DDL = """
 """
 
-DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL]
+# --- the lab's own samples (perflab/ingest/resources.py) ---------------------------
+RESOURCES_DDL = """
+CREATE TABLE resource_samples (
+    source_id       BIGINT NOT NULL,
+    run_id          VARCHAR,
+    t               TIMESTAMPTZ NOT NULL,
+    elapsed_s       DOUBLE NOT NULL,     -- since the sampler started
+    role            VARCHAR NOT NULL,    -- service | postgres | k6 | host (the whole machine)
+    processes       INTEGER NOT NULL,    -- live processes of the role at this sample
+    cpu_pct         DOUBLE,              -- % of one core over the interval (2 cores = 200 %); NULL on the first sample
+    rss_bytes       BIGINT,
+    threads         INTEGER,
+    ctx_voluntary   BIGINT,              -- context switches during the interval
+    ctx_involuntary BIGINT
+);
+CREATE TABLE service_vars (
+    source_id  BIGINT NOT NULL,
+    run_id     VARCHAR,
+    t          TIMESTAMPTZ NOT NULL,
+    elapsed_s  DOUBLE NOT NULL,
+    key        VARCHAR NOT NULL,         -- flattened /debug/vars path, e.g. pool.checked_out
+    value      DOUBLE NOT NULL
+);
+"""
+
+DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL]
 
 
 def statements() -> list[str]:
     """Every CREATE statement of the current schema, in order."""
     out: list[str] = []
     for block in DDL:
-        for stmt in block.split(";"):
-            # Drop SQL comments line by line so a ';' inside a comment cannot split a statement.
-            lines = [ln.split("--", 1)[0] for ln in stmt.splitlines()]
-            text = "\n".join(ln for ln in lines if ln.strip())
-            if text.strip():
-                out.append(text.strip())
+        # Comments go first, so a ';' or ',' inside one cannot split or break a statement.
+        text = "\n".join(ln.split("--", 1)[0].rstrip() for ln in block.splitlines())
+        out.extend(stmt.strip() for stmt in text.split(";") if stmt.strip())
     return out

@@ -110,7 +110,7 @@ class IngestResult:
 
 
 REGISTRY: dict[str, Format] = {}
-_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat")
+_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat", "resources")
 _loaded = False
 
 

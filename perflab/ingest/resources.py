@@ -1,0 +1,70 @@
+"""The lab's own samples: per-process-role resources and the service's /debug/vars.
+
+Files are JSONL written by perflab.lab.sampler. The first line is a header naming the
+kind (``{"perflab": "resources", "version": 1, ...}``), so detection is by content;
+data lines follow and are loaded by DuckDB in one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from perflab.errors import InputError
+from perflab.ingest import Context, Format, Sniff, register
+
+RESOURCE_COLUMNS = {
+    "t": "TIMESTAMPTZ",
+    "elapsed_s": "DOUBLE",
+    "role": "VARCHAR",
+    "processes": "INTEGER",
+    "cpu_pct": "DOUBLE",
+    "rss_bytes": "BIGINT",
+    "threads": "INTEGER",
+    "ctx_voluntary": "BIGINT",
+    "ctx_involuntary": "BIGINT",
+}
+VARS_COLUMNS = {"t": "TIMESTAMPTZ", "elapsed_s": "DOUBLE", "key": "VARCHAR", "value": "DOUBLE"}
+
+
+def _header(sniff: Sniff) -> dict[str, Any] | None:
+    first = sniff.head.split(b"\n", 1)[0]
+    if not first.startswith(b'{"perflab"'):
+        return None
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _loader(kind: str, table: str, columns: dict[str, str], required: str):
+    def detect(sniff: Sniff) -> bool:
+        head = _header(sniff)
+        return head is not None and head.get("perflab") == kind
+
+    def ingest(ctx: Context) -> dict[str, Any]:
+        path = str(ctx.plain_path())
+        with open(path, "rb") as fh:
+            header = json.loads(fh.readline())
+        if header.get("version") != 1:
+            raise InputError(ctx.path, f"{kind} file version {header.get('version')!r}; this perflab reads 1")
+        ctx.meta.update({k: v for k, v in header.items() if k != "perflab"})
+        cols = ", ".join(columns)
+        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+        ctx.con.execute(
+            f"INSERT INTO {table} (source_id, run_id, {cols}) "
+            f"SELECT ?, ?, {cols} FROM read_json(?, format='newline_delimited', columns={spec}) "
+            f"WHERE {required} IS NOT NULL",  # the header line has none of the data columns
+            [ctx.source_id, ctx.run_id, path],
+        )
+        n = ctx.con.execute(f"SELECT count(*) FROM {table} WHERE source_id = ?", [ctx.source_id]).fetchall()[0][0]
+        return {"samples": int(n)}
+
+    return detect, ingest
+
+
+_d, _i = _loader("resources", "resource_samples", RESOURCE_COLUMNS, "role")
+register(Format(kind="resources", description="perflab lab resource samples (JSONL)", detect=_d, ingest=_i, priority=10))
+_d, _i = _loader("service-vars", "service_vars", VARS_COLUMNS, "key")
+register(Format(kind="service-vars", description="perflab lab /debug/vars samples (JSONL)", detect=_d, ingest=_i, priority=10))
