@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -50,6 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM ends a command like Ctrl-C does, so cleanup in finally blocks runs.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        cap = getattr(args, "max_decompressed", None)
+        if cap:
+            from perflab.ingest._io import parse_size
+
+            try:
+                parse_size(cap)
+            except ValueError:
+                raise PerflabError(f"--max-decompressed {cap!r}: not a size (e.g. 512M, 8G)") from None
+            # Every verb that takes FILE_OR_SOURCE may ingest; the environment reaches them all.
+            os.environ["PERFLAB_MAX_DECOMPRESSED"] = cap
         return int(modules[args.command].run(args) or 0)  # type: ignore[attr-defined]
     except PerflabError as err:
         print(f"perflab: {err}", file=sys.stderr)

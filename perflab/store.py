@@ -171,7 +171,8 @@ class Store:
                 raise ValueError(f"unknown run field {key}")
             self.con.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", [value, run_id])
 
-    def resolve(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None) -> int:
+    def resolve(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None,
+                max_decompressed: int | None = None) -> int:
         """FILE_OR_SOURCE → source_id. A path is ingested first (idempotently)."""
         text = str(ref)
         if not Path(text).exists() and text.isdigit():
@@ -183,7 +184,7 @@ class Store:
             return int(src["source_id"])
         from perflab.ingest import ingest_path
 
-        result = ingest_path(self, text)
+        result = ingest_path(self, text, max_decompressed=max_decompressed)
         if kinds and result.kind not in kinds:
             raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
         return result.source_id

@@ -156,7 +156,11 @@ def detect(path: Path) -> tuple[str, bool]:
     head, gzipped = _io.sniff(path)
     sniff = Sniff(path=path, head=head, gzipped=gzipped)
     for fmt in sorted(formats().values(), key=lambda f: f.priority):
-        if fmt.detect(sniff):
+        try:
+            claimed = fmt.detect(sniff)
+        except Exception:  # noqa: BLE001 - a detector that chokes on odd bytes just says no
+            claimed = False
+        if claimed:
             return fmt.kind, gzipped
     kinds = ", ".join(sorted(formats()))
     raise InputError(path, f"not a format perflab reads ({kinds})")
