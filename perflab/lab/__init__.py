@@ -1,0 +1,1 @@
+"""The lab: running the sample service under real k6 load against a real PostgreSQL."""
