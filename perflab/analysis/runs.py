@@ -1,0 +1,100 @@
+"""A run's headline numbers, from the store alone (works for lab runs and user groups).
+
+requests, rps, p95 and error rate are k6's own figures (k6_summary over the run's
+NDJSON); service CPU comes from the lab sampler; DB queries per request from the
+service's /debug/vars counters, because pg_stat_statements does not count the
+statements a statement_timeout cancelled (LAB-NOTES).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from perflab.store import Store
+
+
+def list_runs(store: Store) -> list[dict[str, Any]]:
+    ids = store.sql("SELECT run_id FROM runs ORDER BY created_at, run_id")["run_id"].to_list()
+    return [run_summary(store, rid) for rid in ids]
+
+
+def run_summary(store: Store, run_id: str) -> dict[str, Any]:
+    rows = store.sql("SELECT * FROM runs WHERE run_id = ?", [run_id]).to_dicts()
+    if not rows:
+        from perflab.errors import PerflabError
+
+        raise PerflabError(f"no run {run_id!r} in {store.path}")
+    run = rows[0]
+    manifest = json.loads(run["manifest"]) if run["manifest"] else {}
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "scenario": run["scenario"],
+        "variant": run["variant"],
+        "status": run["status"] or "complete",  # a user-made group is as complete as its files
+        "started_at": manifest.get("started_at") or run["created_at"].isoformat(),
+        "duration_s": None,
+        "requests": None,
+        "rps": None,
+        "p95_ms": None,
+        "error_rate": None,
+        "dropped_iterations": None,
+        "service_cpu_p50": None,
+        "service_cpu_mean": None,
+        "db_queries_per_request": None,
+    }
+    out.update(_k6_numbers(store, run_id))
+    out.update(_cpu(store, run_id))
+    out["db_queries_per_request"] = queries_per_request(store, run_id)
+    return out
+
+
+def _k6_numbers(store: Store, run_id: str) -> dict[str, Any]:
+    from perflab.analysis.loadtest import k6_summary
+
+    src = store.sql(
+        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN ('k6', 'k6-csv') "
+        "ORDER BY kind, source_id LIMIT 1", [run_id]
+    )
+    if src.is_empty():
+        return {}
+    summary = k6_summary(store, int(src["source_id"][0]))
+    m = summary["metrics"]
+    reqs = m.get("http_reqs", {})
+    dur = m.get("http_req_duration", {})
+    failed = m.get("http_req_failed", {})
+    dropped = m.get("dropped_iterations", {})
+    return {
+        "duration_s": summary.get("duration_s"),
+        "requests": int(reqs["count"]) if "count" in reqs else None,
+        "rps": reqs.get("rate"),
+        "p95_ms": dur.get("p(95)"),
+        "error_rate": failed.get("rate"),
+        "dropped_iterations": int(dropped.get("count", 0)),
+    }
+
+
+def _cpu(store: Store, run_id: str) -> dict[str, Any]:
+    r = store.sql(
+        "SELECT median(cpu_pct) AS p50, avg(cpu_pct) AS mean FROM resource_samples "
+        "WHERE run_id = ? AND role = 'service' AND cpu_pct IS NOT NULL", [run_id]
+    ).to_dicts()[0]
+    return {"service_cpu_p50": r["p50"], "service_cpu_mean": r["mean"]}
+
+
+def counter_delta(store: Store, run_id: str, key: str) -> float | None:
+    """last − first of a /debug/vars counter over the run."""
+    r = store.sql(
+        "SELECT arg_max(value, elapsed_s) - arg_min(value, elapsed_s) AS d FROM service_vars "
+        "WHERE run_id = ? AND key = ?", [run_id, key]
+    )
+    d = r["d"][0] if not r.is_empty() else None
+    return float(d) if d is not None else None
+
+
+def queries_per_request(store: Store, run_id: str) -> float | None:
+    queries = counter_delta(store, run_id, "counters.db_queries")
+    requests = counter_delta(store, run_id, "counters.requests_total")
+    if queries is None or not requests:
+        return None
+    return queries / requests

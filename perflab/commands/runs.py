@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import argparse
+
+from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+
+NAME = "runs"
+HELP = "list lab runs (and user-made run groups) with their headline numbers"
+
+COLUMNS = ["run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
+           "p95_ms", "error_rate", "service_cpu_p50", "db_queries_per_request"]
+
+
+def prepare_parser(p: argparse.ArgumentParser) -> None:
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from perflab.analysis.runs import list_runs
+
+    rows = list_runs(open_store(args))
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, COLUMNS, max_width=48)
+    return 0

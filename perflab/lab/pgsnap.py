@@ -1,0 +1,86 @@
+"""pg_stat snapshots and pg_stat_activity samples of a lab run, written as files.
+
+The run folder keeps them as JSON lines (PostgreSQL's own ``row_to_json`` encoding,
+the format a user exports with psql), so a run can be re-ingested or shared, and
+they enter the store through the same pgstat ingest as a user's files.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+
+SNAPSHOT_VIEWS = (
+    "pg_stat_statements",
+    "pg_stat_statements_info",
+    "pg_stat_user_tables",
+    "pg_stat_user_indexes",
+    "pg_stat_database",
+)
+ACTIVITY_INTERVAL_S = 1.0  # once a second: states change slower than requests; cheap for PG
+
+
+def libpq(dsn: str) -> str:
+    """SQLAlchemy's postgresql+psycopg:// URL → a libpq URL psycopg accepts."""
+    return dsn.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def snapshot_views(dsn: str, out_dir: Path, suffix: str) -> list[Path]:
+    out: list[Path] = []
+    with psycopg.connect(libpq(dsn), autocommit=True) as conn:
+        # One read-only transaction: every view describes the same moment.
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute("SET LOCAL extra_float_digits = 1")  # shortest exact float text
+            conn.execute("SET LOCAL TimeZone = 'UTC'")
+            for view in SNAPSHOT_VIEWS:
+                path = out_dir / f"{view}_{suffix}.jsonl"
+                rows = conn.execute(f"SELECT row_to_json(s)::text FROM {view} s ORDER BY 1").fetchall()
+                path.write_text("".join(r[0] + "\n" for r in rows))
+                out.append(path)
+    return out
+
+
+class ActivitySampler:
+    """Appends pg_stat_activity, numbered per sample, once a second until stopped."""
+
+    def __init__(self, dsn: str, path: Path, interval_s: float = ACTIVITY_INTERVAL_S) -> None:
+        self.dsn, self.path, self.interval_s = libpq(dsn), path, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="perflab-pg-activity", daemon=True)
+        self.samples = 0
+        self.error: str | None = None
+
+    def __enter__(self) -> "ActivitySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, application_name="perflab-sampler") as conn, \
+                    open(self.path, "w") as fh:
+                conn.execute("SET TimeZone = 'UTC'")
+                while not self._stop.is_set():
+                    self.samples += 1
+                    rows = conn.execute(
+                        "SELECT row_to_json(s)::text FROM (SELECT %s::int AS sample_no, "
+                        "clock_timestamp() AS sample_ts, a.* FROM pg_stat_activity a) s",
+                        [self.samples],
+                    ).fetchall()
+                    fh.write("".join(r[0] + "\n" for r in rows))
+                    fh.flush()
+                    self._stop.wait(self.interval_s)
+        except psycopg.Error as exc:
+            # The server going away at the end of a run is not an error of the run.
+            if not self._stop.is_set():
+                self.error = str(exc).strip().splitlines()[0]

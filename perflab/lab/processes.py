@@ -1,0 +1,100 @@
+"""Every process a run starts is stopped when the run ends, whatever the exit path.
+
+Children are started in their own session (start_new_session) so a Ctrl-C in the
+terminal reaches perflab only; perflab then stops them in reverse start order, each
+politely first (SIGTERM: the service flushes its write buffer) and by force after a
+grace period, together with anything they forked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+GRACE_S = 10.0  # the service's shutdown flush of a full buffer takes well under this
+
+
+class ProcessGroup:
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[Any]]] = []
+
+    def start(self, name: str, cmd: Sequence[str], env: dict[str, str] | None = None,
+              cwd: str | Path | None = None, log: Path | None = None) -> subprocess.Popen[Any]:
+        out: IO[Any] | int = subprocess.DEVNULL
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log, "ab")
+        try:
+            proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            if log is not None:
+                out.close()  # type: ignore[union-attr]
+        self._procs.append((name, proc))
+        return proc
+
+    def adopt(self, name: str, proc: subprocess.Popen[Any]) -> None:
+        """Track a process started elsewhere (k6, started by the load generator)."""
+        self._procs.append((name, proc))
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self._procs if p.poll() is None}
+
+    def stop(self, name: str) -> None:
+        for n, p in self._procs:
+            if n == name:
+                stop_process(p)
+
+    def stop_all(self) -> None:
+        for _, p in reversed(self._procs):
+            stop_process(p)
+
+    def __enter__(self) -> "ProcessGroup":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+def stop_process(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the whole group
+    except (ProcessLookupError, PermissionError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
+    # Anything that left the group (double-forked) goes too.
+    for d in descendants:
+        try:
+            d.kill()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(_alive(d) for d in descendants):
+        time.sleep(0.05)
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
