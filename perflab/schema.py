@@ -39,7 +39,87 @@ CREATE TABLE runs (
 """
 
 # --- pprof (perflab/ingest/pprof.py) ------------------------------------------------
+# Ids are the file's own (unique within a source). Strings are resolved from the string
+# table; an index 0 ("unset") becomes NULL where the field is optional.
 PPROF_DDL = """
+CREATE TABLE pprof_profiles (
+    source_id            BIGINT NOT NULL,
+    run_id               VARCHAR,
+    period_type          VARCHAR,          -- '' when the profile has none
+    period_unit          VARCHAR,
+    period               BIGINT,
+    time_nanos           BIGINT,
+    duration_nanos       BIGINT,
+    default_sample_type  VARCHAR,          -- as the file names it (NULL when unset)
+    default_sample_index INTEGER,          -- pprof's choice: the named type, else the last
+    drop_frames          VARCHAR,          -- stored, not applied (pprof applies them to legacy formats only)
+    keep_frames          VARCHAR,
+    comments             VARCHAR[],
+    doc_url              VARCHAR,
+    num_samples          BIGINT,
+    num_locations        BIGINT
+);
+CREATE TABLE pprof_sample_types (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    idx       INTEGER NOT NULL,            -- position in Sample.value
+    type      VARCHAR NOT NULL,
+    unit      VARCHAR NOT NULL
+);
+CREATE TABLE pprof_mappings (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    mapping_id UBIGINT NOT NULL, memory_start UBIGINT, memory_limit UBIGINT, file_offset UBIGINT,
+    filename VARCHAR, build_id VARCHAR,
+    has_functions BOOLEAN, has_filenames BOOLEAN, has_line_numbers BOOLEAN, has_inline_frames BOOLEAN
+);
+CREATE TABLE pprof_functions (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    function_id UBIGINT NOT NULL, name VARCHAR, system_name VARCHAR, filename VARCHAR, start_line BIGINT
+);
+CREATE TABLE pprof_locations (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    location_id UBIGINT NOT NULL,
+    mapping_id  UBIGINT,                   -- NULL: no mapping
+    address     UBIGINT,
+    is_folded   BOOLEAN
+);
+CREATE TABLE pprof_lines (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    location_id UBIGINT NOT NULL,
+    line_idx    INTEGER NOT NULL,          -- 0 is the innermost inlined call, the last holds the frame
+    function_id UBIGINT,                   -- NULL: no function
+    line        BIGINT,
+    "column"    BIGINT
+);
+-- pprof's function-level nodes: a function name, [mapping basename] or <unknown>.
+CREATE TABLE pprof_nodes (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    node_id   INTEGER NOT NULL,
+    name      VARCHAR NOT NULL
+);
+-- One row per distinct stack of a source; both lists leaf first. node_ids is the stack
+-- after inline expansion (one entry per Line), so flat goes to node_ids[1] and cum to each
+-- distinct node: unnest(CASE WHEN recursive THEN list_distinct(node_ids) ELSE node_ids END).
+CREATE TABLE pprof_stacks (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    stack_id     INTEGER NOT NULL,
+    location_ids UBIGINT[] NOT NULL,
+    node_ids     INTEGER[] NOT NULL,
+    recursive    BOOLEAN NOT NULL          -- some node appears more than once
+);
+CREATE TABLE pprof_samples (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    sample_idx BIGINT NOT NULL,            -- position in the file
+    stack_id   INTEGER NOT NULL,
+    value      BIGINT[] NOT NULL           -- one per sample type, in pprof_sample_types.idx order
+);
+CREATE TABLE pprof_labels (
+    source_id BIGINT NOT NULL, run_id VARCHAR,
+    sample_idx BIGINT NOT NULL,
+    key        VARCHAR NOT NULL,
+    str        VARCHAR,                    -- a string label ...
+    num        BIGINT,                     -- ... or a numeric one
+    num_unit   VARCHAR
+);
 """
 
 # --- cProfile (perflab/ingest/cprofile.py) -----------------------------------------
@@ -75,10 +155,142 @@ CREATE TABLE cprofile_edges (
 
 # --- k6 (perflab/ingest/k6.py) ------------------------------------------------------
 K6_DDL = """
+CREATE TABLE k6_metrics (               -- the Metric lines of an NDJSON (CSV has none)
+    source_id   BIGINT NOT NULL,
+    run_id      VARCHAR,
+    seq         BIGINT NOT NULL,        -- line number of the Metric line
+    name        VARCHAR NOT NULL,
+    type        VARCHAR NOT NULL,       -- counter | gauge | rate | trend
+    contains    VARCHAR,                -- default | time (ms) | data (bytes)
+    thresholds  JSON,                   -- threshold sources of the parent metric only (k6 lists no others)
+    submetrics  JSON                    -- [{name, suffix, tags}] or NULL
+);
+CREATE TABLE k6_points (                -- one row per Point line (NDJSON) or data row (CSV)
+    source_id      BIGINT NOT NULL,
+    run_id         VARCHAR,
+    seq            BIGINT NOT NULL,     -- line number in the file: k6's arrival order (avg depends on it)
+    metric         VARCHAR NOT NULL,
+    time           TIMESTAMPTZ,         -- the UTC instant, truncated to µs, for joins
+    time_ns        BIGINT,              -- the exact instant: ns since the epoch (UTC)
+    utc_offset_min SMALLINT,            -- the zone offset k6 wrote (+330 for +05:30); NULL for CSV unix times
+    value          DOUBLE NOT NULL,
+    tags           JSON,                -- every tag as k6 wrote it, values are strings
+    metadata       JSON                 -- vu, iter, trace ids...; NULL when k6 wrote none
+);
+CREATE TABLE k6_summary_metrics (       -- metrics of a --summary-export or handleSummary() file
+    source_id   BIGINT NOT NULL,
+    run_id      VARCHAR,
+    metric      VARCHAR NOT NULL,       -- 'http_req_duration' or 'http_req_duration{endpoint:fast}'
+    parent      VARCHAR,                -- the metric a submetric belongs to; NULL for a metric
+    selector    JSON,                   -- a submetric's tag pairs, {"endpoint": "fast"}
+    type        VARCHAR,                -- counter | gauge | rate | trend (inferred for summary-export)
+    contains    VARCHAR                 -- NULL when the file does not say (summary-export, custom metric)
+);
+CREATE TABLE k6_summary_values (
+    source_id   BIGINT NOT NULL,
+    run_id      VARCHAR,
+    metric      VARCHAR NOT NULL,
+    stat        VARCHAR NOT NULL,       -- k6's own field names: avg, p(95), count, rate, passes, value...
+    value       DOUBLE NOT NULL
+);
+CREATE TABLE k6_thresholds (
+    source_id   BIGINT NOT NULL,
+    run_id      VARCHAR,
+    metric      VARCHAR NOT NULL,
+    expr        VARCHAR NOT NULL,       -- the threshold source, 'p(95)<2000'
+    passed      BOOLEAN NOT NULL        -- normalised: summary-export writes true for FAILED
+);
+CREATE TABLE k6_checks (
+    source_id   BIGINT NOT NULL,
+    run_id      VARCHAR,
+    path        VARCHAR NOT NULL,       -- '::group::sub::check name'
+    group_path  VARCHAR NOT NULL,       -- '' for the root group
+    name        VARCHAR NOT NULL,
+    passes      BIGINT NOT NULL,
+    fails       BIGINT NOT NULL
+);
 """
 
 # --- PostgreSQL statistics (perflab/ingest/pgstat.py) -----------------------------
+# One table per view. Columns are the union over PostgreSQL 12-18 under their newest
+# names (total_time -> total_exec_time, blk_read_time -> shared_blk_read_time in
+# pg_stat_statements); a column the file's version lacks is NULL. oids and xids are
+# BIGINT (unsigned 32-bit in PostgreSQL), times in ms as PostgreSQL reports them.
+# snapshot_at is when the snapshot was taken if known (live clock; NULL for plain files).
 PG_DDL = """
+CREATE TABLE pg_stat_statements_snap (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    userid BIGINT, dbid BIGINT,
+    toplevel BOOLEAN,                     -- PG >= 14; NULL before (analysis treats it as true)
+    queryid BIGINT,                       -- signed 64-bit hash, never through a float
+    query VARCHAR,
+    plans BIGINT, total_plan_time DOUBLE, min_plan_time DOUBLE, max_plan_time DOUBLE,
+    mean_plan_time DOUBLE, stddev_plan_time DOUBLE,
+    calls BIGINT,
+    total_exec_time DOUBLE, min_exec_time DOUBLE, max_exec_time DOUBLE,    -- PG 12: *_time
+    mean_exec_time DOUBLE, stddev_exec_time DOUBLE,
+    rows BIGINT,
+    shared_blks_hit BIGINT, shared_blks_read BIGINT, shared_blks_dirtied BIGINT, shared_blks_written BIGINT,
+    local_blks_hit BIGINT, local_blks_read BIGINT, local_blks_dirtied BIGINT, local_blks_written BIGINT,
+    temp_blks_read BIGINT, temp_blks_written BIGINT,
+    shared_blk_read_time DOUBLE, shared_blk_write_time DOUBLE,             -- PG < 17: blk_*_time
+    local_blk_read_time DOUBLE, local_blk_write_time DOUBLE,
+    temp_blk_read_time DOUBLE, temp_blk_write_time DOUBLE,
+    wal_records BIGINT, wal_fpi BIGINT,
+    wal_bytes BIGINT,                     -- numeric in PostgreSQL, but a per-statement byte count fits int64
+    wal_buffers_full BIGINT,
+    jit_functions BIGINT, jit_generation_time DOUBLE,
+    jit_inlining_count BIGINT, jit_inlining_time DOUBLE,
+    jit_optimization_count BIGINT, jit_optimization_time DOUBLE,
+    jit_emission_count BIGINT, jit_emission_time DOUBLE,
+    jit_deform_count BIGINT, jit_deform_time DOUBLE,
+    parallel_workers_to_launch BIGINT, parallel_workers_launched BIGINT,
+    stats_since TIMESTAMPTZ, minmax_stats_since TIMESTAMPTZ
+);
+CREATE TABLE pg_stat_statements_info_snap (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    dealloc BIGINT, stats_reset TIMESTAMPTZ
+);
+CREATE TABLE pg_stat_user_tables_snap (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    relid BIGINT, schemaname VARCHAR, relname VARCHAR,
+    seq_scan BIGINT, last_seq_scan TIMESTAMPTZ, seq_tup_read BIGINT,
+    idx_scan BIGINT, last_idx_scan TIMESTAMPTZ, idx_tup_fetch BIGINT,    -- NULL for a table without index
+    n_tup_ins BIGINT, n_tup_upd BIGINT, n_tup_del BIGINT, n_tup_hot_upd BIGINT, n_tup_newpage_upd BIGINT,
+    n_live_tup BIGINT, n_dead_tup BIGINT, n_mod_since_analyze BIGINT, n_ins_since_vacuum BIGINT,
+    last_vacuum TIMESTAMPTZ, last_autovacuum TIMESTAMPTZ, last_analyze TIMESTAMPTZ, last_autoanalyze TIMESTAMPTZ,
+    vacuum_count BIGINT, autovacuum_count BIGINT, analyze_count BIGINT, autoanalyze_count BIGINT,
+    total_vacuum_time DOUBLE, total_autovacuum_time DOUBLE, total_analyze_time DOUBLE, total_autoanalyze_time DOUBLE
+);
+CREATE TABLE pg_stat_user_indexes_snap (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    relid BIGINT, indexrelid BIGINT, schemaname VARCHAR, relname VARCHAR, indexrelname VARCHAR,
+    idx_scan BIGINT, last_idx_scan TIMESTAMPTZ, idx_tup_read BIGINT, idx_tup_fetch BIGINT
+);
+CREATE TABLE pg_stat_database_snap (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    datid BIGINT, datname VARCHAR,        -- datid 0 / datname NULL: the shared catalogs
+    numbackends INTEGER, xact_commit BIGINT, xact_rollback BIGINT, blks_read BIGINT, blks_hit BIGINT,
+    tup_returned BIGINT, tup_fetched BIGINT, tup_inserted BIGINT, tup_updated BIGINT, tup_deleted BIGINT,
+    conflicts BIGINT, temp_files BIGINT, temp_bytes BIGINT, deadlocks BIGINT,
+    checksum_failures BIGINT, checksum_last_failure TIMESTAMPTZ,
+    blk_read_time DOUBLE, blk_write_time DOUBLE,
+    session_time DOUBLE, active_time DOUBLE, idle_in_transaction_time DOUBLE,
+    sessions BIGINT, sessions_abandoned BIGINT, sessions_fatal BIGINT, sessions_killed BIGINT,
+    parallel_workers_to_launch BIGINT, parallel_workers_launched BIGINT,
+    stats_reset TIMESTAMPTZ
+);
+CREATE TABLE pg_stat_activity_samples (
+    source_id BIGINT NOT NULL, run_id VARCHAR, snapshot_at TIMESTAMPTZ,
+    sample_no INTEGER,                    -- group a sample by this: sample_ts is per row (clock_timestamp)
+    sample_ts TIMESTAMPTZ,
+    datid BIGINT, datname VARCHAR, pid INTEGER, leader_pid INTEGER, usesysid BIGINT, usename VARCHAR,
+    application_name VARCHAR, client_addr VARCHAR, client_hostname VARCHAR,
+    client_port INTEGER,                  -- -1 for a Unix-socket client
+    backend_start TIMESTAMPTZ, xact_start TIMESTAMPTZ, query_start TIMESTAMPTZ, state_change TIMESTAMPTZ,
+    wait_event_type VARCHAR, wait_event VARCHAR, state VARCHAR,
+    backend_xid BIGINT, backend_xmin BIGINT, query_id BIGINT, query VARCHAR, backend_type VARCHAR
+);
 """
 
 # --- the lab's own samples (perflab/ingest/resources.py) ---------------------------

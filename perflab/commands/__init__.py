@@ -11,4 +11,11 @@ Add a new verb by writing its module and naming it here.
 COMMANDS: tuple[str, ...] = (
     "ingest",
     "sources",
+    "k6",
+    "pgtop",
+    "export",
+    "snakeviz",
+    "top",
+    "run",
+    "runs",
 )

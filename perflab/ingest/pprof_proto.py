@@ -89,6 +89,14 @@ _MESSAGES: list[tuple[str, list[tuple[str, int, int, int, str | None]]]] = [
 ]
 
 
+# The same wire format seen with each sample left undecoded: parsing a Profile then
+# makes no Python object per sample (perflab.ingest.pprof joins and re-parses them).
+_MESSAGES.append((
+    "ProfileSampleBytes",
+    [("sample", 2, _F.TYPE_BYTES, _REP, None) if f[0] == "sample" else f for f in _MESSAGES[0][1]],
+))
+
+
 def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     fdp = descriptor_pb2.FileDescriptorProto(
         name="perflab/profile.proto", package=_PACKAGE, syntax="proto3"
@@ -119,3 +127,4 @@ Mapping = _cls("Mapping")
 Location = _cls("Location")
 Line = _cls("Line")
 Function = _cls("Function")
+ProfileSampleBytes = _cls("ProfileSampleBytes")
