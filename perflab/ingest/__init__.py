@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import threading
@@ -123,8 +122,7 @@ def formats() -> dict[str, Format]:
     global _loaded
     if not _loaded:
         for name in _FORMAT_MODULES:
-            if importlib.util.find_spec(f"perflab.ingest.{name}") is not None:  # TEMP while formats land
-                importlib.import_module(f"perflab.ingest.{name}")
+            importlib.import_module(f"perflab.ingest.{name}")
         _loaded = True
     return REGISTRY
 

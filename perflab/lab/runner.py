@@ -153,10 +153,12 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
             sampler.stop()
             activity.stop()
             _save_vars(f"{base}/debug/vars", run_dir / "debug_vars_final.json")
-            snapshot_views(pg.dsn, run_dir, "after")
             t = time.perf_counter()
-            procs.stop("service")  # SIGTERM: the service flushes its buffer before exiting
+            # SIGTERM first: the service flushes its write buffer on the way out, and the
+            # "after" snapshot must include that last flush.
+            procs.stop("service")
             timings["service_stop"] = round(time.perf_counter() - t, 3)
+            snapshot_views(pg.dsn, run_dir, "after")
         # Leaving the ExitStack stopped PostgreSQL and everything else.
         t = time.perf_counter()
         say("ingesting")
