@@ -31,3 +31,13 @@ def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = 
         cmd += ["--store", str(store)]
     cmd += list(args)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def assert_refused(code: int, stderr: str, path: object, phrase: str) -> None:
+    """The bad-input contract: exit 2, one stderr line naming the file and the problem."""
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"perflab: {path}: "), lines[0]
+    assert phrase in lines[0], lines[0]
+    assert "Traceback" not in stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from perflab.store import Store
-from tests.helpers import run_cli, store_fingerprint
+from tests.helpers import assert_refused, run_cli, store_fingerprint
 
 
 def _fingerprint(path: Path):
@@ -23,12 +23,7 @@ def _fingerprint(path: Path):
 
 
 def _assert_refused(result, path: Path, phrase: str):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert str(path) in lines[0]
-    assert phrase in lines[0]
-    assert "Traceback" not in result.stderr
+    assert_refused(result.returncode, result.stderr, path, phrase)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from perflab.ingest import detect, ingest_path
 from perflab.store import Store
-from tests.helpers import run_cli, store_fingerprint
+from tests.helpers import assert_refused, run_cli, store_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "k6"
 NDJSON = ["main_small.ndjson", "main_kolkata.ndjson.gz", "main_dropped.ndjson", "summary_small.ndjson"]
@@ -322,14 +322,6 @@ def seeded(tmp_path: Path) -> tuple[Path, Any]:
         return store_path, store_fingerprint(s)
 
 
-def _assert_refused(code: int, stderr: str, path: Path, phrase: str) -> None:
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith(f"perflab: {path}: "), lines[0]
-    assert phrase in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_file_exits_2_with_one_line_and_leaves_the_store_unchanged(
     case: str, tmp_path: Path, seeded: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
@@ -341,7 +333,7 @@ def test_bad_file_exits_2_with_one_line_and_leaves_the_store_unchanged(
     path = make(tmp_path)
     # In-process for speed: the same main() as `python -m perflab`, which runs below as a process.
     code = main(["--store", str(store_path), "ingest", *extra, str(path)])
-    _assert_refused(code, capsys.readouterr().err, path, phrase)
+    assert_refused(code, capsys.readouterr().err, path, phrase)
     with Store(store_path) as s:
         assert store_fingerprint(s) == before
 
@@ -353,7 +345,7 @@ def test_bad_files_as_a_user_runs_them(tmp_path: Path, seeded: tuple[Path, Any])
         make, phrase, _ = BAD_CASES[case]
         path = make(tmp_path)
         result = run_cli(verb, str(path), store=store_path)
-        _assert_refused(result.returncode, result.stderr, path, phrase)
+        assert_refused(result.returncode, result.stderr, path, phrase)
         assert "Traceback" not in result.stderr
     with Store(store_path) as s:
         assert store_fingerprint(s) == before

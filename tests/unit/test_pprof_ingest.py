@@ -20,7 +20,7 @@ from perflab.ingest import Sniff, ingest_path
 from perflab.ingest import pprof as pprof_format
 from perflab.ingest.pprof_proto import Profile
 from perflab.store import Store
-from tests.helpers import run_cli, store_fingerprint
+from tests.helpers import assert_refused, run_cli, store_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pprof"
 GOOGLE = FIXTURES / "public" / "google-pprof"
@@ -340,14 +340,6 @@ def seeded(tmp_path: Path) -> tuple[Path, Any]:
         return store_path, store_fingerprint(s)
 
 
-def _assert_refused(code: int, stderr: str, path: Path, phrase: str) -> None:
-    assert code == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith(f"perflab: {path}: "), lines[0]
-    assert phrase in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_profile_exits_2_with_one_line_and_leaves_the_store_unchanged(
     case: str, tmp_path: Path, seeded: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
@@ -359,7 +351,7 @@ def test_bad_profile_exits_2_with_one_line_and_leaves_the_store_unchanged(
     path = make(tmp_path)
     # In-process for speed; the same main() as `python -m perflab` (run as a process below).
     code = main(["--store", str(store_path), "ingest", *extra, str(path)])
-    _assert_refused(code, capsys.readouterr().err, path, phrase)
+    assert_refused(code, capsys.readouterr().err, path, phrase)
     with Store(store_path) as s:
         assert store_fingerprint(s) == before
 
@@ -370,7 +362,7 @@ def test_bad_profiles_as_a_user_runs_them(tmp_path: Path, seeded: tuple[Path, An
         make, phrase, _ = BAD_CASES[case]
         path = make(tmp_path)
         result = run_cli(verb, str(path), store=store_path)
-        _assert_refused(result.returncode, result.stderr, path, phrase)
+        assert_refused(result.returncode, result.stderr, path, phrase)
         assert "Traceback" not in result.stderr
     with Store(store_path) as s:
         assert store_fingerprint(s) == before
