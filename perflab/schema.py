@@ -318,7 +318,46 @@ CREATE TABLE service_vars (
 );
 """
 
-DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL]
+# --- perflab bench-writes (perflab/ingest/benchwrites.py) ----------------------------
+# One row per write method and one per flush interval of a bench-writes.json; host,
+# versions and settings are in sources.meta. run_id is the bench id.
+BENCH_DDL = """
+CREATE TABLE bench_write_methods (
+    source_id    BIGINT NOT NULL,
+    run_id       VARCHAR,
+    method       VARCHAR NOT NULL,     -- single | executemany | multirow | copy | upsert
+    rows         BIGINT NOT NULL,      -- rows per repetition, counted in PostgreSQL after each
+    seconds      DOUBLE NOT NULL,      -- median over the repetitions
+    rows_per_s   DOUBLE NOT NULL,      -- rows / seconds
+    x_single     DOUBLE,               -- rows_per_s / single's; NULL when single was not run
+    reps_seconds DOUBLE[],             -- every repetition, in run order
+    description  VARCHAR,
+    reps         INTEGER               -- len(reps_seconds)
+);
+CREATE TABLE bench_flush_intervals (
+    source_id             BIGINT NOT NULL,
+    run_id                VARCHAR,
+    interval_s            DOUBLE NOT NULL,  -- the service's FLUSH_INTERVAL_S
+    e2e_latency_p95_ms    DOUBLE NOT NULL,  -- p95 of written_at - accepted_at over the run's rows
+    db_writes_per_s       DOUBLE NOT NULL,  -- flush transactions per second of k6 load
+    records_per_s         DOUBLE NOT NULL,  -- rows written / duration_s
+    duration_s            DOUBLE,           -- k6's constant-arrival-rate duration
+    record_rate           DOUBLE,           -- requested POST /records per second
+    records_written       BIGINT,
+    flushes               BIGINT,           -- counters.flushes delta over the k6 run
+    write_transactions    BIGINT,           -- distinct written_at: transactions that wrote the rows
+    records_per_flush     DOUBLE,
+    e2e_latency_p50_ms    DOUBLE,
+    e2e_latency_max_ms    DOUBLE,
+    post_p95_ms           DOUBLE,           -- k6 http_req_duration p(95): what a client waits
+    post_p50_ms           DOUBLE,
+    k6_requests           BIGINT,
+    k6_failed_rate        DOUBLE,
+    k6_dropped_iterations BIGINT
+);
+"""
+
+DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL]
 
 
 def statements() -> list[str]:

@@ -190,9 +190,17 @@ class RecordBuffer:
             await self.flush()
 
     async def flush(self) -> bool:
-        """Write everything pending, FLUSH_MAX_RECORDS per transaction; False on a failure."""
-        while self.pending:
-            n = min(self.settings.flush_max_records, len(self.pending))
+        """Write what was pending when the flush began, FLUSH_MAX_RECORDS per transaction.
+
+        Records that arrive during the commit wait for the next tick (or the size trigger):
+        chasing them would turn every flush into one big and several tiny transactions,
+        and the flush interval would no longer be what sets the write rate.
+        False on a failure.
+        """
+        budget = len(self.pending)
+        while self.pending and budget > 0:
+            n = min(self.settings.flush_max_records, len(self.pending), budget)
+            budget -= n
             self.writing = [self.pending.popleft() for _ in range(n)]
             try:
                 await write_batch(self.db, self.settings, self.writing)

@@ -18,4 +18,5 @@ COMMANDS: tuple[str, ...] = (
     "top",
     "run",
     "runs",
+    "bench_writes",
 )

@@ -109,7 +109,7 @@ class IngestResult:
 
 
 REGISTRY: dict[str, Format] = {}
-_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat", "resources")
+_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat", "resources", "benchwrites")
 _loaded = False
 
 

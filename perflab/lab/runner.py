@@ -84,7 +84,7 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
         "duration_s": opts.duration_s,
         "k6_script": f"sample_workload/k6/{scenario.script}",
         "versions": {"perflab": __version__, "python": platform.python_version(), "k6": k6_version(k6_bin)},
-        "host": _host(),
+        "host": host_info(),
         "started_at": datetime.now(timezone.utc).isoformat(),
         "timings_s": {},
         "status": "incomplete",
@@ -123,7 +123,7 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
             t = time.perf_counter()
             service = procs.start("service", [sys.executable, "-m", "sample_workload", "serve"], env=env,
                                   cwd=scenarios.WORKLOAD_DIR.parent, log=run_dir / "service.log")
-            _wait_ready(f"{base}/debug/vars", service, run_dir / "service.log")
+            wait_ready(f"{base}/debug/vars", service, run_dir / "service.log")
             timings["service_start"] = round(time.perf_counter() - t, 3)
 
             snapshot_views(pg.dsn, run_dir, "before")
@@ -224,7 +224,7 @@ class _Profiler(threading.Thread):
             self.result = {"error": f"CPU profile not taken: {exc}"}
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -259,7 +259,7 @@ def _pg_version(dsn: str) -> str:
         engine.dispose()
 
 
-def _host() -> dict[str, Any]:
+def host_info() -> dict[str, Any]:
     import psutil
 
     return {"hostname": socket.gethostname(), "platform": platform.platform(),
