@@ -18,5 +18,6 @@ COMMANDS: tuple[str, ...] = (
     "top",
     "run",
     "runs",
+    "categories",
     "bench_writes",
 )

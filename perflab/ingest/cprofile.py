@@ -244,6 +244,17 @@ def _show(x: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _is_text(k: Key) -> bool:
+    # marshal keeps lone surrogates (surrogatepass); the store is UTF-8 and no real
+    # file or function name holds one, so such a key is refused rather than mangled.
+    try:
+        k[0].encode("utf-8")
+        k[2].encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate(stats: Any) -> Stats:
     """Check the pstats shape and return the dict; PstatsError names the first bad entry."""
     if type(stats) is not dict:
@@ -253,6 +264,8 @@ def validate(stats: Any) -> Stats:
     for key, value in stats.items():
         if not _is_key(key):
             raise PstatsError(f"function key {_show(key)} is not (file, line, name)")
+        if not _is_text(key):
+            raise PstatsError(f"function key {_show(key)} is not valid UTF-8 text")
         if not (
             type(value) is tuple
             and len(value) == 5
@@ -270,6 +283,8 @@ def validate(stats: Any) -> Stats:
         for caller, edge in value[4].items():
             if not _is_key(caller):
                 raise PstatsError(f"{_std_name(key)}: caller key {_show(caller)} is not (file, line, name)")
+            if not _is_text(caller):
+                raise PstatsError(f"{_std_name(key)}: caller key {_show(caller)} is not valid UTF-8 text")
             if _is_int(edge):
                 continue  # the `profile` module: a call count only
             if not (

@@ -1,0 +1,571 @@
+"""perflab.report.charts on data that exists in a store: real pprof, cProfile, k6 and
+pg_stat fixtures, and a small run written in the lab's own file formats. Every test
+reads a number out of the figure and compares it with one computed another way."""
+
+from __future__ import annotations
+
+import json
+import math
+import pstats
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+
+from perflab.analysis.database import pg_top_frame
+from perflab.analysis.loadtest import k6_timeseries
+from perflab.analysis.profiles import stacks, top
+from perflab.analysis.runs import counter_delta
+from perflab.errors import PerflabError
+from perflab.ingest import ingest_path
+from perflab.report import charts
+from perflab.store import Store
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PPROF = FIXTURES / "pprof"
+LOGINSTORM_CPU = PPROF / "generated" / "small_loginstorm.cpu.pb.gz"
+HEAP = PPROF / "generated" / "small_loginstorm.heap.pb.gz"
+BLOCK = PPROF / "generated" / "small_falseidle.block.pb.gz"
+MUTEX = PPROF / "generated" / "small_falseidle.mutex.pb.gz"
+LARGE = PPROF / "public" / "google-pprof" / "large.cpu"
+DELTA = PPROF / "public" / "parca" / "alloc_space_delta.pb.gz"
+K6_SMALL = FIXTURES / "k6" / "main_small.ndjson"
+K6_DROPPED = FIXTURES / "k6" / "main_dropped.ndjson"
+PG = FIXTURES / "pg"
+CPROFILE = FIXTURES / "cprofile"
+
+RUN = "synthetic-run"
+T0 = datetime(2026, 11, 22, 10, 8, 33, tzinfo=timezone.utc)  # 0.567 s before main_small's first k6 point
+TICK_S = 0.25  # the lab sampler's 4 Hz
+TICKS = 45  # 11 s: the whole of main_small.ndjson
+ROLES = ("service", "postgres", "k6", "host")
+
+
+def expected(profile: Path) -> dict[str, Any]:
+    return json.loads((profile.parent / f"{profile.name}.oracle" / "expected.json").read_text())
+
+
+# -- a synthetic run in the lab's formats ------------------------------------------------------
+
+def service_cpu(i: int) -> float | None:
+    return None if i == 0 else 20.0 + 15.0 * (i % 7)
+
+
+def db_increment(i: int) -> int:
+    """Queries sent in tick i: 40/s for the first 5 s, then 100/s (a retry storm starts)."""
+    return 10 if i <= 20 else 25
+
+
+def var_rows(i: int, errors: bool = True) -> dict[str, float]:
+    return {
+        "counters.requests_total": 5.0 * i,  # 20 requests/s throughout
+        "counters.db_queries": float(sum(db_increment(j) for j in range(1, i + 1))),
+        "counters.errors.timeout": float(max(0, i - 20)) if errors else 0.0,
+        "counters.errors.pool_timeout": 0.0,
+        "gauges.in_flight_requests": float(i % 5),
+        "gauges.db_waiting_tasks": float(max(0, i - 30)),
+        "gauges.pool_checked_out": float(min(i, 2)),
+        "gauges.pool_size": 2.0,
+    }
+
+
+def write_run(folder: Path, ticks: int = TICKS, with_vars: bool = True, cpu_offset: float = 0.0,
+              errors: bool = True) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    res = folder / "resources.jsonl"
+    lines = [json.dumps({"perflab": "resources", "version": 1, "interval_s": TICK_S, "cpu_count": 2})]
+    for i in range(ticks):
+        t = (T0 + timedelta(seconds=TICK_S * i)).isoformat()
+        for k, role in enumerate(ROLES):
+            cpu = service_cpu(i) if role == "service" else (None if i == 0 else 1.0 + k)
+            if cpu is not None:
+                cpu += cpu_offset
+            lines.append(json.dumps({
+                "t": t, "elapsed_s": TICK_S * i, "role": role, "processes": 1, "cpu_pct": cpu,
+                "rss_bytes": (100 + 10 * k) * 2**20 + i * 2**20, "threads": 4,
+                "ctx_voluntary": None if i == 0 else 3, "ctx_involuntary": None if i == 0 else 1,
+            }))
+    res.write_text("\n".join(lines) + "\n")
+    out = [res]
+    if with_vars:
+        var = folder / "vars.jsonl"
+        lines = [json.dumps({"perflab": "service-vars", "version": 1, "url": "http://127.0.0.1:1/debug/vars"})]
+        for i in range(ticks):
+            t = (T0 + timedelta(seconds=TICK_S * i)).isoformat()
+            for key, value in var_rows(i, errors).items():
+                lines.append(json.dumps({"t": t, "elapsed_s": TICK_S * i, "key": key, "value": value}))
+        var.write_text("\n".join(lines) + "\n")
+        out.append(var)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One store: the synthetic run (k6 + resources + vars), a k6-only run, a run without
+    k6, and the profile and pg fixtures."""
+    root = tmp_path_factory.mktemp("charts")
+    store = Store(root / "store.duckdb")
+    for path in write_run(root / "run"):
+        ingest_path(store, path, run_id=RUN)
+    ingest_path(store, K6_SMALL, run_id=RUN)
+    ingest_path(store, K6_DROPPED, run_id="k6-only")
+    for path in write_run(root / "nok6", ticks=8, with_vars=False, cpu_offset=0.5):
+        ingest_path(store, path, run_id="no-k6")
+    for path in write_run(root / "quiet", ticks=8, cpu_offset=0.75, errors=False):
+        ingest_path(store, path, run_id="quiet")
+    yield store
+    store.close()
+
+
+def trace(fig: go.Figure, name: str) -> Any:
+    found = [t for t in fig.data if t.name == name]
+    assert len(found) == 1, [t.name for t in fig.data]
+    return found[0]
+
+
+def as_list(values: Any) -> list[Any]:
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+
+
+def k6_ns(text: str) -> int:
+    """A k6 UTC time ('2026-11-22T10:08:33.5671508Z') as ns since the epoch, exactly."""
+    base, _, frac = text.removesuffix("Z").partition(".")
+    whole = datetime.fromisoformat(base + "+00:00")
+    return int(whole.timestamp()) * 10**9 + int(frac.ljust(9, "0") or 0)
+
+
+# -- load test ----------------------------------------------------------------------------------
+
+def test_latency_over_time_of_a_run(lab: Store) -> None:
+    fig = charts.latency_over_time(lab, RUN)
+    ts = k6_timeseries(lab, RUN, 1)
+    for col in ("p50", "p95", "p99"):
+        assert as_list(trace(fig, f"{col} latency").y) == ts[f"{col}_ms"].to_list()
+    assert list(trace(fig, "requests/s").y) == ts["rps"].to_list()
+    # x: seconds since the run's first sample (the resource sampler started 0.567 s before k6)
+    first_k6 = ts["t"][0]
+    assert trace(fig, "p95 latency").x[0] == pytest.approx((first_k6 - T0).total_seconds(), abs=1e-6)
+    assert len(trace(fig, "p95 latency").x) == ts.height
+    # errors/s: failed requests of each interval, counted from the NDJSON itself
+    failed = Counter()
+    t0_ns = None
+    for line in K6_SMALL.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") != "Point":
+            continue
+        ns = k6_ns(rec["data"]["time"])
+        t0_ns = ns if t0_ns is None else min(t0_ns, ns)
+        if rec["metric"] == "http_req_failed" and rec["data"]["value"] != 0:
+            failed[ns] += 1
+    per_bucket = Counter()
+    for ns, n in failed.items():
+        per_bucket[(ns - t0_ns) // 10**9] += n
+    errors = list(trace(fig, "errors/s").y)
+    assert errors == [float(per_bucket.get(b, 0)) for b in range(ts.height)]
+    assert sum(errors) == sum(failed.values()) > 0
+    assert fig.layout.yaxis.title.text == "latency (ms)"
+    assert fig.layout.uirevision == charts.UIREVISION
+
+
+def test_latency_over_time_of_a_source_and_wider_intervals(lab: Store) -> None:
+    fig = charts.latency_over_time(lab, K6_SMALL, interval_s=2)
+    ts = k6_timeseries(lab, K6_SMALL, 2)
+    assert as_list(trace(fig, "p95 latency").y) == ts["p95_ms"].to_list()
+    assert list(trace(fig, "p95 latency").x) == ts["elapsed_s"].to_list()
+    assert fig.layout.xaxis.title.text == "seconds since the first request"
+
+
+def test_latency_points_are_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charts, "MAX_POINTS", 4)
+    fig = charts.latency_over_time(lab, K6_SMALL, interval_s=1)
+    # 11 one-second buckets do not fit in 4 points: re-bucketed to 3 s, with 3 s percentiles
+    ts = k6_timeseries(lab, K6_SMALL, 3)
+    assert len(trace(fig, "p95 latency").y) == ts.height <= 4
+    assert as_list(trace(fig, "p95 latency").y) == ts["p95_ms"].to_list()
+
+
+def test_cpu_vs_latency(lab: Store) -> None:
+    fig = charts.cpu_vs_latency(lab, RUN)
+    cpu = trace(fig, "service CPU")
+    assert list(cpu.y) == [service_cpu(i) for i in range(1, TICKS)]
+    assert list(cpu.x) == [TICK_S * i for i in range(1, TICKS)]
+    ts = k6_timeseries(lab, RUN, 1)
+    assert as_list(trace(fig, "p95 latency").y) == ts["p95_ms"].to_list()
+    assert trace(fig, "p95 latency").yaxis == "y2"
+
+
+def test_cpu_latency_scatter(lab: Store) -> None:
+    fig = charts.cpu_latency_scatter(lab, RUN)
+    ts = k6_timeseries(lab, RUN, 1)
+    start = (ts["t"][0] - T0).total_seconds()
+    expected_points = []
+    for b, p95 in enumerate(ts["p95_ms"].to_list()):
+        samples = [service_cpu(i) for i in range(1, TICKS) if start + b <= TICK_S * i < start + b + 1]
+        if p95 is not None and samples:
+            expected_points.append((sum(samples) / len(samples), p95))
+    pts = trace(fig, "interval")
+    assert len(pts.x) == len(expected_points) >= 9
+    for (x, y), (ex, ey) in zip(zip(pts.x, pts.y), expected_points):
+        assert x == pytest.approx(ex, rel=1e-12) and y == ey
+
+
+def test_app_vs_db_rate(lab: Store) -> None:
+    fig = charts.app_vs_db_rate(lab, RUN)
+    req, db = trace(fig, "app requests/s"), trace(fig, "DB queries/s")
+    assert set(req.y) == {20.0}
+    # A counter's increase is booked to the second of the later sample.
+    buckets: dict[int, list[int]] = {}
+    for i in range(1, TICKS):
+        buckets.setdefault(math.floor(TICK_S * i), []).append(i)
+    want = [sum(db_increment(i) for i in ticks) / (TICK_S * len(ticks)) for _, ticks in sorted(buckets.items())]
+    assert list(db.y) == want
+    assert want[0] == 40.0 and want[-1] == 100.0
+    assert list(db.x) == [float(b) for b in sorted(buckets)]
+    per_request = trace(fig, "DB queries per request")
+    assert list(per_request.y) == [w / 20.0 for w in want]
+    # The increases add up to the counters' own run totals.
+    total = sum(r * TICK_S * len(t) for r, (_, t) in zip(db.y, sorted(buckets.items())))
+    assert total == counter_delta(lab, RUN, "counters.db_queries")
+
+
+def test_app_vs_db_rate_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charts, "MAX_POINTS", 4)
+    fig = charts.app_vs_db_rate(lab, RUN)
+    db = trace(fig, "DB queries/s")
+    # 11 s of run in at most 4 points: 3 s intervals, and the increases still add up
+    assert list(db.x) == [0.0, 3.0, 6.0, 9.0]
+    ticks = Counter(math.floor(TICK_S * i / 3) for i in range(1, TICKS))  # increases per 3 s bucket
+    covered = [TICK_S * ticks[b] for b in range(4)]
+    assert covered == [2.75, 3.0, 3.0, 2.25]
+    assert sum(r * c for r, c in zip(db.y, covered)) == counter_delta(lab, RUN, "counters.db_queries")
+    assert "3 s intervals" in fig.layout.title.text
+
+
+def test_inflight_and_waiting(lab: Store) -> None:
+    fig = charts.inflight_and_waiting(lab, RUN)
+    for key, (name, row, _, _) in charts.INFLIGHT_KEYS.items():
+        t = trace(fig, name)
+        assert list(t.y) == [var_rows(i)[key] for i in range(TICKS)]
+        assert t.xaxis == ("x" if row == 1 else "x2")
+    assert max(trace(fig, "tasks waiting for a DB connection").y) == TICKS - 1 - 30
+
+
+def test_inflight_keeps_peaks_when_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charts, "MAX_POINTS", 10)
+    fig = charts.inflight_and_waiting(lab, RUN)
+    waiting = trace(fig, "tasks waiting for a DB connection")
+    assert len(waiting.y) <= 10
+    assert max(waiting.y) == TICKS - 1 - 30
+    assert max(trace(fig, "requests in flight").y) == 4.0
+
+
+def failed_by_status(path: Path) -> dict[str, int]:
+    """k6's failed requests by status, counted from the NDJSON itself."""
+    want: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "Point" and rec["metric"] == "http_req_failed" and rec["data"]["value"] != 0:
+            want[f"status {rec['data']['tags'].get('status', '?')}"] += 1
+    return dict(want)
+
+
+def test_errors_by_kind(lab: Store) -> None:
+    fig = charts.errors_by_kind(lab, RUN)
+    timeout = trace(fig, "timeout")
+    assert sum(timeout.y) == counter_delta(lab, RUN, "counters.errors.timeout") == TICKS - 1 - 20
+    assert not [t for t in fig.data if t.name == "pool_timeout"]  # never happened: no empty series
+    got = {t.name: sum(t.y) for t in fig.data if t.name.startswith("status ")}
+    assert got == failed_by_status(K6_SMALL) and got
+    assert fig.layout.barmode == "stack"
+    assert [a.text for a in fig.layout.annotations] == [
+        "service errors by kind (counters.errors.*)", "k6 failed requests by status (http_req_failed)"]
+
+
+def test_errors_by_kind_without_errors(lab: Store) -> None:
+    fig = charts.errors_by_kind(lab, "quiet")
+    assert fig.data == ()
+    assert [a.text for a in fig.layout.annotations] == ["service errors by kind (counters.errors.*)", "no errors"]
+
+
+def test_errors_by_kind_of_a_k6_only_run(lab: Store) -> None:
+    fig = charts.errors_by_kind(lab, "k6-only")
+    got = {t.name: sum(t.y) for t in fig.data}
+    assert got == failed_by_status(K6_DROPPED) and len(got) >= 2
+
+
+def test_process_resources(lab: Store) -> None:
+    fig = charts.process_resources(lab, RUN)
+    cpu = [t for t in fig.data if t.xaxis == "x"]
+    assert [t.name for t in cpu] == list(ROLES)
+    assert as_list(cpu[0].y) == [service_cpu(i) for i in range(TICKS)]
+    rss = [t for t in fig.data if t.xaxis == "x2"]
+    assert list(rss[1].y) == [110.0 + i for i in range(TICKS)]  # postgres, MiB
+    assert rss[3].name == "host (used memory)"
+
+
+def test_run_charts_say_what_is_missing(lab: Store) -> None:
+    with pytest.raises(PerflabError, match="run k6-only has no resource samples of the service's CPU"):
+        charts.cpu_vs_latency(lab, "k6-only")
+    with pytest.raises(PerflabError, match="^run k6-only has no resource samples$"):
+        charts.process_resources(lab, "k6-only")
+    with pytest.raises(PerflabError, match="run k6-only has no service vars counters.requests_total"):
+        charts.app_vs_db_rate(lab, "k6-only")
+    with pytest.raises(PerflabError, match="run k6-only has no service vars gauges"):
+        charts.inflight_and_waiting(lab, "k6-only")
+    with pytest.raises(PerflabError, match="run no-k6 has no k6 samples"):
+        charts.cpu_vs_latency(lab, "no-k6")
+    with pytest.raises(PerflabError, match="run no-k6 has no k6 samples"):
+        charts.latency_over_time(lab, "no-k6")
+    with pytest.raises(PerflabError, match="run no-k6 has no error counters"):
+        charts.errors_by_kind(lab, "no-k6")
+    with pytest.raises(PerflabError, match="no run 'nope'"):
+        charts.process_resources(lab, "nope")
+    # the run without k6 still draws what it has
+    fig = charts.process_resources(lab, "no-k6")
+    assert list(fig.data[0].y)[1:] == [service_cpu(i) + 0.5 for i in range(1, 8)]
+
+
+# -- flame graphs -----------------------------------------------------------------------------
+
+def icicle(fig: go.Figure) -> dict[str, Any]:
+    t = fig.data[0]
+    assert isinstance(t, go.Icicle)
+    return {"ids": list(t.ids), "parents": list(t.parents), "values": list(t.values), "labels": list(t.labels)}
+
+
+def assert_valid_tree(tree: dict[str, Any], total_mode: bool = True) -> None:
+    ids = tree["ids"]
+    assert len(set(ids)) == len(ids)
+    pos = {i: k for k, i in enumerate(ids)}
+    children: dict[str, float] = {}
+    for node, parent, value in zip(ids, tree["parents"], tree["values"]):
+        if parent:
+            assert parent in pos and pos[parent] < pos[node]
+            assert node == f"{parent};{tree['labels'][pos[node]]}"
+            children[parent] = children.get(parent, 0) + value
+    if total_mode:
+        for parent, s in children.items():
+            assert s <= tree["values"][pos[parent]]
+
+
+def test_flame_graph_of_a_go_cpu_profile(lab: Store) -> None:
+    exp = expected(LOGINSTORM_CPU)
+    fig = charts.flame_graph(lab, LOGINSTORM_CPU, min_share=0)
+    tree = icicle(fig)
+    assert tree["ids"][0] == "root" and tree["values"][0] == exp["totals"]["cpu"]
+    assert_valid_tree(tree)
+    # A function that only ever sits at the root of its stacks has one node, holding pprof's cum.
+    sid = top(lab, LOGINSTORM_CPU)["source_id"]
+    st = stacks(lab, sid)
+    cum = {f["name"]: f["cum"] for f in exp["functions"]["cpu"]}
+    checked = 0
+    for node, value in zip(tree["ids"], tree["values"]):
+        if node.count(";") != 1:
+            continue
+        name = node.split(";")[1]
+        only_at_root = all(name not in frames[:-1] for frames in st["frames"].to_list())
+        if only_at_root:
+            assert value == cum[name], name
+            checked += 1
+    assert checked >= 2
+    # With min_share=0 nothing is folded: a node's own part (value - its children) is the
+    # samples that end there, so the own parts per function are pprof's flat.
+    own = dict(zip(tree["ids"], tree["values"]))
+    for node, parent, value in zip(tree["ids"], tree["parents"], tree["values"]):
+        if parent:
+            own[parent] -= value
+    flat: Counter[str] = Counter()
+    for node, value in own.items():
+        if node != "root":
+            flat[node.rsplit(";", 1)[1]] += value
+    assert {n: v for n, v in flat.items() if v} == {f["name"]: f["flat"] for f in exp["functions"]["cpu"] if f["flat"]}
+    assert own["root"] == 0
+
+
+def test_flame_graph_any_sample_type_and_cuts(lab: Store) -> None:
+    exp = expected(HEAP)
+    fig = charts.flame_graph(lab, HEAP, sample_type="alloc_space", min_share=0.05, max_depth=3)
+    tree = icicle(fig)
+    total = exp["totals"]["alloc_space"]
+    assert tree["values"][0] == total
+    assert all(v >= 0.05 * total for v in tree["values"])
+    assert max(i.count(";") for i in tree["ids"]) <= 3
+    assert_valid_tree(tree)
+    assert "alloc_space" in fig.layout.title.text
+
+
+def test_flame_graph_of_large_cpu_stays_under_the_node_cap(lab: Store) -> None:
+    exp = expected(LARGE)
+    default = icicle(charts.flame_graph(lab, LARGE))
+    assert default["values"][0] == exp["totals"]["cpu"]
+    assert all(v >= charts.DEFAULT_MIN_SHARE * exp["totals"]["cpu"] for v in default["values"])
+    everything = icicle(charts.flame_graph(lab, LARGE, min_share=0, max_depth=1000))
+    assert len(everything["ids"]) == charts.MAX_NODES
+    assert everything["values"][0] == exp["totals"]["cpu"]
+    assert_valid_tree(everything)
+    # the kept nodes are the largest: nothing dropped outweighs anything kept
+    assert min(everything["values"]) >= 1
+
+
+def test_flame_graph_of_a_cprofile_is_one_level(lab: Store) -> None:
+    path = CPROFILE / "json.prof"
+    st = pstats.Stats(str(path))
+    fig = charts.flame_graph(lab, path, min_share=0.01)
+    t = fig.data[0]
+    assert t.branchvalues == "remainder"
+    want = sorted(((v[2], pstats.func_std_string(k)) for k, v in st.stats.items() if v[2] >= 0.01 * st.total_tt),
+                  key=lambda r: (-r[0], r[1]))
+    assert list(t.labels[1:]) == [n for _, n in want]
+    assert list(t.values[1:]) == [v for v, _ in want]
+    assert t.values[0] + math.fsum(t.values[1:]) == pytest.approx(st.total_tt, rel=1e-12)
+    assert set(t.parents[1:]) == {"all functions"}
+
+
+def test_flame_graph_refuses_delta_profiles(lab: Store) -> None:
+    with pytest.raises(PerflabError, match="negative values"):
+        charts.flame_graph(lab, DELTA)
+
+
+def test_diff_flame_graph_deltas_are_share_differences(lab: Store) -> None:
+    fig = charts.diff_flame_graph(lab, BLOCK, MUTEX, sample_type="delay", min_share=0)
+    t = fig.data[0]
+    ids = list(t.ids)
+    top_a, top_b = top(lab, BLOCK, sample_type="delay"), top(lab, MUTEX, sample_type="delay")
+    cum_a = {r["name"]: r["cum"] for r in top_a["rows"]}
+    cum_b = {r["name"]: r["cum"] for r in top_b["rows"]}
+    st_a = stacks(lab, top_a["source_id"], "delay")["frames"].to_list()
+    st_b = stacks(lab, top_b["source_id"], "delay")["frames"].to_list()
+    checked = 0
+    for name in sorted(set(cum_a) | set(cum_b)):
+        at_root = all(name not in f[:-1] for f in st_a + st_b) and any(f[-1] == name for f in st_a + st_b)
+        if not at_root:
+            continue
+        k = ids.index(f"root;{name}")
+        want = cum_b.get(name, 0) / top_b["total"] - cum_a.get(name, 0) / top_a["total"]
+        assert t.marker.colors[k] == pytest.approx(want, abs=1e-15), name
+        assert t.customdata[k][0] == cum_a.get(name, 0) / top_a["total"]
+        assert t.customdata[k][1] == cum_b.get(name, 0) / top_b["total"]
+        checked += 1
+    assert checked >= 3  # main.client (in both), main.dbServerLoop (A only), janitor loops (B only)
+    assert t.marker.cmid == 0 and t.marker.cmin == -t.marker.cmax
+    assert t.branchvalues == "remainder"
+    assert_valid_tree({"ids": ids, "parents": list(t.parents), "values": list(t.values),
+                       "labels": list(t.labels)}, total_mode=False)
+
+
+def test_diff_of_a_profile_with_itself_changes_nothing(lab: Store) -> None:
+    fig = charts.diff_flame_graph(lab, LOGINSTORM_CPU, LOGINSTORM_CPU)
+    t = fig.data[0]
+    assert set(t.marker.colors) == {0.0}
+    assert t.values[0] == pytest.approx(0.0, abs=1e-12)  # the root holds nothing of its own
+
+
+def test_diff_flame_graph_of_cprofiles(lab: Store) -> None:
+    a, b = CPROFILE / "json.prof", CPROFILE / "cli_script.prof"
+    fig = charts.diff_flame_graph(lab, a, b, min_share=0)
+    t = fig.data[0]
+    ta, tb = top(lab, a), top(lab, b)
+    fa = {r["name"]: r["flat"] for r in ta["rows"]}
+    fb = {r["name"]: r["flat"] for r in tb["rows"]}
+    labels = list(t.labels)
+    both = [n for n in fa if n in fb and fa[n] > 0 and fb[n] > 0]
+    assert len(both) >= 5
+    for name in both:
+        k = labels.index(name)
+        assert t.marker.colors[k] == pytest.approx(fb[name] / tb["total"] - fa[name] / ta["total"], abs=1e-15)
+
+
+def test_diff_flame_graph_refuses_mixed_formats(lab: Store) -> None:
+    with pytest.raises(PerflabError, match="compare profiles of one format"):
+        charts.diff_flame_graph(lab, LOGINSTORM_CPU, CPROFILE / "json.prof")
+
+
+# -- database ---------------------------------------------------------------------------------------
+
+def test_top_statements(lab: Store) -> None:
+    before, after = PG / "pg_stat_statements_before.jsonl", PG / "pg_stat_statements_after.jsonl"
+    fig = charts.top_statements(lab, before, after, n=5)
+    frame = pg_top_frame(lab, before, after, order="total", limit=5)
+    bars = fig.data[0]
+    assert list(bars.x) == frame["total_exec_time"].to_list()
+    assert list(bars.x) == sorted(bars.x, reverse=True)
+    assert [c[0] for c in bars.customdata] == frame["calls"].to_list()
+    assert [c[1] for c in bars.customdata] == frame["mean_exec_time"].to_list()
+    assert all(len(label) <= charts.QUERY_LABEL_CHARS + 4 for label in bars.y)
+    assert fig.layout.yaxis.autorange == "reversed"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_index_usage(lab: Store) -> None:
+    before, after = PG / "pg_stat_user_indexes_before.jsonl", PG / "pg_stat_user_indexes_after.jsonl"
+    fig = charts.index_usage(lab, before, after)
+    b = {r["indexrelid"]: r["idx_scan"] for r in _jsonl(before)}
+    want = {f"{r['relname']}.{r['indexrelname']}": r["idx_scan"] - b.get(r["indexrelid"], 0) for r in _jsonl(after)}
+    bars = fig.data[0]
+    assert dict(zip(bars.y, bars.x)) == want
+    unused = {name for name, n in want.items() if n == 0}
+    assert len(unused) == 3
+    assert list(bars.y[: len(unused)]) == sorted(unused, key=list(bars.y).index)  # unused first
+    assert {y for y, c in zip(bars.y, bars.marker.color) if c == charts.UNUSED_COLOR} == unused
+    # the table snapshots beside the index ones give the sequential scans
+    tb = {r["relid"]: r["seq_scan"] for r in _jsonl(PG / "pg_stat_user_tables_before.jsonl")}
+    seq = {r["relname"]: r["seq_scan"] - tb.get(r["relid"], 0) for r in _jsonl(PG / "pg_stat_user_tables_after.jsonl")}
+    assert dict(zip(fig.data[1].y, fig.data[1].x)) == seq
+    assert "3 of 6 indexes unused" in fig.layout.title.text
+
+
+def test_index_usage_without_table_snapshots(lab: Store, tmp_path: Path) -> None:
+    before, after = tmp_path / "idx_before.jsonl", tmp_path / "idx_after.jsonl"
+    before.write_text((PG / "pg_stat_user_indexes_before.jsonl").read_text() + "\n")
+    after.write_text((PG / "pg_stat_user_indexes_after.jsonl").read_text() + "\n")
+    fig = charts.index_usage(lab, before, after)
+    assert len(fig.data) == 1
+
+
+# -- every chart --------------------------------------------------------------------------------
+
+ALL_CHARTS = [
+    ("latency_over_time", lambda s: charts.latency_over_time(s, RUN)),
+    ("cpu_vs_latency", lambda s: charts.cpu_vs_latency(s, RUN)),
+    ("cpu_latency_scatter", lambda s: charts.cpu_latency_scatter(s, RUN)),
+    ("app_vs_db_rate", lambda s: charts.app_vs_db_rate(s, RUN)),
+    ("inflight_and_waiting", lambda s: charts.inflight_and_waiting(s, RUN)),
+    ("errors_by_kind", lambda s: charts.errors_by_kind(s, RUN)),
+    ("process_resources", lambda s: charts.process_resources(s, RUN)),
+    ("flame_graph", lambda s: charts.flame_graph(s, LOGINSTORM_CPU)),
+    ("flame_graph_cprofile", lambda s: charts.flame_graph(s, CPROFILE / "cli_script.prof")),
+    ("diff_flame_graph", lambda s: charts.diff_flame_graph(s, BLOCK, MUTEX)),
+    ("top_statements", lambda s: charts.top_statements(s, PG / "pg_stat_statements_before.jsonl",
+                                                       PG / "pg_stat_statements_after.jsonl")),
+    ("index_usage", lambda s: charts.index_usage(s, PG / "pg_stat_user_indexes_before.jsonl",
+                                                 PG / "pg_stat_user_indexes_after.jsonl")),
+]
+
+
+@pytest.mark.parametrize("make", [m for _, m in ALL_CHARTS], ids=[n for n, _ in ALL_CHARTS])
+def test_charts_are_deterministic_titled_and_capped(lab: Store, make: Any) -> None:
+    first, second = make(lab), make(lab)
+    assert first.to_json() == second.to_json()
+    assert first.layout.uirevision == charts.UIREVISION
+    assert first.layout.title.text
+    for t in first.data:
+        for axis in ("x", "y", "ids"):
+            values = getattr(t, axis, None)
+            if values is not None:
+                assert len(values) <= max(charts.MAX_POINTS, charts.MAX_NODES)
+        assert getattr(t, "uid", None) is None
+
+
+def test_k6_timeseries_dataframe_is_what_the_chart_draws(lab: Store) -> None:
+    # the chart's x for a run is the k6 bucket start on the run's clock
+    ts = k6_timeseries(lab, RUN, 1).with_columns(
+        ((pl.col("t").dt.epoch("us") - int(T0.timestamp() * 1e6)) / 1e6).alias("x"))
+    fig = charts.latency_over_time(lab, RUN)
+    assert list(trace(fig, "p95 latency").x) == ts["x"].to_list()
