@@ -20,4 +20,5 @@ COMMANDS: tuple[str, ...] = (
     "runs",
     "categories",
     "bench_writes",
+    "compare", "log",
 )

@@ -1,0 +1,525 @@
+"""Before and after: two runs side by side, each change judged against the noise.
+
+Contract: ``compare_runs(store, run_a, run_b) -> dict`` (A is "before", B "after") and
+``profile_diff(store, source_a, source_b) -> polars.DataFrame``; pure reads of the store.
+
+A change is "beyond noise" only when a test on the per-request (or per-sample) values
+says the two runs differ, not when two single numbers differ::
+
+    A  ▁▁▂▂▃▃▃▄▅▅▆▇█ (per-request latencies)    Mann–Whitney U on all of them: do the
+    B  ▁▂▂▃▃▃▄▄▅▆▇██                              two distributions differ at all?
+                 ^p95                             bootstrap of p95(B) − p95(A): by how much
+                                                  could the p95 move from resampling alone?
+
+    latency      beyond noise = Mann–Whitney p < ALPHA and the bootstrap 95 % interval of the
+                 difference excludes 0 (per statistic; the group's verdict is the p95's)
+    error rate   Fisher's exact test on failed/succeeded requests
+    dropped it.  exact conditional test of two Poisson counts over each run's duration
+    CPU, RSS,    Mann–Whitney U on the per-sample values (the lab's sampler, /debug/vars)
+    waiting
+    throughput   Mann–Whitney U on the requests of each whole second of the run
+    queries/req  one ratio per run: no test, reported as such (beyond_noise None)
+
+``beyond_noise`` is True, False, or None when there are too few values to test. Every
+latency figure is k6's own (``k6_summary``: med, p(95), p(99), avg, count); the tests
+run on the same per-request values k6 aggregated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from perflab.errors import PerflabError
+from perflab.store import Store
+
+Ref = str | int | os.PathLike[str]
+
+# 1 % rather than 5 %: a comparison reads a dozen metrics at once, and at 5 % one of
+# them would flag "beyond noise" by chance in about every second comparison.
+ALPHA = 0.01
+# 2,000 resamples put the 2.5 % and 97.5 % ends of the interval on 50 resamples each,
+# enough for their position to move by less than the p95's own resolution.
+BOOTSTRAP_RESAMPLES = 2_000
+# Resampling cost is resamples × n; beyond 5,000 values per run a seeded subsample is
+# used. A smaller sample can only widen the interval, so the cap never invents a change.
+BOOTSTRAP_MAX_N = 5_000
+# Resamples drawn per numpy call: 250 × 5,000 values is 10 MB of indices, bounded memory.
+BOOTSTRAP_CHUNK = 250
+# A fixed seed: the same two runs give the same interval every time (deterministic output).
+BOOTSTRAP_SEED = 20240601
+BOOTSTRAP_LEVEL = 0.95
+# A p95 of fewer than 20 values is the largest of them, not a percentile (as the doctor's
+# MIN_REQUESTS): below it latency changes are reported but not tested.
+MIN_REQUESTS = 20
+# 8 samples at the lab's 4 Hz are 2 s; with fewer the Mann–Whitney normal approximation
+# and a median of CPU samples (4 % steps, LAB-NOTES) are both too coarse to test.
+MIN_SAMPLES = 8
+# The first and last whole second of a run are partial (k6 starts and stops mid-second),
+# so per-second request counts drop them.
+EDGE_SECONDS = 1
+
+LATENCY_STATS = (("p50", "med", 0.5), ("p95", "p(95)", 0.95), ("p99", "p(99)", 0.99), ("mean", "avg", None))
+MIB = 1024.0 * 1024.0
+# Fifteen functions cover every share that moved by more than a fraction of a percent in
+# the lab's profiles; the rest of a diff is sampling noise in functions of < 0.1 %.
+PROFILE_DIFF_LIMIT = 15
+
+
+# -- the statistics --------------------------------------------------------------------
+
+def change(a: float | None, b: float | None) -> dict[str, float | None]:
+    """B − A, absolute and in % of A (None when A is 0 or either is missing)."""
+    if a is None or b is None:
+        return {"abs": None, "pct": None}
+    diff = float(b) - float(a)
+    return {"abs": diff, "pct": 100.0 * diff / float(a) if a else (0.0 if diff == 0 else None)}
+
+
+def mann_whitney(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Two-sided Mann–Whitney U of B against A, and the common-language effect size.
+
+    ``u`` is B's U statistic; ``effect_size`` = U / (n_a·n_b), the probability that a
+    random value of B is larger than a random value of A (ties count half): 0.5 is no
+    shift, below 0.5 B tends to be smaller (faster, for a latency).
+    """
+    res = stats.mannwhitneyu(b, a, alternative="two-sided")
+    u = float(res.statistic)
+    return {"u": u, "p_value": float(res.pvalue), "effect_size": u / (len(a) * len(b))}
+
+
+def _cap(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if len(x) <= BOOTSTRAP_MAX_N:
+        return x
+    return x[np.sort(rng.choice(len(x), BOOTSTRAP_MAX_N, replace=False))]
+
+
+def bootstrap_diff(a: np.ndarray, b: np.ndarray, quantiles: tuple[float | None, ...] = (0.95,),
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+                   ) -> list[tuple[float, float]]:
+    """Percentile-bootstrap intervals (BOOTSTRAP_LEVEL) of stat(B) − stat(A) for each statistic.
+
+    A statistic is a quantile in 0..1 (linear between closest ranks, k6's rule) or None
+    for the mean. Deterministic: one seeded generator, drawn in a fixed order.
+    """
+    rng = np.random.default_rng(seed)
+    a = _cap(np.asarray(a, dtype=np.float64), rng)
+    b = _cap(np.asarray(b, dtype=np.float64), rng)
+    qs = [q for q in quantiles if q is not None]
+    diffs = np.empty((len(quantiles), resamples))
+    for start in range(0, resamples, BOOTSTRAP_CHUNK):
+        k = min(BOOTSTRAP_CHUNK, resamples - start)
+        ra = a[rng.integers(0, len(a), size=(k, len(a)))]
+        rb = b[rng.integers(0, len(b), size=(k, len(b)))]
+        qa = np.quantile(ra, qs, axis=1) if qs else np.empty((0, k))
+        qb = np.quantile(rb, qs, axis=1) if qs else np.empty((0, k))
+        j = 0
+        for i, q in enumerate(quantiles):
+            if q is None:
+                diffs[i, start:start + k] = rb.mean(axis=1) - ra.mean(axis=1)
+            else:
+                diffs[i, start:start + k] = qb[j] - qa[j]
+                j += 1
+    tail = (1 - BOOTSTRAP_LEVEL) / 2
+    lo, hi = np.quantile(diffs, [tail, 1 - tail], axis=1)
+    return [(float(x), float(y)) for x, y in zip(lo, hi)]
+
+
+def fisher_errors(failed_a: int, total_a: int, failed_b: int, total_b: int) -> dict[str, float]:
+    """Fisher's exact test on the 2×2 table of failed and succeeded requests."""
+    table = [[failed_a, total_a - failed_a], [failed_b, total_b - failed_b]]
+    odds, p = stats.fisher_exact(table, alternative="two-sided")
+    return {"p_value": float(p), "odds_ratio": float(odds)}
+
+
+def poisson_counts(count_a: int, duration_a: float, count_b: int, duration_b: float) -> dict[str, float]:
+    """Two Poisson counts over different durations: given the total, A's share is binomial
+    with p = duration_a / (duration_a + duration_b) when the rates are equal (exact test)."""
+    n = count_a + count_b
+    if n == 0:
+        return {"p_value": 1.0}
+    res = stats.binomtest(count_a, n, duration_a / (duration_a + duration_b), alternative="two-sided")
+    return {"p_value": float(res.pvalue)}
+
+
+# -- where a run's data is ----------------------------------------------------------------
+
+def _run_row(store: Store, run_id: str) -> dict[str, Any]:
+    rows = store.sql("SELECT * FROM runs WHERE run_id = ?", [str(run_id)]).to_dicts()
+    if not rows:
+        known = store.sql("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 3")["run_id"].to_list()
+        hint = f" (recent: {', '.join(known)})" if known else " (the store has no runs)"
+        raise PerflabError(f"no run {run_id!r} in {store.path}{hint}")
+    return rows[0]
+
+
+def k6_source(store: Store, run_id: str) -> int | None:
+    """The run's k6 samples: its first NDJSON source, else its first CSV (the same samples)."""
+    from perflab.ingest.k6 import CSV_KIND, KIND
+
+    rows = store.con.execute(
+        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN (?, ?) "
+        "ORDER BY kind = ? DESC, source_id LIMIT 1", [run_id, KIND, CSV_KIND, KIND]).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def cpu_profile_source(store: Store, run_id: str) -> int | None:
+    """The run's CPU profile: a pprof source with a cpu sample type, else a cProfile dump."""
+    rows = store.con.execute(
+        """SELECT s.source_id FROM sources s
+           WHERE s.run_id = ? AND (
+                 (s.kind = 'pprof' AND EXISTS (SELECT 1 FROM pprof_sample_types t
+                                               WHERE t.source_id = s.source_id AND t.type = 'cpu'))
+              OR s.kind = 'cprofile')
+           ORDER BY s.kind = 'pprof' DESC, s.source_id LIMIT 1""", [run_id]).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def run_info(store: Store, run_id: str) -> dict[str, Any]:
+    """Who the run is: scenario, variant, settings and when it started (its own clock).
+
+    ``started_at`` is the manifest's, else the first k6 sample's time, else the time the
+    run was registered: never "now", so two renderings of one comparison are identical.
+    """
+    row = _run_row(store, run_id)
+    manifest = json.loads(row["manifest"]) if row["manifest"] else {}
+    started = manifest.get("started_at")
+    if not started:
+        sid = k6_source(store, run_id)
+        first = store.con.execute("SELECT min(time) FROM k6_points WHERE source_id = ?",
+                                  [sid]).fetchall()[0][0] if sid is not None else None
+        started = (first or row["created_at"]).isoformat()
+    return {
+        "run_id": str(run_id),
+        "scenario": row["scenario"] or manifest.get("scenario"),
+        "variant": row["variant"] or manifest.get("variant"),
+        "started_at": started,
+        "settings": dict(manifest.get("settings") or {}),
+        "signature": manifest.get("signature"),
+        "why": manifest.get("why"),
+        "manifest": bool(manifest),
+    }
+
+
+# -- latency ----------------------------------------------------------------------------------
+
+def _k6_side(store: Store, run_id: str) -> dict[str, Any] | None:
+    from perflab.analysis.loadtest import k6_points, k6_summary
+
+    sid = k6_source(store, run_id)
+    if sid is None:
+        return None
+    summary = k6_summary(store, sid, by="endpoint")
+    pts = k6_points(store, sid, metric="http_req_duration")
+    ep = pts["endpoint"] if "endpoint" in pts.columns else pl.Series("endpoint", [None] * pts.height,
+                                                                       dtype=pl.String)
+    values = pts["value"].to_numpy().astype(np.float64)
+    per_endpoint = {}
+    if ep.null_count() < pts.height:
+        frame = pl.DataFrame({"endpoint": ep, "value": pts["value"]}).filter(pl.col("endpoint").is_not_null())
+        per_endpoint = {k: part["value"].to_numpy().astype(np.float64)
+                        for (k,), part in frame.partition_by("endpoint", as_dict=True).items()}
+    secs = store.sql(
+        "SELECT (time_ns // 1000000000) AS s, sum(value) AS n FROM k6_points "
+        "WHERE source_id = ? AND metric = 'http_reqs' AND time_ns IS NOT NULL GROUP BY 1 ORDER BY 1", [sid])
+    per_second = np.zeros(0)
+    if secs.height:
+        full = np.zeros(int(secs["s"].max() - secs["s"].min()) + 1)
+        full[(secs["s"] - secs["s"].min()).to_numpy()] = secs["n"].to_numpy()
+        per_second = full[EDGE_SECONDS:len(full) - EDGE_SECONDS]
+    return {"source_id": sid, "summary": summary, "values": values, "per_endpoint": per_endpoint,
+            "per_second": per_second}
+
+
+def _trend(summary: dict[str, Any], name: str) -> dict[str, float | None]:
+    m = summary["metrics"].get(name)
+    if m is None:
+        return {"count": 0, "p50": None, "p95": None, "p99": None, "mean": None}
+    out: dict[str, float | None] = {"count": int(m.get("count", 0))}
+    for stat, field, _ in LATENCY_STATS:
+        out[stat] = float(m[field]) if out["count"] and m.get(field) is not None else None
+    return out
+
+
+def latency_compare(a_values: np.ndarray, b_values: np.ndarray,
+                    a_stats: dict[str, Any], b_stats: dict[str, Any]) -> dict[str, Any]:
+    """One latency group (all requests, or one endpoint): k6's numbers, tests, intervals."""
+    out: dict[str, Any] = {"a": a_stats, "b": b_stats,
+                           "change": {s: change(a_stats[s], b_stats[s]) for s, _, _ in LATENCY_STATS}}
+    n_a, n_b = len(a_values), len(b_values)
+    if min(n_a, n_b) < MIN_REQUESTS:
+        out.update(mann_whitney=None, ci=None, beyond_noise=None,
+                   note=f"not tested: fewer than {MIN_REQUESTS} requests in a run ({n_a} and {n_b})")
+        out["stats_beyond_noise"] = {s: None for s, _, _ in LATENCY_STATS}
+        return out
+    mw = mann_whitney(a_values, b_values)
+    intervals = bootstrap_diff(a_values, b_values, tuple(q for _, _, q in LATENCY_STATS))
+    ci = {s: list(iv) for (s, _, _), iv in zip(LATENCY_STATS, intervals)}
+    beyond = {s: bool(mw["p_value"] < ALPHA and (iv[0] > 0 or iv[1] < 0)) for s, iv in ci.items()}
+    out.update(mann_whitney=mw, ci=ci, stats_beyond_noise=beyond, beyond_noise=beyond["p95"])
+    return out
+
+
+# -- samples from the lab -----------------------------------------------------------------
+
+def _resource(store: Store, run_id: str, role: str, column: str, scale: float = 1.0) -> np.ndarray:
+    df = store.sql(f"SELECT {column}::DOUBLE AS v FROM resource_samples WHERE run_id = ? AND role = ? "
+                   f"AND {column} IS NOT NULL ORDER BY t", [run_id, role])
+    return df["v"].to_numpy() / scale if df.height else np.zeros(0)
+
+
+def _outside_cpu(store: Store, run_id: str) -> np.ndarray:
+    """Per sample: the machine's CPU minus the run's own processes (other work on the host)."""
+    df = store.sql(
+        """SELECT t, sum(CASE WHEN role = 'host' THEN cpu_pct ELSE -cpu_pct END) AS v,
+                  count(*) FILTER (WHERE role = 'host') AS hosts
+           FROM resource_samples WHERE run_id = ? AND cpu_pct IS NOT NULL GROUP BY t ORDER BY t""", [run_id])
+    df = df.filter(pl.col("hosts") == 1)
+    return np.clip(df["v"].to_numpy(), 0, None) if df.height else np.zeros(0)
+
+
+def _var(store: Store, run_id: str, key: str) -> np.ndarray:
+    df = store.sql("SELECT value FROM service_vars WHERE run_id = ? AND key = ? ORDER BY elapsed_s",
+                   [run_id, key])
+    return df["value"].to_numpy() if df.height else np.zeros(0)
+
+
+def _has(store: Store, run_id: str, table: str) -> bool:
+    return bool(store.con.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id]).fetchall()[0][0])
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+def _row(metric: str, unit: str, better: str | None, a: float | None, b: float | None,
+         beyond: bool | None, test: dict[str, Any] | None, note: str | None = None) -> dict[str, Any]:
+    ch = change(a, b)
+    if a is None or b is None or a == b:
+        direction = "unchanged" if a is not None and a == b else None
+    elif better is None:
+        direction = "higher" if b > a else "lower"
+    else:
+        direction = "better" if (b < a) == (better == "lower") else "worse"
+    return {"metric": metric, "unit": unit, "better": better, "a": a, "b": b, "change": ch["abs"],
+            "change_pct": ch["pct"], "beyond_noise": beyond, "direction": direction, "test": test,
+            "note": note}
+
+
+def _sample_row(metric: str, unit: str, better: str | None, a: np.ndarray, b: np.ndarray,
+                stat: str, missing_a: str | None, missing_b: str | None) -> dict[str, Any]:
+    """A row from per-sample values: the statistic of each side, Mann–Whitney on the samples."""
+    def agg(x: np.ndarray) -> float | None:
+        if not len(x):
+            return None
+        return float({"p50": np.median, "mean": np.mean, "max": np.max}[stat](x))
+
+    va, vb = agg(a), agg(b)
+    if va is None or vb is None:
+        why = "; ".join(w for w in (missing_a and f"A: {missing_a}", missing_b and f"B: {missing_b}") if w)
+        return _row(metric, unit, better, va, vb, None, None, f"not measured: {why}")
+    if min(len(a), len(b)) < MIN_SAMPLES:
+        return _row(metric, unit, better, va, vb, None, None,
+                    f"not tested: fewer than {MIN_SAMPLES} samples in a run ({len(a)} and {len(b)})")
+    mw = mann_whitney(a, b)
+    return _row(metric, unit, better, va, vb, mw["p_value"] < ALPHA,
+                {"name": "Mann-Whitney U", **mw, "n_a": len(a), "n_b": len(b)})
+
+
+def _latency_rows(group: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    mw = group.get("mann_whitney")
+    for stat, _, _ in LATENCY_STATS:
+        test = None
+        if mw is not None:
+            test = {"name": "Mann-Whitney U + bootstrap", **mw, "ci": group["ci"][stat],
+                    "ci_level": BOOTSTRAP_LEVEL}
+        rows.append(_row(f"latency {stat}", "ms", "lower", group["a"][stat], group["b"][stat],
+                         group["stats_beyond_noise"][stat], test, group.get("note")))
+    rows.insert(0, _row("requests", "count", None, group["a"]["count"], group["b"]["count"], None, None,
+                        "the count follows the offered load: not a quality, not tested"))
+    return rows
+
+
+def _no_samples(store: Store, run_id: str, table: str, what: str) -> str | None:
+    return None if _has(store, run_id, table) else f"no {what} in run {run_id}"
+
+
+def compare_runs(store: Store, run_a: str, run_b: str,
+                 profile_limit: int | None = None) -> dict[str, Any]:
+    """Every headline metric of two runs side by side, with the change and its noise verdict.
+
+    Returns {"a", "b" (run_info), "latency": {"overall", "endpoints": {name: group}},
+    "metrics": [row], "profile": {"a_source", "b_source", "rows" | "note"}, "alpha",
+    "bootstrap": {...}}; a row is {"metric", "unit", "better", "a", "b", "change",
+    "change_pct", "beyond_noise", "direction", "test", "note"}. ``profile_limit`` caps the
+    profile diff's rows (default PROFILE_DIFF_LIMIT; 0 keeps all).
+    """
+    info_a, info_b = run_info(store, run_a), run_info(store, run_b)
+    k6a, k6b = _k6_side(store, run_a), _k6_side(store, run_b)
+    rows: list[dict[str, Any]] = []
+    latency: dict[str, Any] = {"overall": None, "endpoints": {}}
+    if k6a is None or k6b is None:
+        missing = " and ".join(r for r, k in ((run_a, k6a), (run_b, k6b)) if k is None)
+        note = f"not measured: no k6 samples in run {missing}"
+        for metric in ("latency p50", "latency p95", "latency p99", "latency mean", "throughput",
+                       "error rate", "dropped iterations"):
+            rows.append(_row(metric, "", "lower", None, None, None, None, note))
+    else:
+        sa, sb = k6a["summary"], k6b["summary"]
+        overall = latency_compare(k6a["values"], k6b["values"], _trend(sa, "http_req_duration"),
+                                  _trend(sb, "http_req_duration"))
+        latency["overall"] = overall
+        for ep in sorted(set(k6a["per_endpoint"]) | set(k6b["per_endpoint"])):
+            name = "http_req_duration{endpoint:" + ep + "}"
+            latency["endpoints"][ep] = latency_compare(
+                k6a["per_endpoint"].get(ep, np.zeros(0)), k6b["per_endpoint"].get(ep, np.zeros(0)),
+                _trend(sa, name), _trend(sb, name))
+        rows += _latency_rows(overall)
+        rows.append(_throughput_row(k6a, k6b))
+        rows.append(_error_row(sa, sb))
+        rows.append(_dropped_row(sa, sb))
+
+    rows.append(_sample_row(
+        "service CPU p50", "% of a core", "lower", _resource(store, run_a, "service", "cpu_pct"),
+        _resource(store, run_b, "service", "cpu_pct"), "p50",
+        _no_samples(store, run_a, "resource_samples", "resource samples"),
+        _no_samples(store, run_b, "resource_samples", "resource samples")))
+    rows.append(_sample_row(
+        "service CPU mean", "% of a core", "lower", _resource(store, run_a, "service", "cpu_pct"),
+        _resource(store, run_b, "service", "cpu_pct"), "mean",
+        _no_samples(store, run_a, "resource_samples", "resource samples"),
+        _no_samples(store, run_b, "resource_samples", "resource samples")))
+    rows.append(_queries_row(store, run_a, run_b))
+    for stat in ("p50", "max"):
+        rows.append(_sample_row(
+            f"waiting tasks {stat}", "", "lower", _var(store, run_a, "gauges.db_waiting_tasks"),
+            _var(store, run_b, "gauges.db_waiting_tasks"), stat,
+            _no_samples(store, run_a, "service_vars", "/debug/vars samples (gauges.db_waiting_tasks)"),
+            _no_samples(store, run_b, "service_vars", "/debug/vars samples (gauges.db_waiting_tasks)")))
+    rows.append(_sample_row(
+        "service RSS p50", "MiB", "lower", _resource(store, run_a, "service", "rss_bytes", MIB),
+        _resource(store, run_b, "service", "rss_bytes", MIB), "p50",
+        _no_samples(store, run_a, "resource_samples", "resource samples"),
+        _no_samples(store, run_b, "resource_samples", "resource samples")))
+    # Context, not a result: other work on the machine distorts every figure (LAB-NOTES).
+    rows.append(_sample_row(
+        "other CPU on the host p50", "% of a core", None, _outside_cpu(store, run_a),
+        _outside_cpu(store, run_b), "p50",
+        _no_samples(store, run_a, "resource_samples", "resource samples"),
+        _no_samples(store, run_b, "resource_samples", "resource samples")))
+
+    return {
+        "a": info_a,
+        "b": info_b,
+        "k6_sources": {"a": k6a and k6a["source_id"], "b": k6b and k6b["source_id"]},
+        "latency": latency,
+        "metrics": rows,
+        "profile": _profile_section(store, run_a, run_b, profile_limit),
+        "alpha": ALPHA,
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "max_n": BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
+                      "level": BOOTSTRAP_LEVEL, "statistic": "stat(B) - stat(A)"},
+    }
+
+
+def _throughput_row(k6a: dict[str, Any], k6b: dict[str, Any]) -> dict[str, Any]:
+    ra = k6a["summary"]["metrics"].get("http_reqs", {}).get("rate")
+    rb = k6b["summary"]["metrics"].get("http_reqs", {}).get("rate")
+    ra = float(ra) if ra is not None and math.isfinite(ra) else None
+    rb = float(rb) if rb is not None and math.isfinite(rb) else None
+    a, b = k6a["per_second"], k6b["per_second"]
+    if ra is None or rb is None:
+        return _row("throughput", "req/s", "higher", ra, rb, None, None, "not measured: no http_reqs samples")
+    if min(len(a), len(b)) < MIN_SAMPLES:
+        return _row("throughput", "req/s", "higher", ra, rb, None, None,
+                    f"not tested: fewer than {MIN_SAMPLES} whole seconds in a run")
+    mw = mann_whitney(a, b)
+    return _row("throughput", "req/s", "higher", ra, rb, mw["p_value"] < ALPHA,
+                {"name": "Mann-Whitney U on requests per second", **mw, "n_a": len(a), "n_b": len(b)})
+
+
+def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
+    fa, fb = sa["metrics"].get("http_req_failed"), sb["metrics"].get("http_req_failed")
+    if fa is None or fb is None:
+        return _row("error rate", "%", "lower", None, None, None, None,
+                    "not measured: no http_req_failed samples")
+    # k6's rate metric: a "pass" is a value of 1, i.e. a failed request.
+    failed_a, total_a = int(fa["passes"]), int(fa["passes"] + fa["fails"])
+    failed_b, total_b = int(fb["passes"]), int(fb["passes"] + fb["fails"])
+    test = {"name": "Fisher exact", **fisher_errors(failed_a, total_a, failed_b, total_b),
+            "failed_a": failed_a, "total_a": total_a, "failed_b": failed_b, "total_b": total_b}
+    return _row("error rate", "%", "lower", 100.0 * float(fa["rate"]), 100.0 * float(fb["rate"]),
+                test["p_value"] < ALPHA, test)
+
+
+def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
+    da = int(sa["metrics"].get("dropped_iterations", {}).get("count", 0))
+    db = int(sb["metrics"].get("dropped_iterations", {}).get("count", 0))
+    ta, tb = sa.get("duration_s"), sb.get("duration_s")
+    if not ta or not tb:
+        return _row("dropped iterations", "count", "lower", da, db, None, None,
+                    "not tested: a run's duration is unknown")
+    test = {"name": "Poisson (conditional binomial)", **poisson_counts(da, ta, db, tb),
+            "duration_a_s": ta, "duration_b_s": tb}
+    return _row("dropped iterations", "count", "lower", da, db, test["p_value"] < ALPHA, test)
+
+
+def _queries_row(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
+    from perflab.analysis.runs import queries_per_request
+
+    qa, qb = queries_per_request(store, run_a), queries_per_request(store, run_b)
+    missing = [r for r, q in ((run_a, qa), (run_b, qb)) if q is None]
+    if missing:
+        return _row("DB queries per request", "", "lower", qa, qb, None, None,
+                    "not measured: no /debug/vars counters (counters.db_queries, counters.requests_total) "
+                    f"in run {' and '.join(missing)}")
+    return _row("DB queries per request", "", "lower", qa, qb, None, None,
+                "not tested: one ratio per run (the service's counters)")
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def profile_diff(store: Store, source_a: Ref, source_b: Ref, sample_type: str | int | None = None,
+                 limit: int | None = PROFILE_DIFF_LIMIT) -> pl.DataFrame:
+    """Per function: flat and cum share (% of each profile's own total) in A and B, and B − A.
+
+    Shares, not values, so two profiles of different lengths, rates or even formats (a
+    pprof and a cProfile dump) compare. A function missing from one side has share 0
+    there. Sorted by |flat_delta|, then |cum_delta|, then name; ``limit`` None or 0
+    keeps every row.
+    """
+    from perflab.analysis.profiles import PROFILE_KINDS, top_frame
+
+    def shares(ref: Ref) -> pl.DataFrame:
+        sid = store.resolve(ref, kinds=PROFILE_KINDS)
+        # A cProfile dump has one sample type (cpu), whatever the pprof side is read by.
+        st = sample_type if store.source(sid)["kind"] == "pprof" else None
+        df = top_frame(store, sid, sample_type=st)
+        return df.select("name", pl.col("flat_pct").cast(pl.Float64), pl.col("cum_pct").cast(pl.Float64))
+
+    a = shares(source_a).rename({"flat_pct": "flat_a", "cum_pct": "cum_a"})
+    b = shares(source_b).rename({"flat_pct": "flat_b", "cum_pct": "cum_b"})
+    df = (a.join(b, on="name", how="full", coalesce=True)
+          .with_columns(pl.col("flat_a", "cum_a", "flat_b", "cum_b").fill_null(0.0))
+          .with_columns((pl.col("flat_b") - pl.col("flat_a")).alias("flat_delta"),
+                        (pl.col("cum_b") - pl.col("cum_a")).alias("cum_delta"))
+          .sort([pl.col("flat_delta").abs(), pl.col("cum_delta").abs(), pl.col("name")],
+                descending=[True, True, False]))
+    df = df.select("name", "flat_a", "flat_b", "flat_delta", "cum_a", "cum_b", "cum_delta")
+    return df.head(limit) if limit else df
+
+
+def _profile_section(store: Store, run_a: str, run_b: str, limit: int | None) -> dict[str, Any]:
+    pa_, pb_ = cpu_profile_source(store, run_a), cpu_profile_source(store, run_b)
+    out: dict[str, Any] = {"a_source": pa_, "b_source": pb_}
+    if pa_ is None or pb_ is None:
+        missing = " and ".join(r for r, p in ((run_a, pa_), (run_b, pb_)) if p is None)
+        out.update(rows=[], note=f"not measured: no CPU profile in run {missing}")
+        return out
+    out["rows"] = profile_diff(store, pa_, pb_, limit=PROFILE_DIFF_LIMIT if limit is None else limit).to_dicts()
+    return out

@@ -1,0 +1,177 @@
+"""perflab.report.optlog: an entry in the template, every number from the store, idempotent.
+
+GIVEN two runs in a store (k6's main_small as "a", the same requests ×3 slower as "b",
+the sampler's files for both, and manifests whose settings differ in one knob), WHEN an
+entry is written, THEN it has every heading of the template, nothing left unfilled, and
+the same numbers as compare_runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from perflab.analysis.compare import compare_runs
+from perflab.ingest import ingest_path
+from perflab.report import optlog
+from perflab.report.optlog import add_entry, fmt_pct, fmt_value, render_entry
+from perflab.store import Store
+from tests.helpers import run_cli
+from tests.unit.test_compare import K6_SMALL, lab_samples, scaled_copy
+
+HEADINGS = ("## Optimization #", "**Date:**", "**Issue:**", "**Evidence:**", "**Hypothesis:**",
+            "**Expected impact:**", "**Implementation:**", "**Results:**", "- Before:", "- After:",
+            "**Actual impact:**", "**Conclusion:**")
+SETTINGS = {"BCRYPT_COST": "12", "POOL_SIZE": "10", "WRITE_MODE": "single"}
+
+
+def _manifest(store: Store, run: str, scenario: str, variant: str, settings: dict[str, str],
+              started: str) -> None:
+    manifest = {"run_id": run, "scenario": scenario, "variant": variant, "settings": settings,
+                "signature": "login-storm", "why": "bcrypt at cost 12 needs more than 2 cores",
+                "started_at": started}
+    with store.transaction():
+        store.ensure_run(run, scenario=scenario, variant=variant, status="complete",
+                         manifest=json.dumps(manifest, sort_keys=True))
+
+
+@pytest.fixture
+def runs(store: Store, tmp_path: Path) -> Store:
+    ingest_path(store, K6_SMALL, run_id="a")
+    ingest_path(store, scaled_copy(K6_SMALL, tmp_path / "x3.ndjson", 3.0), run_id="b")
+    lab_samples(store, tmp_path, "a", cpu_mean=60.0, seed=1, queries=110, requests=100)
+    lab_samples(store, tmp_path, "b", cpu_mean=180.0, seed=2, queries=110, requests=100)
+    _manifest(store, "a", "login-storm", "default", SETTINGS, "2026-01-01T10:00:00+00:00")
+    _manifest(store, "b", "login-storm", "fixed", {**SETTINGS, "BCRYPT_COST": "10"}, "2026-01-01T10:05:00+00:00")
+    return store
+
+
+def assert_filled(entry: str) -> None:
+    for heading in HEADINGS:
+        assert heading in entry, heading
+    assert "[FILL" not in entry
+    assert "None" not in entry
+    assert not re.search(r"\bnan\b", entry, re.I)
+    for line in entry.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            assert all(cells), line
+
+
+def test_entry_has_every_heading_and_nothing_unfilled(runs: Store, tmp_path: Path):
+    entry = add_entry(runs, "a", "b", "Lower the bcrypt cost", "bcrypt dominates the CPU",
+                      expected="p95 down by half", out=tmp_path / "log.md")
+    assert_filled(entry)
+    assert "**Expected impact:** p95 down by half" in entry
+    assert "- Changed: BCRYPT_COST: 12 → 10" in entry
+    assert "**Date:** 2026-01-01T10:00:00+00:00 (before) → 2026-01-01T10:05:00+00:00 (after)" in entry
+
+
+def test_numbers_are_compare_runs_numbers(runs: Store):
+    entry = render_entry(runs, "a", "b", "t", "h")
+    cmp = compare_runs(runs, "a", "b")
+    rows = {r["metric"]: r for r in cmp["metrics"]}
+    p95 = rows["latency p95"]
+    assert f"| p95 latency | {fmt_value(p95['a'], 'ms')} | {fmt_value(p95['b'], 'ms')} |" in entry
+    assert fmt_value(p95["a"], "ms") == "53.70 ms" and fmt_value(p95["b"], "ms") == "161.1 ms"
+    cpu = rows["service CPU p50"]
+    assert f"| service CPU p50 | {fmt_value(cpu['a'], '% of a core')} | {fmt_value(cpu['b'], '% of a core')} |" in entry
+    assert f"| DB queries per request | 1.10 | 1.10 |" in entry
+    impact = next(ln for ln in entry.splitlines() if ln.startswith("- latency p95:"))
+    assert fmt_pct(p95["change_pct"]) == "+200.0 %"
+    assert "(+200.0 %)" in impact
+    assert "beyond noise" in impact and "worse" in impact
+    lo, hi = p95["test"]["ci"]
+    assert f"{fmt_value(lo, 'ms')} to {fmt_value(hi, 'ms')}" in impact
+
+
+@pytest.mark.parametrize("before, after, verdict", [
+    ("a", "b", "regressed"),   # b is the same requests ×3 slower
+    ("b", "a", "confirmed"),   # and back
+    ("a", "a", "no significant change"),
+])
+def test_verdict(runs: Store, before: str, after: str, verdict: str):
+    entry = render_entry(runs, before, after, "t", "h")
+    assert f"**Conclusion:** **{verdict}**" in entry
+    assert_filled(entry)
+
+
+def test_absent_numbers_say_why(store: Store, tmp_path: Path):
+    # A user's runs: k6 files only, no manifest, no sampler, no profile.
+    ingest_path(store, K6_SMALL, run_id="a")
+    ingest_path(store, scaled_copy(K6_SMALL, tmp_path / "x3.ndjson", 3.0), run_id="b")
+    entry = render_entry(store, "b", "a", "Faster", "because")
+    assert_filled(entry)
+    assert "| service CPU p50 | not measured: A: no resource samples in run b" in entry
+    assert "- Changed: not recorded: run `b` and `a` has no manifest" in entry
+    assert "top CPU frames: not measured (no CPU profile in run `b`)" in entry
+    # Dates are the runs' own (the first k6 sample), not the time of writing.
+    assert "**Date:** 2026-11-22T10:08:33.567150+00:00 (before)" in entry
+
+
+def test_without_the_doctor_the_manifest_names_the_issue(runs: Store, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "perflab.analysis.signatures", None)  # import fails
+    entry = render_entry(runs, "a", "b", "t", "h")
+    assert_filled(entry)
+    assert "reproduces the login-storm signature: bcrypt at cost 12 needs more than 2 cores" in entry
+    assert "is not judged: the doctor (perflab.analysis.signatures) is not available" in entry
+    assert "- the doctor (perflab.analysis.signatures) is not available; the before run's headline numbers:\n" \
+           "  - latency p95: 53.70 ms\n" in entry
+
+
+def test_with_the_doctor_and_no_signature_the_headline_numbers_are_the_evidence(runs: Store):
+    from perflab.analysis.signatures import diagnose
+
+    # Run a: 60 % of a core, p95 54 ms, no waits, no profile: nothing for the doctor to find.
+    assert [f["verdict"] for f in diagnose(runs, "a")["findings"] if f["verdict"] == "present"] == []
+    entry = render_entry(runs, "a", "b", "t", "h")
+    assert "the doctor finds no signature present" in entry
+    assert "  - latency p95: 53.70 ms" in entry
+    assert "The doctor found no signature in the before run" in entry
+
+
+def test_adding_the_same_pair_replaces_its_entry(runs: Store, tmp_path: Path):
+    log = tmp_path / "reports" / "optimization-log.md"
+    first = add_entry(runs, "a", "b", "First title", "h1", out=log)
+    add_entry(runs, "b", "a", "Other pair", "h2", out=log)
+    again = add_entry(runs, "a", "b", "Second title", "h1 revised", out=log)
+    text = log.read_text()
+    assert text.startswith(optlog.LOG_HEADER)
+    assert text.count("<!-- perflab-optlog a b -->") == 1
+    assert text.count("<!-- perflab-optlog ") == 2
+    assert "First title" not in text and "## Optimization #1: Second title" in again
+    assert "## Optimization #2: Other pair" in text
+    assert text.index("Second title") < text.index("Other pair")  # replaced in place
+    assert first.replace("First title", "Second title").replace("h1", "h1 revised") == again
+
+
+def test_rendering_is_deterministic(runs: Store):
+    assert render_entry(runs, "a", "b", "t", "h") == render_entry(runs, "a", "b", "t", "h")
+
+
+def test_entry_id_is_a_valid_html_comment():
+    assert "--" not in optlog.entry_id("x--y", "a>b")
+
+
+def test_cli_log_add(runs: Store, tmp_path: Path):
+    path = runs.path
+    runs.close()
+    out = tmp_path / "log.md"
+    res = run_cli("log", "add", "--before", "a", "--after", "b", "--title", "Cost 10",
+                  "--hypothesis", "cheaper hashing", "--implementation", "lowered BCRYPT_COST",
+                  "--out", str(out), store=path)
+    assert res.returncode == 0, res.stderr
+    assert "- Changed: lowered BCRYPT_COST" in res.stdout
+    assert "- Settings that differ: BCRYPT_COST: 12 → 10" in res.stdout
+    assert f"added entry #1 in {out}" in res.stdout
+    assert out.read_text().count("## Optimization #1: Cost 10") == 1
+    js = run_cli("log", "add", "--before", "a", "--after", "b", "--title", "Cost 10",
+                 "--hypothesis", "cheaper hashing", "--out", str(out), "--json", store=path)
+    body = json.loads(js.stdout)
+    assert (body["number"], body["replaced"]) == (1, True)
+    missing = run_cli("log", "add", "--before", "a", "--after", "b", "--title", "x", store=path)
+    assert missing.returncode == 2 and "--hypothesis" in missing.stderr
