@@ -32,7 +32,7 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "scenario": run["scenario"],
         "variant": run["variant"],
         "status": run["status"] or "complete",  # a user-made group is as complete as its files
-        "started_at": manifest.get("started_at") or run["created_at"].isoformat(),
+        "started_at": manifest.get("started_at") or _first_sample_at(store, run_id) or run["created_at"].isoformat(),
         "duration_s": None,
         "requests": None,
         "rps": None,
@@ -47,6 +47,13 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     out.update(_cpu(store, run_id))
     out["db_queries_per_request"] = queries_per_request(store, run_id)
     return out
+
+
+def _first_sample_at(store: Store, run_id: str) -> str | None:
+    # A user's group has no manifest: its first k6 sample is when it started, and unlike
+    # the ingest time it is the same whenever the files are ingested.
+    t = store.sql("SELECT min(time) AS t FROM k6_points WHERE run_id = ?", [run_id])["t"][0]
+    return t.isoformat() if t is not None else None
 
 
 def _k6_numbers(store: Store, run_id: str) -> dict[str, Any]:
