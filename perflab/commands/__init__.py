@@ -21,4 +21,6 @@ COMMANDS: tuple[str, ...] = (
     "categories",
     "bench_writes",
     "compare", "log",
+    "nightly",
+    "report",
 )

@@ -1,0 +1,314 @@
+"""The tuning guide's monitoring alerts, evaluated over a run's steady state.
+
+Each rule of the guide's "Monitoring Alerts" section becomes a threshold on one series
+of the run. A rule **fires** when a sample of its series inside the steady window is
+strictly above the threshold; it is reported with how long the series stayed above
+(seconds, summed over the samples above), the longest unbroken stretch above, and the
+peak::
+
+    value
+      │         peak ─►  ▄█▄
+      │ threshold ─ ─ ─ ███─█▄─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─      fired: yes
+      │      ▂▃▅▆▇▇▇▇▇▇▇██████▇▇▆▅▃▂                  above: the width of the samples over
+      │ ▁▁▂▂▃                                          the line; longest: their longest run
+      └──┬──────────────────────────────────┬── time
+       window start                      window end
+
+The guide's ``for:`` durations (1–5 minutes) are longer than a lab run (12–30 s), so
+"fired" does not wait for them; ``sustained`` says whether the longest stretch above
+lasted the rule's ``for:`` as well, i.e. whether a production alert would have paged.
+
+    rule                        series                                        threshold
+    DatabaseConnectionPoolHigh  gauges.pool_checked_out / gauges.pool_size    > 0.8
+    HighAPILatency              k6 p95 of http_req_duration per interval      > 500 ms
+    HighErrorRate               k6 http_req_failed rate per interval          > 1 %
+    BufferSizeHigh              gauges.buffer_depth / BUFFER_LIMIT            > 0.8
+
+Samples carry the time they cover (``dt_s``): a k6 interval covers the interval; a
+/debug/vars gauge sample holds until the next sample (the last one for the median
+spacing of the series). The pure functions (:func:`evaluate_rule`,
+:func:`sample_durations`) take plain arrays and are what the decision-table tests
+drive; :func:`evaluate_alerts` reads the series of a run from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from perflab.store import Store
+
+# The k6 interval over which p95 and error rate are computed: the lab samples resources
+# at 4 Hz and k6 at every request, and a second holds 10–40 requests at the lab's rates,
+# enough for an error rate of 1 % to be told from 0 (a shorter interval holds too few).
+ALERT_INTERVAL_S = 1.0
+# sample_workload's default BUFFER_LIMIT (settings.py) and the guide's "80% of 100,000
+# limit": used only when the run does not publish its own (settings.buffer_limit).
+DEFAULT_BUFFER_LIMIT = 100_000.0
+# "80 % of" is the guide's margin for the pool and the buffer: enough warning to add
+# connections or flush faster before requests queue or are refused.
+FILL_FRACTION = 0.8
+# The guide's HighAPILatency: p95 over 500 ms. It is also the doctor's latency bar for
+# the false-idle and login-storm signatures (ten times the healthy p95 of 33–38 ms).
+P95_THRESHOLD_MS = 500.0
+# The guide's HighErrorRate: more than 1 % of requests failing.
+ERROR_RATE_THRESHOLD = 0.01
+
+POOL_KEYS = ("gauges.pool_checked_out", "gauges.pool_size")
+BUFFER_KEY = "gauges.buffer_depth"
+BUFFER_LIMIT_KEY = "settings.buffer_limit"
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alert of the tuning guide: what it watches and when it fires."""
+
+    name: str
+    expr: str          # the condition in the run's own terms
+    threshold: float   # fires when the series is strictly above this
+    unit: str          # of the series and the threshold: "ratio", "ms", "rate"
+    for_s: float       # the guide's `for:` duration
+    severity: str
+    action: str
+    series: str        # where the series comes from
+
+
+POOL_RULE = AlertRule(
+    "DatabaseConnectionPoolHigh", f"gauges.pool_checked_out / gauges.pool_size > {FILL_FRACTION:g}",
+    FILL_FRACTION, "ratio", 300.0, "warning", "Increase connection pool or scale database",
+    "the service's /debug/vars pool gauges")
+LATENCY_RULE = AlertRule(
+    "HighAPILatency", f"k6 http_req_duration p95 per {ALERT_INTERVAL_S:g} s > {P95_THRESHOLD_MS:g} ms",
+    P95_THRESHOLD_MS, "ms", 120.0, "warning", "Scale up backend instances", "k6 requests")
+ERROR_RULE = AlertRule(
+    "HighErrorRate", f"k6 http_req_failed rate per {ALERT_INTERVAL_S:g} s > {ERROR_RATE_THRESHOLD:.0%}",
+    ERROR_RATE_THRESHOLD, "rate", 60.0, "critical", "Investigate immediately, check logs", "k6 requests")
+BUFFER_RULE = AlertRule(
+    "BufferSizeHigh", f"gauges.buffer_depth / BUFFER_LIMIT > {FILL_FRACTION:g}",
+    FILL_FRACTION, "ratio", 300.0, "warning", "Increase flush frequency or scale event handler",
+    "the service's /debug/vars buffer gauge")
+RULES: tuple[AlertRule, ...] = (POOL_RULE, LATENCY_RULE, ERROR_RULE, BUFFER_RULE)
+
+
+# -- the pure part ------------------------------------------------------------------------
+
+def sample_durations(t_s: Sequence[float]) -> np.ndarray:
+    """How long each gauge sample holds: until the next sample; the last one for the median
+    spacing (a lone sample covers 0 s). ``t_s`` ascending."""
+    t = np.asarray(t_s, dtype=np.float64)
+    if t.size < 2:
+        return np.zeros(t.size)
+    gaps = np.diff(t)
+    return np.append(gaps, float(np.median(gaps)))
+
+
+def evaluate_rule(rule: AlertRule, t_s: Sequence[float], values: Sequence[float | None],
+                  dt_s: Sequence[float]) -> dict[str, Any]:
+    """Whether ``rule`` fired over the samples given (already cut to the window).
+
+    A null or NaN value (an interval without requests) is no evidence either way: it is
+    not above, and it breaks an unbroken stretch. Returns ``{"rule", "fired",
+    "seconds_above", "longest_above_s", "sustained", "peak", "peak_at_s", "first_above_s",
+    "samples", "samples_above", "threshold", "unit", "for_s"}``; peak and its time are
+    None when there is no sample with a value.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    v = np.asarray([math.nan if x is None else float(x) for x in values], dtype=np.float64)
+    dt = np.asarray(dt_s, dtype=np.float64)
+    if not (t.size == v.size == dt.size):
+        raise ValueError("t_s, values and dt_s must have the same length")
+    known = ~np.isnan(v)
+    above = known & (v > rule.threshold)
+    longest = current = 0.0
+    for is_above, d in zip(above.tolist(), dt.tolist()):
+        current = current + d if is_above else 0.0
+        longest = max(longest, current)
+    peak = peak_at = None
+    if known.any():
+        i = int(np.nanargmax(v))
+        peak, peak_at = float(v[i]), float(t[i])
+    return {
+        "rule": rule.name,
+        "fired": bool(above.any()),
+        "seconds_above": float(dt[above].sum()),
+        "longest_above_s": float(longest),
+        "sustained": bool(above.any()) and longest >= rule.for_s,
+        "peak": peak,
+        "peak_at_s": peak_at,
+        "first_above_s": float(t[above][0]) if above.any() else None,
+        "samples": int(known.sum()),
+        "samples_above": int(above.sum()),
+        "threshold": rule.threshold,
+        "unit": rule.unit,
+        "for_s": rule.for_s,
+    }
+
+
+def not_measured(rule: AlertRule, reason: str) -> dict[str, Any]:
+    """The answer for a rule whose series the run does not have."""
+    return {"rule": rule.name, "fired": None, "reason": reason, "threshold": rule.threshold,
+            "unit": rule.unit, "for_s": rule.for_s}
+
+
+# -- the run's series ---------------------------------------------------------------------
+
+def steady_window(store: Store, run_id: str) -> dict[str, Any] | None:
+    """The run's steady window as {"start_s", "end_s", "t0_s", "t1_s", "method"} (seconds
+    since the epoch), found as the doctor finds it; None when the run has no samples.
+
+    The doctor's window finder is imported lazily (it is an optional part); without it
+    the whole run is the window, and ``method`` says so.
+    """
+    sid = k6_source(store, run_id)
+    req = store.sql("SELECT time_ns / 1e9 AS t_s FROM k6_points WHERE source_id = ? "
+                    "AND metric = 'http_req_duration' ORDER BY 1", [sid]) if sid is not None else pl.DataFrame()
+    other = store.sql(
+        """SELECT epoch_us(t) / 1e6 AS t_s FROM resource_samples WHERE run_id = ?
+           UNION ALL SELECT epoch_us(t) / 1e6 FROM service_vars WHERE run_id = ? ORDER BY 1""",
+        [run_id, run_id])
+    req_t = req["t_s"] if req.height else pl.Series("t_s", [], dtype=pl.Float64)
+    other_t = other["t_s"] if other.height else None
+    try:
+        from perflab.analysis.signatures.steady import find_window
+    except ImportError:
+        find_window = None
+    if find_window is not None:
+        w = find_window(req_t, other_t)
+        if w is None:
+            return None
+        return {"start_s": w.start_s, "end_s": w.end_s, "t0_s": w.t0_s, "t1_s": w.t1_s, "method": w.method}
+    times = req_t if req_t.len() >= 2 else other_t
+    if times is None or times.len() < 2:
+        return None
+    t0, t1 = float(times.min()), float(times.max())  # type: ignore[arg-type]
+    return {"start_s": t0, "end_s": t1, "t0_s": t0, "t1_s": t1,
+            "method": "the whole run (the doctor's steady-state finder is not installed)"}
+
+
+def k6_source(store: Store, run_id: str) -> int | None:
+    """The run's k6 samples: its first NDJSON source, else its first CSV (the same samples)."""
+    rows = store.con.execute(
+        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN ('k6', 'k6-csv') "
+        "ORDER BY kind = 'k6' DESC, source_id LIMIT 1", [run_id]).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def _in_window(df: pl.DataFrame, window: dict[str, Any] | None) -> pl.DataFrame:
+    if window is None or df.is_empty():
+        return df
+    return df.filter(pl.col("t_s").is_between(window["start_s"], window["end_s"]))
+
+
+def _gauge(store: Store, run_id: str, key: str) -> pl.DataFrame:
+    return store.sql(
+        "SELECT epoch_us(t) / 1e6 AS t_s, value FROM service_vars WHERE run_id = ? AND key = ? "
+        "ORDER BY elapsed_s, t", [run_id, key])
+
+
+def buffer_limit(store: Store, run_id: str) -> tuple[float, str]:
+    """(BUFFER_LIMIT, where it came from): the service's published setting, the run's
+    manifest, else the service's default."""
+    row = store.con.execute(
+        "SELECT arg_max(value, elapsed_s) FROM service_vars WHERE run_id = ? AND key = ?",
+        [run_id, BUFFER_LIMIT_KEY]).fetchall()
+    if row and row[0][0] is not None and row[0][0] > 0:
+        return float(row[0][0]), f"the service's {BUFFER_LIMIT_KEY}"
+    man = store.con.execute("SELECT manifest FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    settings = (json.loads(man[0][0]) or {}).get("settings", {}) if man and man[0][0] else {}
+    if str(settings.get("BUFFER_LIMIT", "")).strip().isdigit():
+        return float(settings["BUFFER_LIMIT"]), "the run's manifest (BUFFER_LIMIT)"
+    return DEFAULT_BUFFER_LIMIT, f"the service's default ({DEFAULT_BUFFER_LIMIT:,.0f}; the run does not publish it)"
+
+
+def _gauge_series(df: pl.DataFrame) -> tuple[list[float], list[float], np.ndarray]:
+    t = df["t_s"].to_list()
+    return t, df["value"].to_list(), sample_durations(t)
+
+
+def evaluate_alerts(store: Store, run_id: str, window: dict[str, Any] | None = None,
+                    interval_s: float = ALERT_INTERVAL_S) -> list[dict[str, Any]]:
+    """Every rule of :data:`RULES` over the run's steady window (``window`` as returned by
+    :func:`steady_window`; None evaluates the whole run). One answer per rule, in order;
+    a rule without its series answers ``fired: None`` with the reason. Times in the
+    answers are seconds since the window's t0 (the run's first sample)."""
+    origin = window["t0_s"] if window else 0.0
+    out: list[dict[str, Any]] = []
+
+    # Pool: both gauges are written by one /debug/vars poll, so they share the instant.
+    checked, size = _gauge(store, run_id, POOL_KEYS[0]), _gauge(store, run_id, POOL_KEYS[1])
+    if checked.is_empty() or size.is_empty():
+        missing = " and ".join(k for k, d in zip(POOL_KEYS, (checked, size)) if d.is_empty())
+        out.append(not_measured(POOL_RULE, f"no /debug/vars {missing} in this run"))
+    else:
+        ratio = (checked.join(size.rename({"value": "size"}), on="t_s", how="inner")
+                 .filter(pl.col("size") > 0)
+                 .select("t_s", (pl.col("value") / pl.col("size")).alias("value")).sort("t_s"))
+        out.append(_evaluate_series(POOL_RULE, _in_window(ratio, window), origin,
+                                    "no pool sample with a positive pool size in the steady window"))
+
+    ts = _k6_intervals(store, run_id, interval_s)
+    if ts is None:
+        out.append(not_measured(LATENCY_RULE, "no k6 requests in this run"))
+        out.append(not_measured(ERROR_RULE, "no k6 requests in this run"))
+    else:
+        for rule, col in ((LATENCY_RULE, "p95_ms"), (ERROR_RULE, "error_rate")):
+            part = _in_window(ts, window).select("t_s", pl.col(col).alias("value"), "dt_s")
+            if part.is_empty() or part["value"].drop_nulls().is_empty():
+                out.append(not_measured(rule, "no k6 requests in the steady window"))
+                continue
+            r = evaluate_rule(rule, part["t_s"].to_list(), part["value"].to_list(), part["dt_s"].to_list())
+            out.append(_relative(r, origin))
+
+    depth = _gauge(store, run_id, BUFFER_KEY)
+    if depth.is_empty():
+        out.append(not_measured(BUFFER_RULE, f"no /debug/vars {BUFFER_KEY} in this run"))
+    else:
+        limit, limit_from = buffer_limit(store, run_id)
+        frac = depth.select("t_s", (pl.col("value") / limit).alias("value"))
+        r = _evaluate_series(BUFFER_RULE, _in_window(frac, window), origin,
+                             "no buffer sample in the steady window")
+        r.update(buffer_limit=limit, buffer_limit_from=limit_from)
+        if r.get("peak") is not None:
+            r["peak_depth"] = r["peak"] * limit
+        out.append(r)
+    return out
+
+
+def _evaluate_series(rule: AlertRule, df: pl.DataFrame, origin: float, empty_reason: str) -> dict[str, Any]:
+    if df.is_empty():
+        return not_measured(rule, empty_reason)
+    t, v, dt = _gauge_series(df)
+    return _relative(evaluate_rule(rule, t, v, dt), origin)
+
+
+def _relative(r: dict[str, Any], origin: float) -> dict[str, Any]:
+    for key in ("peak_at_s", "first_above_s"):
+        if r.get(key) is not None:
+            r[key] = round(r[key] - origin, 3)
+    return r
+
+
+def _k6_intervals(store: Store, run_id: str, interval_s: float) -> pl.DataFrame | None:
+    """k6's per-interval p95 and error rate, with each interval's middle as ``t_s``
+    (an interval belongs to the window when its middle does)."""
+    if k6_source(store, run_id) is None:
+        return None
+    from perflab.analysis.loadtest import k6_timeseries
+
+    ts = k6_timeseries(store, run_id, interval_s)
+    if ts.is_empty():
+        return None
+    return ts.select(
+        (pl.col("t").dt.epoch("us") / 1e6 + interval_s / 2).alias("t_s"),
+        pl.lit(interval_s).alias("dt_s"), "p95_ms", "error_rate")
+
+
+def rules_table() -> list[dict[str, Any]]:
+    """The rules as plain data (for the report's and the JSON's rule list)."""
+    return [asdict(r) for r in RULES]

@@ -1,0 +1,384 @@
+"""`perflab report`: the load-test report of a synthetic run built from real-format files.
+
+GIVEN one run id holding k6's main_small NDJSON and its summary, a Go CPU and heap
+profile, two pg_stat_statements snapshots, and resource and /debug/vars samples written
+here in the lab sampler's format with known values,
+WHEN the report is written,
+THEN its numbers are the analyses' numbers (k6's p95, `perflab top`'s first row, the
+capacity arithmetic, the alerts) and nothing is left unfilled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from perflab.analysis.alerts import steady_window
+from perflab.analysis.loadtest import k6_summary
+from perflab.ingest import ingest_path
+from perflab.report.loadtest_report import write_report
+from perflab.store import Store
+from tests.conftest import FIXTURES
+from tests.helpers import run_cli
+
+RUN = "synthetic-login"
+# An earlier run of the same scenario (k6's main_dropped files, nothing else): the baseline.
+PREVIOUS = "synthetic-login-before"
+SCENARIO = "synthetic"
+PREVIOUS_FILES = ("k6/main_dropped.ndjson", "k6/main_dropped.summary.json")
+# The k6 fixture's first sample is at 10:08:33.567 UTC and its last at 10:08:43.838.
+T0 = datetime(2026, 11, 22, 10, 8, 33, 500000, tzinfo=timezone.utc)
+STEP_S = 0.5
+SAMPLES = 23  # 0 .. 11 s
+SERVICE_CPU = 50.0  # % of one core, constant: the mean is exactly this
+SERVICE_RSS = 100 * 1024 * 1024
+CORES = 2
+POOL_SIZE = 10.0
+# checked-out connections per sample index: 9 of 10 (> 80 %) at samples 10-12 (5.0-6.0 s),
+# exactly 8 (= 80 %, must not fire) at sample 14, else 5.
+POOL_ABOVE = {10: 9.0, 11: 9.0, 12: 9.0}
+POOL_AT_THRESHOLD = {14: 8.0}
+BUFFER_LIMIT = 1000.0
+BUFFER_PEAK = 700.0  # 70 % of the limit: BufferSizeHigh must not fire
+BUFFER_PEAK_SAMPLE = 8
+
+K6_FILES = ("k6/main_small.ndjson", "k6/main_small.summary.json")
+PROFILE_FILES = ("pprof/generated/small_loginstorm.cpu.pb.gz", "pprof/generated/small_loginstorm.heap.pb.gz")
+PG_FILES = ("pg/pg_stat_statements_before.csv", "pg/pg_stat_statements_after.csv")
+
+
+def _when(i: int) -> str:
+    return (T0 + timedelta(seconds=i * STEP_S)).isoformat()
+
+
+def write_resources(path: Path) -> None:
+    lines = [json.dumps({"perflab": "resources", "version": 1, "interval_s": STEP_S, "cpu_count": CORES,
+                         "host": "test"})]
+    for i in range(SAMPLES):
+        for role, cpu, rss in (("service", SERVICE_CPU, SERVICE_RSS), ("postgres", 10.0, 50 * 2**20),
+                               ("k6", 5.0, 80 * 2**20), ("host", 80.0, 4 * 2**30)):
+            lines.append(json.dumps({
+                "t": _when(i), "elapsed_s": i * STEP_S, "role": role, "processes": 1,
+                "cpu_pct": None if i == 0 else cpu, "rss_bytes": rss, "threads": 4,
+                "ctx_voluntary": 0, "ctx_involuntary": 0}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_vars(path: Path) -> None:
+    lines = [json.dumps({"perflab": "service-vars", "version": 1, "url": "http://127.0.0.1/debug/vars"})]
+    for i in range(SAMPLES):
+        values = {
+            "gauges.pool_size": POOL_SIZE,
+            "gauges.pool_checked_out": POOL_ABOVE.get(i, POOL_AT_THRESHOLD.get(i, 5.0)),
+            "gauges.buffer_depth": BUFFER_PEAK if i == BUFFER_PEAK_SAMPLE else 10.0,
+            "settings.buffer_limit": BUFFER_LIMIT,
+            "gauges.in_flight_requests": 3.0,
+            "gauges.db_waiting_tasks": 0.0,
+            "counters.requests_total": 15.0 * i,
+            "counters.db_queries": 30.0 * i,
+        }
+        lines += [json.dumps({"t": _when(i), "elapsed_s": i * STEP_S, "key": k, "value": v})
+                  for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("report")
+    write_resources(tmp / "resources.jsonl")
+    write_vars(tmp / "vars.jsonl")
+    store_path = tmp / "store.duckdb"
+    store = Store(store_path)
+    ids = {}
+    for rel in PREVIOUS_FILES:
+        ids[rel] = ingest_path(store, FIXTURES / rel, run_id=PREVIOUS).source_id
+    store.ensure_run(PREVIOUS, scenario=SCENARIO, variant="default", status="complete")
+    for rel in (*K6_FILES, *PROFILE_FILES, *PG_FILES):
+        ids[rel] = ingest_path(store, FIXTURES / rel, run_id=RUN).source_id
+    for name in ("resources.jsonl", "vars.jsonl"):
+        ingest_path(store, tmp / name, run_id=RUN)
+    store.ensure_run(RUN, scenario=SCENARIO, variant="default", status="complete")
+    summary = k6_summary(store, ids[K6_FILES[0]])
+    previous_summary = k6_summary(store, ids[PREVIOUS_FILES[0]])
+    window = steady_window(store, RUN)
+    result = write_report(store, RUN, out_dir=tmp / "out")
+    # An independent count of the window's requests, for the capacity arithmetic.
+    n = store.sql("SELECT sum(value) AS n FROM k6_points WHERE source_id = ? AND metric = 'http_reqs' "
+                  "AND time_ns / 1e9 BETWEEN ? AND ?",
+                  [ids[K6_FILES[0]], window["start_s"], window["end_s"]])["n"][0]
+    store.close()
+    return {"tmp": tmp, "store_path": store_path, "ids": ids, "summary": summary, "previous_summary": previous_summary, "window": window,
+            "result": result, "md": Path(result["markdown"]).read_text(), "html": Path(result["html"]).read_text(),
+            "window_requests": float(n)}
+
+
+def _table_row(md: str, first_cell: str) -> list[str]:
+    for line in md.splitlines():
+        if line.startswith("| ") and line[2:].startswith(first_cell + " |"):
+            return [c.strip() for c in line.strip("|").split(" | ")]
+    raise AssertionError(f"no table row starting with {first_cell!r}")
+
+
+def _section(md: str, heading: str) -> str:
+    start = md.index(heading)
+    nxt = re.search(r"^#{1,3} ", md[start + len(heading):], flags=re.M)
+    return md[start: start + len(heading) + (nxt.start() if nxt else len(md))]
+
+
+def test_files_are_written_where_asked(built):
+    folder = built["tmp"] / "out" / RUN
+    assert built["result"]["markdown"] == str(folder / "report.md")
+    assert built["result"]["html"] == str(folder / "report.html")
+    assert built["md"].startswith(f"# Load test analysis: {RUN}\n")
+
+
+@pytest.mark.parametrize("doc", ["md", "html"])
+def test_nothing_is_left_unfilled(built, doc):
+    text = built[doc]
+    if doc == "html":
+        # plotly.js itself is not the report's text: check what perflab wrote around it.
+        text = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.S)
+    assert "[FILL" not in text
+    assert not re.search(r"\bNone\b", text)
+    assert not re.search(r"\bnan\b", text, flags=re.I)
+    assert not re.search(r"\binf\b", text)
+
+
+def test_overall_p95_and_counts_are_k6s(built):
+    m = built["summary"]["metrics"]
+    row = _table_row(built["md"], "**overall**")
+    assert row[1] == f"{int(m['http_reqs']['count']):,}"
+    assert row[2] == f"{m['http_reqs']['rate']:,.2f}"
+    assert row[3] == f"{m['http_req_duration']['med']:.2f} ms"
+    assert row[5] == f"{m['http_req_duration']['p(95)']:.2f} ms"
+    assert row[5] == "53.70 ms"  # k6's own summary of this fixture says p(95)=53.6990446
+    assert row[6] == f"{m['http_req_duration']['p(99)']:.2f} ms"
+    assert row[7] == f"{m['http_req_duration']['max']:.2f} ms"
+    assert row[8] == f"{100 * m['http_req_failed']['rate']:.2f} %"
+
+
+def test_endpoint_rows_are_k6s_submetrics(built):
+    store = Store(built["store_path"], read_only=True)
+    try:
+        by = k6_summary(store, built["ids"][K6_FILES[0]], by="endpoint")["metrics"]
+    finally:
+        store.close()
+    for ep in ("fast", "slow", "timeout"):
+        row = _table_row(built["md"], f"`{ep}`")
+        assert row[5] == f"{by['http_req_duration{endpoint:' + ep + '}']['p(95)']:.2f} ms"
+        assert row[1] == f"{int(by['http_reqs{endpoint:' + ep + '}']['count'])}"
+    assert _table_row(built["md"], "`slow`")[5] == "77.03 ms"
+
+
+def test_errors_dropped_and_checks(built):
+    md = built["md"]
+    assert "- **Error rate:** 17.65 % (27 failed)" in md
+    assert "- **Dropped iterations:** 0" in md
+    assert "- **Checks:** 169 passed, 35 failed" in md
+    assert _table_row(md, "browse::details::slow: under 50ms") == ["browse::details::slow: under 50ms", "8", "9"]
+
+
+def test_resource_usage_is_the_samples(built):
+    sec = _section(built["md"], "### Resource usage")
+    assert _table_row(sec, "service")[2:7] == ["50.0 %", "50.0 %", "50.0 %", "100.0 MiB", "100.0 MiB"]
+    assert _table_row(sec, "postgres")[2:5] == ["10.0 %", "10.0 %", "10.0 %"]
+    assert _table_row(sec, "host")[2:5] == ["80.0 %", "80.0 %", "80.0 %"]
+    assert "(2 cores = 200 %)" in sec
+
+
+def test_top_cpu_row_is_perflab_tops_first_row(built):
+    out = run_cli("top", str(built["ids"][PROFILE_FILES[0]]), "--json", store=built["store_path"])
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)["rows"][0]
+    sec = _section(built["md"], "### CPU profile analysis")
+    row = _table_row(sec, "1")
+    assert row == ["1", f"`{first['name']}`", f"{first['flat'] / 1e9:.2f} s", f"{first['flat_pct']:.2f} %",
+                   f"{first['cum'] / 1e9:.2f} s", f"{first['cum_pct']:.2f} %"]
+    assert first["name"] == "crypto/sha256.block"
+    assert "**Top 10 by cum:**" in sec
+    assert "`main.(*authServer).handleLogin` | 0.00 s | 0.00 % | 2.13 s | 99.07 %" in sec
+    assert "hashing 94.4 % (`crypto/sha256.block`)" in sec
+
+
+def test_heap_profile_top_allocations(built):
+    sec = _section(built["md"], "### Memory profile analysis")
+    assert "inuse space 2.64 MiB; alloc space 23.61 MiB" in sec
+    assert _table_row(sec, "1") == ["1", "`bytes.growSlice`", "1.07 MiB", "40.49 %", "1.07 MiB", "40.49 %"]
+
+
+def test_capacity_arithmetic(built):
+    w = built["window"]
+    rps = built["window_requests"] / (w["end_s"] - w["start_s"])
+    per_core = rps / (SERVICE_CPU / 100)
+    replica = per_core * CORES * 0.7
+    target = 10 * rps
+    cap = built["result"]["report"]["capacity"]
+    assert cap["rps_per_core"] == pytest.approx(per_core, rel=1e-12)
+    assert cap["replicas"] == math.ceil(target / replica)
+    sec = _section(built["md"], "### Current capacity")
+    assert f"**Requests/s per core:** {per_core:,.2f} (= {rps:,.2f} / (50.0 / 100))" in sec
+    assert f"{replica:,.2f} req/s" in sec
+    assert "Not saturated: service CPU p50 50.0 % is below 90% of the 2 cores" in built["md"]
+    assert f"**Replicas of this size:** {math.ceil(target / replica)}" in built["md"]
+
+
+def test_each_alert_fires_exactly_when_its_series_crosses(built):
+    results = {r["rule"]: r for r in built["result"]["report"]["alerts"]["results"]}
+    # Pool: three samples at 9 of 10, one at exactly 8 of 10 (not above), 0.5 s each.
+    assert results["DatabaseConnectionPoolHigh"]["fired"] is True
+    assert results["DatabaseConnectionPoolHigh"]["samples_above"] == len(POOL_ABOVE)
+    assert results["DatabaseConnectionPoolHigh"]["seconds_above"] == pytest.approx(len(POOL_ABOVE) * STEP_S)
+    assert results["DatabaseConnectionPoolHigh"]["peak"] == pytest.approx(0.9)
+    # Buffer: at most 70 % of BUFFER_LIMIT.
+    assert results["BufferSizeHigh"]["fired"] is False
+    assert results["BufferSizeHigh"]["peak"] == pytest.approx(BUFFER_PEAK / BUFFER_LIMIT)
+    assert results["BufferSizeHigh"]["buffer_limit"] == BUFFER_LIMIT
+    # Latency and errors: against k6's per-second series of the window.
+    store = Store(built["store_path"], read_only=True)
+    try:
+        from perflab.analysis.loadtest import k6_timeseries
+
+        ts = k6_timeseries(store, RUN, 1.0)
+    finally:
+        store.close()
+    w = built["window"]
+    mid = ts["t"].dt.epoch("us") / 1e6 + 0.5
+    inside = ts.filter((mid >= w["start_s"]) & (mid <= w["end_s"]))
+    assert results["HighAPILatency"]["fired"] is (inside["p95_ms"].max() > 500)
+    assert results["HighAPILatency"]["peak"] == pytest.approx(inside["p95_ms"].max())
+    above = inside.filter(pl.col("error_rate") > 0.01)
+    assert results["HighErrorRate"]["fired"] is (above.height > 0) is True
+    assert results["HighErrorRate"]["seconds_above"] == pytest.approx(above.height * 1.0)
+    sec = _section(built["md"], "## Alert rules")
+    assert _table_row(sec, "`DatabaseConnectionPoolHigh`")[2:5] == ["**yes**", "1.5 s", "1.5 s"]
+    assert _table_row(sec, "`BufferSizeHigh`")[2] == "no"
+    assert _table_row(sec, "`BufferSizeHigh`")[5].startswith("70.0 % (700 of 1,000)")
+
+
+def test_strengths_and_areas_follow_the_thresholds(built):
+    md = built["md"]
+    strengths = _section(md, "### ✅ Strengths")
+    areas = _section(md, "### ⚠️ Areas for further optimization")
+    assert "**Latency within the alert threshold**" in strengths  # p95 53.70 ms ≤ 500 ms
+    assert "**The offered rate was kept**" in strengths
+    assert "**CPU headroom**" in strengths  # 50 % ≤ 70 % of 200 %
+    assert "**Failed requests**" in areas and "above the 1% alert threshold" in areas
+    assert "**Hashing takes 94.4 % of the CPU**" in areas
+    assert "**Alert DatabaseConnectionPoolHigh fired**" in areas
+    assert "Alert BufferSizeHigh" not in md.split("## Alert rules")[0]
+
+
+def test_signatures_are_the_doctors(built):
+    sec = _section(built["md"], "### Signatures found")
+    verdicts = {f["signature"]: f["verdict"] for f in built["result"]["report"]["signatures"]["findings"]}
+    assert "login-storm" in verdicts
+    for name, verdict in verdicts.items():
+        assert re.search(rf"^\| (\*\*)?{re.escape(name)}(\*\*)? \| {verdict} \|", sec, flags=re.M)
+    # evidence in the reader's units: shares as %, bytes as MiB
+    assert "hashing_share 94.4 %" in sec
+    assert "rss_start_bytes 100.0 MiB" in sec
+
+
+def test_comparison_with_the_previous_run_of_the_scenario(built):
+    sec = _section(built["md"], "## Comparison to the previous run")
+    assert f"`{PREVIOUS}` (A) against this run (B)" in sec
+    rows = built["result"]["report"]["comparison"]["metrics"]
+    p95 = next(r for r in rows if r["metric"] == "latency p95")
+    assert p95["a"] == pytest.approx(built["previous_summary"]["metrics"]["http_req_duration"]["p(95)"])
+    assert p95["b"] == pytest.approx(built["summary"]["metrics"]["http_req_duration"]["p(95)"])
+    row = _table_row(sec, "latency p95")
+    assert row[1].startswith(f"{p95['a']:,.2f}") and row[2].startswith(f"{p95['b']:,.2f}")
+    # the baseline has no resource samples: said so in its cell, not left empty
+    cpu = _table_row(sec, "service CPU p50")
+    assert cpu[1].startswith("not measured (") and cpu[2].startswith("50")
+
+
+def test_the_first_run_of_a_scenario_has_no_previous(built):
+    from perflab.report.loadtest_report import comparison_section
+
+    store = Store(built["store_path"], read_only=True)
+    try:
+        row = store.sql("SELECT * FROM runs WHERE run_id = ?", [PREVIOUS]).to_dicts()[0]
+        assert comparison_section(store, PREVIOUS, row) == {
+            "previous": None, "reason": "no previous run of this scenario"}
+        row["scenario"] = None
+        assert comparison_section(store, PREVIOUS, row)["reason"] == (
+            "no previous run of this scenario (the run has no scenario: a group of files)")
+    finally:
+        store.close()
+
+
+def test_html_embeds_every_drawn_figure_offline(built):
+    page = built["html"]
+    charts = built["result"]["report"]["charts"]
+    drawn = [c for c in charts if c["drawn"]]
+    assert {c["name"] for c in drawn} >= {"latency-over-time", "process-resources", "cpu-vs-latency", "flame-graph",
+                                          "inflight-and-waiting"}
+    for c in drawn:
+        assert f'id="{c["div_id"]}"' in page
+        assert f"`#{c['div_id']}`" in built["md"]
+    # plotly.js inlined once, no script fetched from anywhere.
+    assert not re.search(r"<script[^>]+src=", page)
+    assert len(re.findall(r"plotly\.js v\d", page)) == 1  # the bundle's licence header
+    assert "cdn.plot.ly" not in re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)
+
+
+def test_report_is_deterministic(built, tmp_path):
+    store = Store(built["store_path"], read_only=True)
+    try:
+        again = write_report(store, RUN, out_dir=tmp_path)
+    finally:
+        store.close()
+    assert Path(again["markdown"]).read_text() == built["md"]
+    assert Path(again["html"]).read_text() == built["html"]
+
+
+def test_cli_prints_paths_and_json(built, tmp_path):
+    out = run_cli("report", RUN, "--out", str(tmp_path), "--target-rps", "100", "--json", store=built["store_path"])
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["markdown"] == str(tmp_path / RUN / "report.md")
+    assert doc["report"]["capacity"]["target_rps"] == 100
+    assert "## Scaling estimate" in Path(doc["markdown"]).read_text()
+    text = run_cli("report", RUN, "--out", str(tmp_path), store=built["store_path"])
+    assert text.returncode == 0, text.stderr
+    assert str(tmp_path / RUN / "report.html") in text.stdout
+
+
+def test_cli_refuses_an_unknown_run(built, tmp_path):
+    out = run_cli("report", "no-such-run", "--out", str(tmp_path), store=built["store_path"])
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "no run 'no-such-run'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+class _Unexportable:
+    def write_image(self, path: str) -> None:
+        raise RuntimeError("Kaleido requires Google Chrome to be installed\nmore detail")
+
+
+def test_png_export_failure_links_nothing(tmp_path):
+    from perflab.report.loadtest_report import export_pngs
+
+    entries = [{"name": "a", "drawn": True, "png": None}, {"name": "b", "drawn": False, "png": None}]
+    why = export_pngs(entries, {"a": _Unexportable()}, tmp_path)
+    assert why == "RuntimeError: Kaleido requires Google Chrome to be installed"
+    assert [e["png"] for e in entries] == [None, None]
+
+
+def test_png_export_writes_linked_files(tmp_path):
+    import plotly.graph_objects as go
+
+    from perflab.report.loadtest_report import export_pngs, render_markdown
+
+    entries = [{"name": "tiny", "drawn": True, "png": None, "section": "s", "title": "Tiny", "div_id": "perflab-tiny"}]
+    assert export_pngs(entries, {"tiny": go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))}, tmp_path) is None
+    assert (tmp_path / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "- [Tiny](tiny.png)" in render_markdown([("charts", "s")], entries)
