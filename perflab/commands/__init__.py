@@ -20,7 +20,8 @@ COMMANDS: tuple[str, ...] = (
     "runs",
     "categories",
     "bench_writes",
-    "compare", "log",
-    "nightly",
+    "compare",
+    "log",
+    "doctor",
     "report",
 )

@@ -1,0 +1,271 @@
+"""What the signatures share: three-valued logic, the evidence record, and the measures
+(percentiles of a series in the steady window, counter deltas, profile shares).
+
+A condition is True, False or None (unknown: the data is missing or too thin). A
+signature combines its conditions with Kleene's logic, so "absent" needs one piece of
+evidence against it, "present" needs every required piece for it, and anything else
+is "insufficient-data":
+
+    all_of(True, True) = True     all_of(True, None) = None     all_of(False, None) = False
+    any_of(False, None) = False   any_of(True, None) = True     any_of(None, None)  = None
+
+Percentiles are linear between closest ranks (k6's and numpy's default). The mean is
+reported beside them: at 4 Hz a CPU sample moves in ~4 % steps (LAB-NOTES), so a p50 of
+8 % and a mean of 9.1 % say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from perflab.analysis.rundata import Profile, RunData
+from perflab.analysis.signatures.steady import Window
+
+Tri = bool | None
+
+PRESENT, ABSENT, INSUFFICIENT = "present", "absent", "insufficient-data"
+
+# A p95 of fewer than 20 requests is the single slowest request (p95 interpolates between
+# the 19th and 20th of 20), not a percentile.
+MIN_REQUESTS = 20
+# 8 samples at the lab's 4 Hz are 2 s: fewer, and one burst or one GC pause is the median.
+MIN_SAMPLES = 8
+# A category share from fewer than 20 profile samples moves in steps of 5 % or more.
+MIN_PROFILE_SAMPLES = 20
+
+
+def all_of(*conds: Tri) -> Tri:
+    if any(c is False for c in conds):
+        return False
+    if any(c is None for c in conds):
+        return None
+    return True
+
+
+def any_of(*conds: Tri) -> Tri:
+    if any(c is True for c in conds):
+        return True
+    if any(c is False for c in conds):
+        return False
+    return None
+
+
+def verdict(cond: Tri) -> str:
+    return PRESENT if cond is True else ABSENT if cond is False else INSUFFICIENT
+
+
+def at_least(value: float | None, threshold: float) -> Tri:
+    return None if value is None else value >= threshold
+
+
+def at_most(value: float | None, threshold: float) -> Tri:
+    return None if value is None else value <= threshold
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        return round(v, 4)
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_round(x) for x in v]
+    return v
+
+
+class Evidence:
+    """The numbers behind a verdict, and in words which data was used and which was missing."""
+
+    def __init__(self, window: Window | None) -> None:
+        self.values: dict[str, Any] = dict(window.evidence()) if window is not None else {}
+        self.used: list[str] = []
+        self.missing: list[str] = []
+        self.caveats: list[str] = []
+
+    def add(self, **values: Any) -> None:
+        self.values.update(values)
+
+    def use(self, what: str) -> None:
+        if what not in self.used:
+            self.used.append(what)
+
+    def miss(self, what: str) -> None:
+        if what not in self.missing:
+            self.missing.append(what)
+
+    def caveat(self, what: str) -> None:
+        if what not in self.caveats:
+            self.caveats.append(what)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: _round(v) for k, v in self.values.items()}
+        out["used"] = list(self.used)
+        out["missing"] = list(self.missing)
+        if self.caveats:
+            out["caveats"] = list(self.caveats)
+        return out
+
+
+def finding(name: str, cond: Tri, ev: Evidence, recommendation: str | None) -> dict[str, Any]:
+    return {"signature": name, "verdict": verdict(cond), "evidence": ev.as_dict(),
+            "recommendation": recommendation}
+
+
+def missing_recommendation(ev: Evidence, how: str) -> str:
+    """What an insufficient-data verdict recommends: the missing data, then how to collect it."""
+    missing = f" (missing: {'; '.join(ev.missing)})" if ev.missing else ""
+    return f"not enough data to judge{missing}. {how}"
+
+
+# -- series in the window ----------------------------------------------------------------
+
+def quantile(values: pl.Series, q: float) -> float | None:
+    v = values.drop_nulls()
+    if v.is_empty():
+        return None
+    return float(v.quantile(q, interpolation="linear"))  # type: ignore[arg-type]
+
+
+def mean(values: pl.Series) -> float | None:
+    v = values.drop_nulls()
+    return float(v.mean()) if not v.is_empty() else None  # type: ignore[arg-type]
+
+
+def latency(data: RunData, window: Window | None, ev: Evidence) -> float | None:
+    """p95 of k6's http_req_duration in the window (ms); adds p50/p95/p99/mean, requests, rps."""
+    if data.requests.is_empty():
+        ev.miss("k6 request samples (http_req_duration)")
+        return None
+    if window is None:
+        ev.miss("a timeline for the steady window")
+        return None
+    req = window.filter(data.requests)
+    n = req.height
+    ev.add(requests=n)
+    if n < MIN_REQUESTS:
+        ev.miss(f"at least {MIN_REQUESTS} k6 requests in the steady window (have {n})")
+        return None
+    d = req["duration_ms"]
+    p95 = quantile(d, 0.95)
+    ev.add(p50_ms=quantile(d, 0.5), p95_ms=p95, p99_ms=quantile(d, 0.99), mean_ms=mean(d),
+           rps=n / window.duration_s if window.duration_s > 0 else None,
+           error_rate=float(req["failed"].mean()))  # type: ignore[arg-type]
+    ev.use(f"k6 http_req_duration ({n} requests in the steady window)")
+    return p95
+
+
+def role_cpu(data: RunData, window: Window | None, role: str, ev: Evidence, prefix: str) -> float | None:
+    """p50 of one role's cpu_pct (% of one core) in the window; adds p50/p95/mean/samples."""
+    rows = data.resources.filter((pl.col("role") == role) & pl.col("cpu_pct").is_not_null())
+    if rows.is_empty():
+        ev.miss(f"resource samples ({role} cpu_pct)")
+        return None
+    if window is None:
+        ev.miss("a timeline for the steady window")
+        return None
+    cpu = window.filter(rows)["cpu_pct"]
+    ev.add(**{f"{prefix}_samples": cpu.len()})
+    if cpu.len() < MIN_SAMPLES:
+        ev.miss(f"at least {MIN_SAMPLES} {role} CPU samples in the steady window (have {cpu.len()})")
+        return None
+    p50 = quantile(cpu, 0.5)
+    ev.add(**{f"{prefix}_p50": p50, f"{prefix}_p95": quantile(cpu, 0.95), f"{prefix}_mean": mean(cpu)})
+    ev.use(f"resource samples: {role} cpu_pct ({cpu.len()} in the steady window)")
+    return p50
+
+
+def cpu_profile(data: RunData) -> Profile | None:
+    """The run's CPU profile with the most samples (pprof before cProfile at equal counts)."""
+    cpus = [p for p in data.profiles if p.kind == "cpu"]
+    if not cpus:
+        return None
+    return sorted(cpus, key=lambda p: (-p.samples, p.format != "pprof", p.source_id))[0]
+
+
+def profile_cpu_pct(p: Profile | None) -> float | None:
+    """A CPU profile's own utilisation: CPU time over the profile's wall duration (% of one core)."""
+    if p is None or p.format != "pprof" or p.unit != "nanoseconds" or not p.duration_s:
+        return None
+    return 100.0 * p.total / 1e9 / p.duration_s
+
+
+def service_cpu(data: RunData, window: Window | None, ev: Evidence) -> float | None:
+    """The service's CPU (% of one core): resource samples, else the CPU profile's own rate."""
+    p50 = role_cpu(data, window, "service", ev, "service_cpu")
+    if p50 is not None:
+        return p50
+    prof = cpu_profile(data)
+    from_profile = profile_cpu_pct(prof)
+    if from_profile is not None and prof is not None and prof.samples >= MIN_PROFILE_SAMPLES:
+        ev.add(service_cpu_from_profile_pct=from_profile)
+        ev.use(f"CPU profile {prof.name}: CPU time / duration as the service's CPU")
+        return from_profile
+    return None
+
+
+# Every core at ≥ 90 % on the host: the machine, not only the service, was out of CPU.
+HOST_BUSY_FRACTION = 0.9
+
+
+def host_saturated(data: RunData, window: Window | None) -> float | None:
+    """The host's CPU p50 (% of one core) when every core was busy in the window, else None."""
+    if window is None or not data.cpu_count:
+        return None
+    host = window.filter(data.resources.filter((pl.col("role") == "host") & pl.col("cpu_pct").is_not_null()))
+    if host.height < MIN_SAMPLES:
+        return None
+    p50 = quantile(host["cpu_pct"], 0.5)
+    return p50 if p50 is not None and p50 >= HOST_BUSY_FRACTION * 100 * data.cpu_count else None
+
+
+def window_values(data: RunData, window: Window | None, key: str) -> pl.Series | None:
+    """The /debug/vars samples of one key inside the window, None when the run has none."""
+    rows = data.vars.filter(pl.col("key") == key)
+    if rows.is_empty() or window is None:
+        return None
+    return window.filter(rows)["value"]
+
+
+def gauge_p50(data: RunData, window: Window | None, key: str, ev: Evidence, name: str) -> float | None:
+    """p50 of a /debug/vars gauge in the window; adds NAME_p50/_p95/_mean."""
+    v = window_values(data, window, key)
+    if v is None:
+        ev.miss(f"the service's /debug/vars {key}")
+        return None
+    if v.len() < MIN_SAMPLES:
+        ev.miss(f"at least {MIN_SAMPLES} samples of {key} in the steady window (have {v.len()})")
+        return None
+    p50 = quantile(v, 0.5)
+    ev.add(**{f"{name}_p50": p50, f"{name}_p95": quantile(v, 0.95), f"{name}_mean": mean(v)})
+    ev.use(f"/debug/vars {key} ({v.len()} samples)")
+    return p50
+
+
+def counter_delta(data: RunData, window: Window | None, key: str) -> float | None:
+    """last − first of a /debug/vars counter inside the window (None: fewer than 2 samples or a reset)."""
+    rows = data.vars.filter(pl.col("key") == key)
+    if rows.is_empty() or window is None:
+        return None
+    inside = window.filter(rows).sort("t_s")
+    if inside.height < 2:
+        return None
+    d = float(inside["value"][-1] - inside["value"][0])
+    return d if d >= 0 else None
+
+
+def last_value(data: RunData, key: str) -> float | None:
+    rows = data.vars.filter(pl.col("key") == key)
+    return float(rows.sort("t_s")["value"][-1]) if rows.height else None
+
+
+def spearman(x: pl.Series, y: pl.Series) -> float | None:
+    """Rank correlation of two aligned series (None with fewer than 3 pairs or no spread)."""
+    df = pl.DataFrame({"x": x, "y": y}).drop_nulls()
+    if df.height < 3:
+        return None
+    r = df.select(pl.corr("x", "y", method="spearman")).item()
+    return float(r) if r is not None and math.isfinite(r) else None
