@@ -45,7 +45,12 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
         # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
         # should get it, or `perflab top --json > x.json` would be corrupted.
-        self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
+        try:
+            self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
+        except duckdb.InvalidInputException:
+            # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a
+            # kernel's stdout is no terminal, so the bar would be off there anyway.
+            pass
         self._in_tx = False
         self._check_schema(read_only)
 

@@ -23,5 +23,6 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "log",
     "doctor",
+    "nightly",
     "report",
 )

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+from perflab.errors import PerflabError
+from perflab.lab import scenarios
+
+NAME = "nightly"
+HELP = ("run every scenario and its fix, execute the notebooks on those runs and write them as "
+        "offline HTML with an index of verdicts and regressions under reports/YYYY-MM-DD/")
+
+DEFAULT_OUT = Path("reports")
+DEFAULT_DURATION_S = 30.0
+
+
+def prepare_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                   help=f"reports root; tonight's folder is DIR/YYYY-MM-DD (default {DEFAULT_OUT})")
+    p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="S",
+                   help=f"k6 duration of each run in seconds (default {DEFAULT_DURATION_S:g})")
+    p.add_argument("--scenarios", nargs="+", metavar="SCENARIO", choices=sorted(scenarios.SCENARIOS),
+                   help="scenarios to run, each with its fixed variant (default: all)")
+    p.add_argument("--runs", nargs="+", metavar="RUN_ID",
+                   help="build the report from these runs already in the store instead of running scenarios")
+    p.add_argument("--notebooks", nargs="+", metavar="NAME",
+                   help="execute only these notebooks (e.g. 00-tour 04-signatures; default: all)")
+    add_json_flag(p)
+
+
+def _say(msg: str) -> None:
+    print(f"perflab nightly: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from perflab.report import nightly
+
+    only = tuple(args.notebooks or nightly.NOTEBOOKS)
+    unknown = sorted(set(only) - set(nightly.NOTEBOOKS))
+    if unknown:
+        raise PerflabError(f"unknown notebook {', '.join(unknown)}: one of {', '.join(nightly.NOTEBOOKS)}")
+    if args.runs and args.scenarios:
+        raise PerflabError("give --scenarios (run them now) or --runs (use existing runs), not both")
+    if args.duration < 3:
+        raise PerflabError("--duration must be at least 3 seconds")
+    started = datetime.now(timezone.utc)
+    store = open_store(args)
+    store_path = store.path.resolve()
+    out_dir = nightly.night_dir(args.out, started)
+    _say(f"tonight's report: {out_dir}")
+    try:
+        runs = _given_runs(store, args.runs) if args.runs else _run_scenarios(store, args)
+    finally:
+        store.close()  # every notebook's kernel opens the store: DuckDB allows one writer process
+    night = nightly.build_report(store_path, runs, out_dir, args.out, _say, only, started.isoformat())
+    if args.json:
+        print_json({"out": str(out_dir), "ok": night["ok"], "runs": night["runs"],
+                    "notebooks": night["notebooks"]})
+    else:
+        print_table([{"scenario": r["scenario"], "variant": r["variant"], "run_id": r["run_id"],
+                      "status": r["status"], "p95_ms": (r["summary"] or {}).get("p95_ms"),
+                      "present": ", ".join((r["verdicts"] or {}).get("present") or []) or "-",
+                      "regression": (r["regression"] or {}).get("regression")} for r in night["runs"]])
+        print(f"\n{out_dir / 'index.html'}")
+    return 0 if night["ok"] else 1
+
+
+def _run_scenarios(store: object, args: argparse.Namespace) -> list:
+    from perflab.lab.runner import RunOptions
+    from perflab.lab.runner import run as run_lab
+    from perflab.report.nightly import NightRun
+
+    plan = []
+    for name in args.scenarios or list(scenarios.SCENARIOS):
+        plan.append((name, "default"))
+        if scenarios.get(name).fix:
+            plan.append((name, "fixed"))
+    runs = []
+    for i, (name, variant) in enumerate(plan, 1):
+        _say(f"[{i}/{len(plan)}] run {name} ({variant}), {args.duration:g} s of k6")
+        t = time.perf_counter()
+        try:
+            result = run_lab(store, RunOptions(scenario=name, variant=variant, duration_s=args.duration,
+                                               live=False))  # type: ignore[arg-type]
+            runs.append(NightRun(name, variant, result["run_id"], "complete",
+                                 seconds=round(time.perf_counter() - t, 1)))
+            _say(f"[{i}/{len(plan)}] {result['run_id']} complete in {time.perf_counter() - t:.0f} s")
+        except PerflabError as err:
+            # One broken scenario must not cost the night its other runs; the index shows it.
+            runs.append(NightRun(name, variant, None, "failed", str(err), round(time.perf_counter() - t, 1)))
+            _say(f"[{i}/{len(plan)}] {name} ({variant}) failed: {err}")
+    return runs
+
+
+def _given_runs(store: object, run_ids: list[str]) -> list:
+    from perflab.report.nightly import NightRun
+
+    rows = store.sql("SELECT run_id, scenario, variant, status FROM runs WHERE run_id IN ?",  # type: ignore[attr-defined]
+                     [run_ids]).to_dicts()
+    found = {r["run_id"]: r for r in rows}
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise PerflabError(f"no run {', '.join(missing)} in the store")
+    # A user's group has no scenario: it is reported under its own id.
+    return [NightRun(found[r]["scenario"] or r, found[r]["variant"] or "default", r,
+                     "complete" if (found[r]["status"] or "complete") == "complete" else "failed",
+                     None if (found[r]["status"] or "complete") == "complete" else "the run is incomplete")
+            for r in run_ids]

@@ -1,0 +1,552 @@
+"""The nightly report: every notebook executed on the night's runs, as HTML that works offline.
+
+    runs (the command drives perflab.lab)  →  verdicts and regressions (the store)
+      →  papermill: each notebook with the run ids as parameters  →  nbconvert: offline HTML
+      →  index.html + night.json
+
+A night is one folder under the reports root: ``YYYY-MM-DD`` (UTC), or
+``YYYY-MM-DDTHHMMSSZ`` when a report of that day exists already::
+
+    night.json                      runs, verdicts, regressions, notebooks (sorted keys)
+    index.html                      links, the doctor's verdicts per run, regressions
+    NN-name[--scenario].ipynb       an executed notebook (outputs kept: it is the record)
+    NN-name[--scenario].html        the same as one self-contained HTML page
+    optimization-log.md             the night's before/after entries (05-optimization-log)
+
+Offline means: plotly.js is inlined once per page by plotly's ``notebook`` renderer (the
+notebooks are run with ``plotly_mimetype+notebook``), nbconvert's page loads nothing from
+a CDN (require.js, MathJax, mermaid and the widget manager are left out: none of them is
+needed to draw a plotly figure), and plotly's per-figure MathJax tag is removed (the
+charts use no LaTeX). :func:`offline_problems` checks the written page and a page that
+fails the check counts as a failed notebook.
+
+A regression is a run whose p95 latency or error rate is worse than the same scenario
+and variant's run of the previous night *beyond noise* (perflab.analysis.compare's
+tests), never a bare difference of two numbers.
+
+This module never imports perflab.lab: the command makes the runs and hands their ids
+here, so a report can also be built from runs made elsewhere (``--runs``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from perflab.errors import PerflabError
+
+NOTEBOOKS = ("00-tour", "01-load-test", "02-profiles", "03-database", "04-signatures", "05-optimization-log")
+# Notebooks run once per night on every run; the others once per scenario (its default run,
+# with the fixed variant as the second run).
+NIGHT_NOTEBOOKS = ("00-tour", "04-signatures")
+PAIR_NOTEBOOKS = ("05-optimization-log",)  # need a default and a fixed run of one scenario
+# What makes a run worse than the previous night's (compare_runs row names): what a user
+# waits for and what fails, the two numbers every signature moves.
+REGRESSION_METRICS = ("latency p95", "error rate")
+# A cell of a notebook may take this long: a lab run's notebook reads a few hundred thousand
+# rows at most; ten minutes means something hangs, and the night moves on.
+CELL_TIMEOUT_S = 600
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+NIGHT_JSON = "night.json"
+
+# nbconvert's JupyterLab page without the scripts it would fetch from a CDN. None of them
+# is needed: plotly.js comes inlined by the renderer, and with no require.js on the page
+# plotly.js defines window.Plotly itself (with require.js it would register as an AMD
+# module instead, and the figures' own scripts would not find it).
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+_TEMPLATE_NAME = "perflab_offline.html.j2"
+# plotly's notebook renderer puts a MathJax <script src> from a CDN before every figure.
+_MATHJAX_TAG = re.compile(r"<script[^>]*\bsrc=[\"'][^\"']*mathjax[^\"']*[\"'][^>]*>\s*</script>", re.I)
+_REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
+_CSS_REMOTE = re.compile(r"(?:@import\s+(?:url\()?|url\()\s*[\"']?\s*(?:https?:)?//", re.I)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class NightRun:
+    """One lab run of the night (or a run handed in with --runs)."""
+
+    scenario: str
+    variant: str
+    run_id: str | None
+    status: str  # complete | failed
+    error: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class Job:
+    notebook: str
+    stem: str  # the output file name without extension
+    parameters: dict[str, Any]
+    scenario: str | None = None
+
+
+@dataclass
+class JobResult:
+    notebook: str
+    stem: str
+    scenario: str | None
+    parameters: dict[str, Any]
+    status: str  # ok | failed
+    ipynb: str
+    html: str | None
+    figures: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    offline_problems: list[str] = field(default_factory=list)
+
+
+# -- where ------------------------------------------------------------------------------------
+
+def notebooks_dir() -> Path:
+    from perflab.report.notebook_helpers import project_root
+
+    return project_root() / "notebooks"
+
+
+def night_dir(root: str | Path, now: datetime | None = None) -> Path:
+    """Create and return tonight's folder: root/YYYY-MM-DD, or a time-stamped one if taken."""
+    now = now or datetime.now(timezone.utc)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in (f"{now:%Y-%m-%d}", f"{now:%Y-%m-%dT%H%M%SZ}"):
+        try:
+            (root / name).mkdir()
+            return root / name
+        except FileExistsError:
+            continue
+    raise PerflabError(f"{root}: a report named {now:%Y-%m-%dT%H%M%SZ} exists already; try again in a second")
+
+
+def previous_night(root: str | Path, current: Path) -> dict[str, Any] | None:
+    """The newest other night under ``root`` that finished (has a night.json), by its start."""
+    nights = []
+    for path in Path(root).glob(f"*/{NIGHT_JSON}"):
+        if path.parent.resolve() == current.resolve():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        data["folder"] = path.parent.name
+        nights.append(data)
+    return max(nights, key=lambda n: (str(n.get("started_at", "")), n["folder"]), default=None)
+
+
+# -- what to execute ------------------------------------------------------------------------------
+
+def plan(runs: list[NightRun], store_path: Path, out_dir: Path, renderer: str,
+         only: tuple[str, ...] = NOTEBOOKS) -> list[Job]:
+    """The notebook executions of a night, with their parameters."""
+    done = [r for r in runs if r.status == "complete" and r.run_id]
+    common = {"store_path": str(store_path), "renderer": renderer}
+    by_scenario: dict[str, dict[str, str]] = {}
+    for r in done:
+        by_scenario.setdefault(r.scenario, {}).setdefault(r.variant, r.run_id)  # type: ignore[arg-type]
+    jobs: list[Job] = []
+    for nb in NOTEBOOKS:
+        if nb not in only:
+            continue
+        if nb in NIGHT_NOTEBOOKS:
+            jobs.append(Job(nb, nb, {**common, "run_ids": [r.run_id for r in done]}))
+            continue
+        for scenario, variants in by_scenario.items():
+            first = variants.get("default") or next(iter(variants.values()))
+            second = variants.get("fixed") if first != variants.get("fixed") else None
+            stem = f"{nb}--{_slug(scenario)}"
+            if nb in PAIR_NOTEBOOKS:
+                if second:
+                    jobs.append(Job(nb, stem, {**common, "before_run_id": first, "after_run_id": second,
+                                               "log_path": str(out_dir / "optimization-log.md")}, scenario))
+            else:
+                jobs.append(Job(nb, stem, {**common, "run_id": first, "compare_run_id": second}, scenario))
+    return jobs
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def execute(job: Job, source_dir: Path, out_dir: Path) -> JobResult:
+    """Run one notebook with papermill into out_dir, then write its offline HTML."""
+    import nbformat
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    src = source_dir / f"{job.notebook}.ipynb"
+    dst = out_dir / f"{job.stem}.ipynb"
+    t = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=job.parameters, cwd=str(source_dir),
+                            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                            execution_timeout=CELL_TIMEOUT_S)
+    except PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # noqa: BLE001 - a notebook that cannot start fails alone, not the night
+        error = f"{type(exc).__name__}: {exc}"
+    result = JobResult(job.notebook, job.stem, job.scenario, job.parameters, "failed" if error else "ok",
+                       dst.name, None, seconds=0.0, error=error)
+    if dst.exists():
+        nb = nbformat.read(dst, as_version=4)
+        result.figures = count_figures(nb)
+        page = out_dir / f"{job.stem}.html"
+        page.write_text(to_offline_html(nb), encoding="utf-8")
+        result.html = page.name
+        result.offline_problems = offline_problems(page.read_text(encoding="utf-8"))
+        if result.offline_problems and not error:
+            result.status = "failed"
+            result.error = "the HTML would load from the network: " + "; ".join(result.offline_problems[:3])
+    result.seconds = round(time.perf_counter() - t, 2)
+    return result
+
+
+def count_figures(nb: Any) -> int:
+    """How many plotly figures the executed notebook shows (outputs carrying figure JSON)."""
+    return sum(1 for cell in nb.cells if cell.cell_type == "code"
+               for out in cell.get("outputs", []) if PLOTLY_MIMETYPE in out.get("data", {}))
+
+
+# -- offline HTML ---------------------------------------------------------------------------------
+
+def to_offline_html(nb: Any) -> str:
+    """One self-contained page of an executed notebook: nbconvert's JupyterLab look, the
+    figures drawn by the inlined plotly.js, nothing fetched from anywhere."""
+    import copy
+
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {})
+            if "text/html" in data:
+                text = data["text/html"]
+                text = "".join(text) if isinstance(text, list) else text
+                data["text/html"] = _MATHJAX_TAG.sub("", text)
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _OFFLINE_TEMPLATE})],
+                            template_file=_TEMPLATE_NAME)
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+class _ResourceFinder(HTMLParser):
+    """Every URL a page would fetch by itself: src/href of scripts, styles, images, frames."""
+
+    FETCHING = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"), "iframe": ("src",),
+                "source": ("src", "srcset"), "video": ("src", "poster"), "audio": ("src",),
+                "embed": ("src",), "object": ("data",), "input": ("src",)}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in self.FETCHING.get(tag, ()) and value and _REMOTE.match(value):
+                self.found.append(f"<{tag} {name}={value[:120]}>")
+            if name == "style" and value and _CSS_REMOTE.search(value):
+                self.found.append(f"<{tag} style=...{_CSS_REMOTE.search(value).group(0)}>")  # type: ignore[union-attr]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            for m in _CSS_REMOTE.finditer(data):
+                self.found.append("<style> " + data[m.start():m.start() + 120].split(")")[0] + ")")
+
+
+def offline_problems(page: str) -> list[str]:
+    """What in an HTML page would be fetched from the network (empty: the page is offline).
+
+    Script bodies are not read as markup, so plotly.js's own strings (it names its CDN)
+    are no problem; only tags and styles the browser would load from count.
+    """
+    finder = _ResourceFinder()
+    finder.feed(page)
+    finder.close()
+    return finder.found
+
+
+# -- verdicts and regressions ------------------------------------------------------------------
+
+def night_verdicts(store: Any, runs: list[NightRun]) -> dict[str, dict[str, Any]]:
+    """The doctor's findings per complete run: {run_id: {"present": [...], "findings": [...]}}."""
+    from perflab.analysis.signatures import diagnose
+
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r.status != "complete" or not r.run_id:
+            continue
+        d = diagnose(store, r.run_id)
+        out[r.run_id] = {
+            "present": [f["signature"] for f in d["findings"] if f["verdict"] == "present"],
+            "findings": [{"signature": f["signature"], "verdict": f["verdict"],
+                          "recommendation": f.get("recommendation")} for f in d["findings"]],
+        }
+    return out
+
+
+def regression_rows(comparison: dict[str, Any]) -> dict[str, Any]:
+    """From compare_runs(previous, tonight): the REGRESSION_METRICS rows and whether any is
+    worse beyond noise (the regression verdict)."""
+    rows = {r["metric"]: r for r in comparison["metrics"] if r["metric"] in REGRESSION_METRICS}
+    worse = [m for m in REGRESSION_METRICS
+             if m in rows and rows[m]["direction"] == "worse" and rows[m]["beyond_noise"] is True]
+    return {
+        "regression": bool(worse),
+        "worse": worse,
+        "metrics": {m: {k: rows[m].get(k) for k in ("a", "b", "change_pct", "direction", "beyond_noise", "note")}
+                    for m in REGRESSION_METRICS if m in rows},
+    }
+
+
+def night_regressions(store: Any, runs: list[NightRun], previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Per complete run: the comparison with the previous night's run of the same scenario
+    and variant, or why there is none."""
+    from perflab.analysis.compare import compare_runs
+
+    prev_runs = {(r["scenario"], r["variant"]): r for r in (previous or {}).get("runs", [])
+                 if r.get("status") == "complete" and r.get("run_id")}
+    known = set(store.sql("SELECT run_id FROM runs")["run_id"].to_list())
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r.status != "complete" or not r.run_id:
+            continue
+        prev = prev_runs.get((r.scenario, r.variant))
+        if previous is None:
+            out[r.run_id] = {"regression": None, "note": "no previous night"}
+        elif prev is None:
+            out[r.run_id] = {"regression": None,
+                             "note": f"the previous night ({previous['folder']}) has no complete {r.scenario} "
+                                     f"{r.variant} run"}
+        elif prev["run_id"] not in known:
+            out[r.run_id] = {"regression": None, "previous_run_id": prev["run_id"],
+                             "note": f"the previous run {prev['run_id']} is no longer in the store"}
+        else:
+            out[r.run_id] = {"previous_run_id": prev["run_id"], "previous_night": previous["folder"],
+                             **regression_rows(compare_runs(store, prev["run_id"], r.run_id))}
+    return out
+
+
+# -- the night ------------------------------------------------------------------------------------
+
+def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_root: Path,
+                 say: Say, only: tuple[str, ...] = NOTEBOOKS, started_at: str | None = None,
+                 source_dir: Path | None = None) -> dict[str, Any]:
+    """Everything after the runs: verdicts and regressions, the notebooks, index.html and
+    night.json. The store must not be open in this process: each notebook's kernel opens it."""
+    from perflab.analysis.runs import run_summary
+    from perflab.report.notebook_helpers import NIGHTLY_RENDERER
+    from perflab.store import Store
+
+    source_dir = source_dir or notebooks_dir()
+    previous = previous_night(reports_root, out_dir)
+    say("verdicts and regressions" + (f" (previous night: {previous['folder']})" if previous else
+                                      " (no previous night)"))
+    with Store(store_path) as store:
+        verdicts = night_verdicts(store, runs)
+        regressions = night_regressions(store, runs, previous)
+        summaries = {r.run_id: _summary(run_summary(store, r.run_id)) for r in runs
+                     if r.status == "complete" and r.run_id}
+        reports = night_reports(store, runs, out_dir, say)
+        log_entries = night_log(store, runs, [out_dir / OPTLOG, reports_root_log(reports_root)], say)
+    jobs = plan(runs, store_path, out_dir, NIGHTLY_RENDERER, only)
+    results: list[JobResult] = []
+    for i, job in enumerate(jobs, 1):
+        say(f"[{i}/{len(jobs)}] notebook {job.stem}")
+        res = execute(job, source_dir, out_dir)
+        results.append(res)
+        say(f"[{i}/{len(jobs)}] {job.stem}: {res.status}, {res.figures} figures, {res.seconds:.1f} s"
+            + (f" ({res.error})" if res.error else ""))
+    night = {
+        "date": out_dir.name,
+        "started_at": started_at or datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "store": str(store_path),
+        "previous_night": previous["folder"] if previous else None,
+        "runs": [{**asdict(r), "summary": summaries.get(r.run_id), "verdicts": verdicts.get(r.run_id),
+                  "regression": regressions.get(r.run_id), "report": reports.get(r.run_id)} for r in runs],
+        "optimization_log": {"file": OPTLOG, "entries": log_entries},
+        "notebooks": [asdict(res) for res in results],
+    }
+    night["ok"] = all(r.status == "complete" for r in runs) and all(n.status == "ok" for n in results)
+    (out_dir / NIGHT_JSON).write_text(json.dumps(night, indent=2, sort_keys=True, default=str) + "\n")
+    (out_dir / "index.html").write_text(render_index(night), encoding="utf-8")
+    say(f"wrote {out_dir / 'index.html'}")
+    return night
+
+
+OPTLOG = "optimization-log.md"
+
+
+def reports_root_log(reports_root: str | Path) -> Path:
+    """The standing optimization log beside the nights (`perflab log add`'s default)."""
+    return Path(reports_root) / OPTLOG
+
+
+def night_reports(store: Any, runs: list[NightRun], out_dir: Path, say: Say) -> dict[str, dict[str, str]]:
+    """A load-test report (markdown + offline HTML) per complete run, under runs/."""
+    from perflab.report.loadtest_report import write_report
+
+    out: dict[str, dict[str, str]] = {}
+    for r in runs:
+        if r.status != "complete" or not r.run_id:
+            continue
+        say(f"report {r.run_id}")
+        written = write_report(store, r.run_id, out_dir=out_dir / "runs")
+        out[r.run_id] = {k: str(Path(written[k]).relative_to(out_dir)) for k in ("markdown", "html")}
+    return out
+
+
+def night_log(store: Any, runs: list[NightRun], logs: list[Path], say: Say) -> list[dict[str, Any]]:
+    """One optimization-log entry per scenario that ran both ways: before = default, after = fixed.
+
+    The hypothesis is the scenario's own (its manifest's `why` and `fix`), so every number
+    in the entry comes from the two runs; re-adding the same pair replaces its entry.
+    """
+    from perflab.report.optlog import add_entry
+
+    by: dict[str, dict[str, str]] = {}
+    for r in runs:
+        if r.status == "complete" and r.run_id:
+            by.setdefault(r.scenario, {})[r.variant] = r.run_id
+    entries = []
+    for scenario, pair in sorted(by.items()):
+        if "default" not in pair or "fixed" not in pair:
+            continue
+        manifest = _manifest(store, pair["default"])
+        fix = ", ".join(f"{k}={v}" for k, v in sorted((manifest.get("fix") or {}).items()))
+        title = f"{scenario}: {fix}" if fix else scenario
+        hypothesis = (f"{manifest.get('why', scenario)}; setting {fix} removes the bottleneck"
+                      if fix else str(manifest.get("why", scenario)))
+        say(f"optimization log: {title}")
+        for log in logs:
+            entry = add_entry(store, pair["default"], pair["fixed"], title=title, hypothesis=hypothesis, out=log)
+        entries.append({"scenario": scenario, "before": pair["default"], "after": pair["fixed"], "title": title,
+                        "conclusion": _conclusion(entry)})
+    return entries
+
+
+def _manifest(store: Any, run_id: str) -> dict[str, Any]:
+    rows = store.sql("SELECT manifest FROM runs WHERE run_id = ?", [run_id]).to_dicts()
+    return json.loads(rows[0]["manifest"]) if rows and rows[0]["manifest"] else {}
+
+
+def _conclusion(entry: str) -> str:
+    """The entry's Conclusion line (`**Conclusion:** …`), for the index page."""
+    for line in entry.splitlines():
+        text = line.strip()
+        if text.lower().startswith("**conclusion:**"):
+            return text[len("**conclusion:**"):].strip().replace("**", "")
+    return ""
+
+
+def _summary(s: dict[str, Any]) -> dict[str, Any]:
+    keys = ("requests", "rps", "p95_ms", "error_rate", "dropped_iterations", "service_cpu_p50",
+            "db_queries_per_request")
+    return {k: s.get(k) for k in keys}
+
+
+# -- index.html -----------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:75em;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
+th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.present{color:#b00020;font-weight:600}.none{color:#1b7f3b}.bad{background:#fde8ea}.ok{color:#1b7f3b}.muted{color:#777}
+code{font-size:90%}
+"""
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def render_index(night: dict[str, Any]) -> str:
+    """The night's page: runs with their numbers, verdicts and regressions; the notebooks."""
+    e = html.escape
+    rows = []
+    for r in night["runs"]:
+        s = r.get("summary") or {}
+        v = r.get("verdicts") or {}
+        reg = r.get("regression") or {}
+        present = v.get("present") or []
+        verdict = (f'<span class="present">{e(", ".join(present))}</span>' if present
+                   else '<span class="none">no signature present</span>' if v else '<span class="muted">–</span>')
+        if reg.get("regression"):
+            regtext = '<span class="present">REGRESSION: ' + e(", ".join(reg["worse"])) + "</span>"
+        elif reg.get("regression") is False:
+            regtext = f'<span class="ok">none</span> <span class="muted">vs {e(str(reg.get("previous_run_id")))}</span>'
+        else:
+            regtext = f'<span class="muted">{e(str(reg.get("note", "–")))}</span>'
+        for m, row in (reg.get("metrics") or {}).items():
+            regtext += (f'<br><span class="muted">{e(m)}: {_fmt(row.get("a"))} → {_fmt(row.get("b"))}'
+                        f' ({e(str(row.get("direction")))}, beyond noise: {e(str(row.get("beyond_noise")))})</span>')
+        status = e(r["status"]) + (f'<br><span class="muted">{e(str(r.get("error")))}</span>' if r.get("error") else "")
+        if r.get("report"):
+            status += f'<br><a href="{e(r["report"]["html"])}">report</a>'
+        cls = ' class="bad"' if r["status"] != "complete" or reg.get("regression") else ""
+        rows.append(
+            f"<tr{cls}><td>{e(r['scenario'])}</td><td>{e(r['variant'])}</td><td><code>{e(str(r['run_id']))}</code>"
+            f"</td><td>{status}</td><td class=num>{_fmt(s.get('p95_ms'))}</td>"
+            f"<td class=num>{_fmt(s.get('error_rate'))}</td><td class=num>{_fmt(s.get('rps'))}</td>"
+            f"<td class=num>{_fmt(s.get('service_cpu_p50'))}</td><td>{verdict}</td><td>{regtext}</td></tr>")
+    log = night.get("optimization_log") or {}
+    log_rows = "".join(
+        f"<tr><td>{e(x['scenario'])}</td><td><code>{e(x['before'])}</code></td><td><code>{e(x['after'])}</code></td>"
+        f"<td>{e(x['conclusion'])}</td></tr>" for x in log.get("entries", []))
+    nbs = []
+    for n in night["notebooks"]:
+        link = f'<a href="{e(n["html"])}">{e(n["stem"])}</a>' if n.get("html") else e(n["stem"])
+        state = '<span class="ok">ok</span>' if n["status"] == "ok" else f'<span class="present">failed</span>: {e(str(n.get("error")))}'
+        nbs.append(f"<tr><td>{link}</td><td>{state}</td><td class=num>{n['figures']}</td>"
+                   f"<td class=num>{n['seconds']:.1f}</td><td><a href=\"{e(n['ipynb'])}\">.ipynb</a></td></tr>")
+    head = "all runs and notebooks ok" if night.get("ok") else "something failed: see the rows marked red"
+    prev = night.get("previous_night")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>perflab nightly {e(night['date'])}</title>
+<style>{_CSS}</style></head><body>
+<h1>perflab nightly {e(night['date'])}</h1>
+<p>{e(head)}. Started {e(str(night['started_at']))}, finished {e(str(night['finished_at']))}.
+Store <code>{e(night['store'])}</code>. Regressions are judged against
+{f'the night of <a href="../{e(prev)}/index.html">{e(prev)}</a>' if prev else 'no previous night'}:
+p95 latency or error rate worse beyond noise.</p>
+<h2>Runs and the doctor's verdicts</h2>
+<table><tr><th>scenario</th><th>variant</th><th>run</th><th>status</th><th>p95 ms</th><th>error rate</th>
+<th>req/s</th><th>service CPU p50 %</th><th>signatures present</th><th>regression vs previous night</th></tr>
+{''.join(rows) or '<tr><td colspan=10>no runs</td></tr>'}</table>
+<h2>Optimization log</h2>
+<p>One entry per scenario, before (default) → after (fixed): <a href="{e(log.get('file', OPTLOG))}">{e(log.get('file', OPTLOG))}</a>.</p>
+<table><tr><th>scenario</th><th>before</th><th>after</th><th>conclusion</th></tr>
+{log_rows or '<tr><td colspan=4>no scenario ran both ways</td></tr>'}</table>
+<h2>Notebooks</h2>
+<table><tr><th>notebook</th><th>status</th><th>figures</th><th>seconds</th><th>executed notebook</th></tr>
+{''.join(nbs) or '<tr><td colspan=5>no notebooks</td></tr>'}</table>
+<p class="muted">Every page works offline (plotly.js inlined). Machine-readable: <a href="{NIGHT_JSON}">{NIGHT_JSON}</a>.</p>
+</body></html>
+"""

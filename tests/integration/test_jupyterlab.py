@@ -1,0 +1,150 @@
+"""`make lab` end to end: JupyterLab starts on 127.0.0.1 with the notebooks and a store that
+holds the samples, a notebook runs through the server's own kernel and prints the numbers
+committed in it, and stopping the server by PID leaves no process and no open port."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from jupyter_client import BlockingKernelClient
+
+from perflab.lab.postgres import free_port, port_listens
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+CELL_TIMEOUT_S = 120.0
+NOTEBOOK = "02-profiles.ipynb"
+
+
+def _get(url: str, token: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read() or b"null")
+
+
+def _wait_for_api(base: str, token: str, make: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert make.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            return _get(f"{base}/api", token)
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"JupyterLab did not answer {base}/api: {log.read_text(errors='replace')[-3000:]}")
+
+
+def _server_process(make: subprocess.Popen[bytes]) -> psutil.Process:
+    # `make lab` execs the server in its recipe's shell: make's child is JupyterLab itself.
+    for _ in range(100):
+        kids = psutil.Process(make.pid).children()
+        if kids and "jupyter" in " ".join(kids[0].cmdline()):
+            return kids[0]
+        time.sleep(0.1)
+    raise AssertionError("no JupyterLab process under make")
+
+
+def _run_cells(kc: BlockingKernelClient, cells: list[dict[str, Any]]) -> dict[str, str]:
+    """Execute code cells in order on the kernel; return each cell's stdout by cell id."""
+    out: dict[str, str] = {}
+    for cell in cells:
+        printed: list[str] = []
+
+        def hook(msg: dict[str, Any], sink: list[str] = printed) -> None:
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                sink.append(msg["content"]["text"])
+            if msg["msg_type"] == "error":
+                sink.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+
+        reply = kc.execute_interactive("".join(cell["source"]), timeout=CELL_TIMEOUT_S, output_hook=hook)
+        assert reply["content"]["status"] == "ok", (cell["id"], "".join(printed))
+        out[cell["id"]] = "".join(printed)
+    return out
+
+
+def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path) -> None:
+    port, token = free_port(), secrets.token_hex(16)
+    store = tmp_path / "lab.duckdb"
+    runtime = tmp_path / "runtime"
+    env = {**os.environ, "PERFLAB_STORE": str(store), "JUPYTER_RUNTIME_DIR": str(runtime),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    log = tmp_path / "lab.log"
+    with log.open("wb") as fh:
+        # -o install: the venv is there already (make test installed it); this runs the lab recipe only.
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "-o", "install", "lab",
+             f"LAB_ARGS=--ServerApp.port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token}"],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    server = None
+    kernel_pids: list[int] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        info = _wait_for_api(base, token, make, log)
+        assert info["version"]
+        server = _server_process(make)
+        # THEN the samples were ingested into PERFLAB_STORE before the server started
+        assert f"store: {store} (bundled samples: 10 files)" in log.read_text()
+        assert _listens_only_on_loopback(server, port)
+        names = sorted(c["name"] for c in _get(f"{base}/api/contents", token)["content"] if c["type"] == "notebook")
+        assert names == ["00-tour.ipynb", "01-load-test.ipynb", "02-profiles.ipynb", "03-database.ipynb",
+                         "04-signatures.ipynb", "05-optimization-log.ipynb"]
+        # WHEN a notebook session is created through the REST API and its cells run in that kernel
+        session = _get(f"{base}/api/sessions", token, "POST",
+                       {"path": NOTEBOOK, "type": "notebook", "name": NOTEBOOK, "kernel": {"name": "python3"}})
+        kernel_id = session["kernel"]["id"]
+        kc = BlockingKernelClient(connection_file=str(runtime / f"kernel-{kernel_id}.json"))
+        kc.load_connection_file()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            kernel_pids = [p.pid for p in server.children(recursive=True)]
+            assert kernel_pids, "the kernel is not a child of the server"
+            nb = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())
+            printed = _run_cells(kc, [c for c in nb["cells"] if c["cell_type"] == "code"])
+        finally:
+            kc.stop_channels()
+        # THEN it printed, from the server's kernel, what the notebook has committed
+        committed = next(c for c in nb["cells"] if c.get("id") == "top")
+        assert printed["top"] == "".join(committed["outputs"][0]["text"])
+        assert printed["setup"] == f"store: {store} (bundled samples: 10 files)\n"
+        assert any(s["kernel"]["id"] == kernel_id for s in _get(f"{base}/api/sessions", token))
+    finally:
+        # Stop by PID, as a user would with kill: SIGTERM makes Jupyter shut its kernels down.
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+        try:
+            make.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            make.kill()
+            make.wait()
+            raise
+    assert server is not None and not _alive(server.pid)
+    assert kernel_pids and not any(_alive(p) for p in kernel_pids)
+    assert not port_listens(port)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _listens_only_on_loopback(server: psutil.Process, port: int) -> bool:
+    addrs = {c.laddr.ip for c in server.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    return bool(addrs) and addrs <= {"127.0.0.1"}
