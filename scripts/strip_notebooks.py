@@ -4,14 +4,13 @@
     python scripts/strip_notebooks.py            strip outputs, execution counts and editor metadata
     python scripts/strip_notebooks.py --check    only report (exit 1 if a notebook is not clean)
     python scripts/strip_notebooks.py --refresh  re-execute every notebook on a fresh store with the
-                                                 bundled samples and keep the checked cells' outputs
+                                                 bundled samples and rewrite the expected text of the
+                                                 checked cells (tests/notebooks/expected/)
 
-Clean means: no outputs and no execution counts, except in the few cells whose first line
-is ``# NBVAL_CHECK_OUTPUT``: their plain-text output is committed and nbval compares it
-(see notebooks/README.md), and nbval compares only a cell that looks executed, so such a
-cell carries a fixed execution count: its position among the code cells. Cell metadata
-holds tags only; notebook metadata the kernel spec and language only; cell ids are
-readable names, not random ones.
+Clean means: no outputs and no execution counts in any cell. Cell metadata holds tags only;
+notebook metadata the kernel spec and language only; cell ids are readable names, not
+random ones. The few cells whose printed text is checked keep it outside the notebook, in
+tests/notebooks/expected/NOTEBOOK__CELLID.txt (see notebooks/README.md).
 
 ``problems(nb)`` is what tests/notebooks/test_notebooks_clean.py asserts is empty.
 """
@@ -30,16 +29,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+EXPECTED = ROOT / "tests" / "notebooks" / "expected"
 # Ids are names a reader can follow in a diff ("setup", "top"), never nbformat's random ones.
 CELL_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # What JupyterLab and nbformat generate: 8 hex digits, or a whole uuid.
 RANDOM_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$")
 NOTEBOOK_METADATA = {"kernelspec", "language_info"}
 CELL_METADATA = {"tags"}
-# A checked cell's committed output is plain text printed by the cell; anything richer
-# (figures, HTML tables) varies between library versions and is not worth comparing.
-CHECKED_OUTPUT_TYPES = {"stream"}
 # Seconds a notebook may take with --refresh (the bundled samples need a few).
 REFRESH_TIMEOUT_S = 300
 
@@ -47,10 +43,6 @@ REFRESH_TIMEOUT_S = 300
 def source(cell: dict[str, Any]) -> str:
     text = cell.get("source", "")
     return "".join(text) if isinstance(text, list) else text
-
-
-def is_checked(cell: dict[str, Any]) -> bool:
-    return cell.get("cell_type") == "code" and source(cell).lstrip().startswith(CHECK_MARK)
 
 
 def problems(nb: dict[str, Any]) -> list[str]:
@@ -63,7 +55,6 @@ def problems(nb: dict[str, Any]) -> list[str]:
     if set(lang) - {"name"}:
         out.append("language_info holds more than the language name (a version that churns)")
     seen: set[str] = set()
-    ordinal = 0
     for i, cell in enumerate(nb.get("cells", [])):
         cid = cell.get("id", "")
         where = f"cell {i} ({cid or 'no id'})"
@@ -79,27 +70,14 @@ def problems(nb: dict[str, Any]) -> list[str]:
             if cell.get("outputs") or cell.get("attachments"):
                 out.append(f"{where}: outputs or attachments in a markdown cell")
             continue
-        ordinal += 1
-        outputs = cell.get("outputs", [])
-        if not is_checked(cell):
-            if cell.get("execution_count") is not None:
-                out.append(f"{where}: execution count {cell['execution_count']}")
-            if outputs:
-                out.append(f"{where}: {len(outputs)} output(s)")
-            continue
-        if cell.get("execution_count") != ordinal:
-            out.append(f"{where}: a checked cell's execution count must be {ordinal} (its position)")
-        if not outputs:
-            out.append(f"{where}: a checked cell without its committed output (run --refresh)")
-        for o in outputs:
-            if o.get("output_type") not in CHECKED_OUTPUT_TYPES:
-                out.append(f"{where}: a checked cell keeps a {o.get('output_type')} output (text only)")
-            elif o.get("name") != "stdout":
-                out.append(f"{where}: a checked cell keeps {o.get('name')} output")
+        if cell.get("execution_count") is not None:
+            out.append(f"{where}: execution count {cell['execution_count']}")
+        if cell.get("outputs"):
+            out.append(f"{where}: {len(cell['outputs'])} output(s)")
     return out
 
 
-def clean(nb: dict[str, Any], keep_checked: bool = True) -> dict[str, Any]:
+def clean(nb: dict[str, Any]) -> dict[str, Any]:
     """The clean form of ``nb`` (see the module docstring)."""
     nb = copy.deepcopy(nb)
     meta = nb.get("metadata", {})
@@ -107,7 +85,6 @@ def clean(nb: dict[str, Any], keep_checked: bool = True) -> dict[str, Any]:
     if "language_info" in nb["metadata"]:
         nb["metadata"]["language_info"] = {"name": nb["metadata"]["language_info"].get("name", "python")}
     used: set[str] = set()
-    ordinal = 0
     for i, cell in enumerate(nb.get("cells", [])):
         cid = cell.get("id", "")
         if not CELL_ID.match(cid) or RANDOM_ID.match(cid) or len(cid) > 40 or cid in used:
@@ -119,29 +96,30 @@ def clean(nb: dict[str, Any], keep_checked: bool = True) -> dict[str, Any]:
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
             continue
-        ordinal += 1
         cell["execution_count"] = None
-        if keep_checked and is_checked(cell):
-            cell["execution_count"] = ordinal
-            cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": o.get("text", "")}
-                               for o in cell.get("outputs", [])
-                               if o.get("output_type") == "stream" and o.get("name") == "stdout"]
-        else:
-            cell["outputs"] = []
+        cell["outputs"] = []
     return nb
 
 
-def refresh(path: Path, store_dir: Path) -> dict[str, Any]:
-    """Execute a notebook as nbval does (a fresh store with the bundled samples) and return
-    it clean, with the outputs of its checked cells."""
+def refresh(path: Path, store_dir: Path) -> list[Path]:
+    """Execute a notebook as nbval does (a fresh store with the bundled samples) and rewrite
+    the expected text of its checked cells; returns the files written."""
     import nbformat
     from nbclient import NotebookClient
 
+    checked = [f for f in sorted(EXPECTED.glob(f"{path.stem}__*.txt"))]
+    if not checked:
+        return []
     nb = nbformat.read(path, as_version=4)
     os.environ["PERFLAB_STORE"] = str(store_dir / "store.duckdb")  # the kernel inherits it
     NotebookClient(nb, timeout=REFRESH_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    return clean(json.loads(nbformat.writes(nb)))
+    cells = {c.get("id"): c for c in nb.cells}
+    for f in checked:
+        cell = cells[f.stem.split("__", 1)[1]]
+        f.write_text("".join(o.get("text", "") for o in cell.get("outputs", [])
+                             if o.get("output_type") == "stream" and o.get("name") == "stdout"), encoding="utf-8")
+    return checked
 
 
 def write(path: Path, nb: dict[str, Any]) -> None:
@@ -154,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="report only; exit 1 when a notebook is not clean")
     mode.add_argument("--refresh", action="store_true",
-                      help="re-execute on a fresh store and keep the checked cells' outputs")
+                      help="re-execute on a fresh store and rewrite the checked cells' expected text")
     args = parser.parse_args(argv)
     paths = args.paths or sorted(NOTEBOOKS.glob("*.ipynb"))
     bad = 0
@@ -167,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{path}: {p}")
                 bad += bool(found)
                 continue
-            new = refresh(path, Path(tmp)) if args.refresh else clean(nb)
+            if args.refresh:
+                for f in refresh(path, Path(tmp)):
+                    print(f"{f}: refreshed")
+            new = clean(nb)
             if new != nb:
                 write(path, new)
-                print(f"{path}: {'refreshed' if args.refresh else 'stripped'}")
+                print(f"{path}: stripped")
     if args.check and bad:
-        print(f"{bad} notebook(s) not clean: run python scripts/strip_notebooks.py "
-              "(and --refresh after changing a checked cell)", file=sys.stderr)
+        print(f"{bad} notebook(s) not clean: run python scripts/strip_notebooks.py", file=sys.stderr)
     return 1 if bad else 0
 
 

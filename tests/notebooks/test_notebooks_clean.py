@@ -1,5 +1,5 @@
-"""The committed notebooks: clean (no outputs but the checked ones), parameterized the same
-way, thin, and wired into nbval so that a checked number that changes fails the tests."""
+"""The committed notebooks: clean (no outputs at all), parameterized the same way, thin, and
+wired into nbval so that a checked number that changes fails the tests."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["00-tour", "01-load-test", "02-profiles", "03-database", "04-signatures", "05-optimization-log"]
-# The cells whose output is committed and compared by nbval (notebooks/README.md says why
-# these): k6's summary, pprof's top and PgHero's statements, on the bundled samples.
+# The cells whose printed text is compared after nbval runs them (notebooks/README.md says
+# why these): k6's summary, pprof's top and PgHero's statements, on the bundled samples.
+# Their expected text lives in tests/notebooks/expected/, not in the notebooks.
 CHECKED = {"01-load-test": ["summary"], "02-profiles": ["top"], "03-database": ["statements"]}
 # A code cell is a call or a few: beyond this many lines it belongs in the package.
 MAX_CODE_LINES = 8
@@ -54,10 +55,18 @@ def test_committed_clean(name: str) -> None:
     nb = load(name)
     assert strip.problems(nb) == []
     assert strip.clean(nb) == nb  # stripping a clean notebook changes nothing
-    checked = [c["id"] for c in code_cells(nb) if strip.is_checked(c)]
-    assert checked == CHECKED.get(name, [])
-    with_outputs = [c["id"] for c in code_cells(nb) if c["outputs"]]
-    assert with_outputs == checked
+    assert [c["id"] for c in code_cells(nb) if c["outputs"] or c["execution_count"] is not None] == []
+
+
+def test_checked_cells_have_expected_text_and_exist() -> None:
+    from tests.notebooks.nbval_store import checked_cells, expected_file
+
+    assert checked_cells() == CHECKED
+    for name, ids in CHECKED.items():
+        cell_ids = {c["id"] for c in code_cells(load(name))}
+        for cid in ids:
+            assert cid in cell_ids
+            assert expected_file(name, cid).read_text(encoding="utf-8").strip()
 
 
 def test_the_check_fails_on_outputs_counts_and_noise() -> None:
@@ -77,7 +86,7 @@ def test_the_check_fails_on_outputs_counts_and_noise() -> None:
     assert any("(setup): execution count 3" in p for p in found)
     assert any("(setup): 1 output(s)" in p for p in found)
     assert any("(setup): cell metadata ['execution']" in p for p in found)
-    assert any("(top): a checked cell keeps a display_data output" in p for p in found)
+    assert any("(top): 1 output(s)" in p for p in found)
     assert any("id is not a readable name" in p for p in found)
     cleaned = strip.clean(dirty)
     assert strip.problems(cleaned) == []
