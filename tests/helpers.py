@@ -41,3 +41,15 @@ def assert_refused(code: int, stderr: str, path: object, phrase: str) -> None:
     assert lines[0].startswith(f"perflab: {path}: "), lines[0]
     assert phrase in lines[0], lines[0]
     assert "Traceback" not in stderr
+
+
+def assert_ingest_refused(store_path: Path, before: dict[str, tuple[int, str]], path: Path, phrase: str,
+                          extra: list[str], capsys) -> None:  # type: ignore[no-untyped-def]
+    """`perflab ingest` of a bad file, in process for speed (the same main() as `python -m
+    perflab`): refused by the contract, and the store exactly as ``before``."""
+    from perflab.cli import main
+
+    code = main(["--store", str(store_path), "ingest", *extra, str(path)])
+    assert_refused(code, capsys.readouterr().err, path, phrase)
+    with Store(store_path) as s:
+        assert store_fingerprint(s) == before

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from perflab.analysis.runs import k6_source
 from perflab.store import Store
 
 # The k6 interval over which p95 and error rate are computed: the lab samples resources
@@ -189,14 +190,6 @@ def steady_window(store: Store, run_id: str) -> dict[str, Any] | None:
     t0, t1 = float(times.min()), float(times.max())  # type: ignore[arg-type]
     return {"start_s": t0, "end_s": t1, "t0_s": t0, "t1_s": t1,
             "method": "the whole run (the doctor's steady-state finder is not installed)"}
-
-
-def k6_source(store: Store, run_id: str) -> int | None:
-    """The run's k6 samples: its first NDJSON source, else its first CSV (the same samples)."""
-    rows = store.con.execute(
-        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN ('k6', 'k6-csv') "
-        "ORDER BY kind = 'k6' DESC, source_id LIMIT 1", [run_id]).fetchall()
-    return int(rows[0][0]) if rows else None
 
 
 def _in_window(df: pl.DataFrame, window: dict[str, Any] | None) -> pl.DataFrame:

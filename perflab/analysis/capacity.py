@@ -105,7 +105,7 @@ def run_capacity(store: Store, run_id: str, window: dict[str, Any] | None,
     core count from the sampler's header or the manifest, and k6's dropped iterations."""
     lo, hi = (window["start_s"], window["end_s"]) if window else (-math.inf, math.inf)
     span = (hi - lo) if window else None
-    from perflab.analysis.alerts import k6_source
+    from perflab.analysis.runs import k6_source
 
     sid = k6_source(store, run_id)
     rps = None

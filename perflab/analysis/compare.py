@@ -36,6 +36,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from perflab.analysis.runs import cpu_profile_source, k6_source
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -157,28 +158,6 @@ def _run_row(store: Store, run_id: str) -> dict[str, Any]:
         hint = f" (recent: {', '.join(known)})" if known else " (the store has no runs)"
         raise PerflabError(f"no run {run_id!r} in {store.path}{hint}")
     return rows[0]
-
-
-def k6_source(store: Store, run_id: str) -> int | None:
-    """The run's k6 samples: its first NDJSON source, else its first CSV (the same samples)."""
-    from perflab.ingest.k6 import CSV_KIND, KIND
-
-    rows = store.con.execute(
-        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN (?, ?) "
-        "ORDER BY kind = ? DESC, source_id LIMIT 1", [run_id, KIND, CSV_KIND, KIND]).fetchall()
-    return int(rows[0][0]) if rows else None
-
-
-def cpu_profile_source(store: Store, run_id: str) -> int | None:
-    """The run's CPU profile: a pprof source with a cpu sample type, else a cProfile dump."""
-    rows = store.con.execute(
-        """SELECT s.source_id FROM sources s
-           WHERE s.run_id = ? AND (
-                 (s.kind = 'pprof' AND EXISTS (SELECT 1 FROM pprof_sample_types t
-                                               WHERE t.source_id = s.source_id AND t.type = 'cpu'))
-              OR s.kind = 'cprofile')
-           ORDER BY s.kind = 'pprof' DESC, s.source_id LIMIT 1""", [run_id]).fetchall()
-    return int(rows[0][0]) if rows else None
 
 
 def run_info(store: Store, run_id: str) -> dict[str, Any]:

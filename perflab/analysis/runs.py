@@ -56,16 +56,34 @@ def _first_sample_at(store: Store, run_id: str) -> str | None:
     return t.isoformat() if t is not None else None
 
 
+def k6_source(store: Store, run_id: str) -> int | None:
+    """The run's k6 samples: its first NDJSON source, else its first CSV (the same samples)."""
+    rows = store.con.execute(
+        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN ('k6', 'k6-csv') "
+        "ORDER BY kind = 'k6' DESC, source_id LIMIT 1", [run_id]).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def cpu_profile_source(store: Store, run_id: str) -> int | None:
+    """The run's CPU profile: a pprof source with a cpu sample type, else a cProfile dump
+    (the first of each, by source id)."""
+    rows = store.con.execute(
+        """SELECT s.source_id FROM sources s
+           WHERE s.run_id = ? AND (
+                 (s.kind = 'pprof' AND EXISTS (SELECT 1 FROM pprof_sample_types t
+                                               WHERE t.source_id = s.source_id AND t.type = 'cpu'))
+              OR s.kind = 'cprofile')
+           ORDER BY s.kind = 'pprof' DESC, s.source_id LIMIT 1""", [run_id]).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
 def _k6_numbers(store: Store, run_id: str) -> dict[str, Any]:
     from perflab.analysis.loadtest import k6_summary
 
-    src = store.sql(
-        "SELECT source_id FROM sources WHERE run_id = ? AND kind IN ('k6', 'k6-csv') "
-        "ORDER BY kind, source_id LIMIT 1", [run_id]
-    )
-    if src.is_empty():
+    sid = k6_source(store, run_id)
+    if sid is None:
         return {}
-    summary = k6_summary(store, int(src["source_id"][0]))
+    summary = k6_summary(store, sid)
     m = summary["metrics"]
     reqs = m.get("http_reqs", {})
     dur = m.get("http_req_duration", {})

@@ -31,11 +31,12 @@ from typing import Any
 
 from perflab import __version__
 from perflab.analysis.alerts import (
-    ERROR_RATE_THRESHOLD, P95_THRESHOLD_MS, evaluate_alerts, k6_source, rules_table, steady_window,
+    ERROR_RATE_THRESHOLD, P95_THRESHOLD_MS, evaluate_alerts, rules_table, steady_window,
 )
 from perflab.analysis.capacity import HEADROOM_CPU_FRACTION, SATURATION_FRACTION, run_capacity
 from perflab.analysis.loadtest import k6_summary
 from perflab.analysis.profiles import sample_types, top
+from perflab.analysis.runs import cpu_profile_source, k6_source
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -239,18 +240,6 @@ def resource_usage(store: Store, run_id: str, window: dict[str, Any] | None) -> 
     if not roles:
         out["reason"] = "no resource samples in this run"
     return out
-
-
-def cpu_profile_source(store: Store, run_id: str) -> int | None:
-    """The run's service CPU profile: a pprof source with a cpu sample type, else a
-    cProfile dump (the first of each, by source id)."""
-    rows = store.con.execute(
-        """SELECT s.source_id FROM sources s
-           WHERE s.run_id = ? AND ((s.kind = 'pprof' AND EXISTS (
-                   SELECT 1 FROM pprof_sample_types t WHERE t.source_id = s.source_id AND t.type = 'cpu'))
-                 OR s.kind = 'cprofile')
-           ORDER BY s.kind = 'pprof' DESC, s.source_id LIMIT 1""", [run_id]).fetchall()
-    return int(rows[0][0]) if rows else None
 
 
 def cpu_profile_section(store: Store, run_id: str) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def _profiles_frame(store: Store, where: str, params: list[Any]) -> pl.DataFrame
 def run_sources(store: Store, run_id: str) -> RunSources:
     """Find a run's k6 samples, profiles and pg_stat snapshots (before = the earlier)."""
     # Imported here: compare pulls in scipy (half a second), which most notebooks never need.
-    from perflab.analysis.compare import cpu_profile_source, k6_source
+    from perflab.analysis.runs import cpu_profile_source, k6_source
 
     if not store.sql("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).height:
         known = latest_runs(store, 3)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from perflab.analysis.compare import compare_runs, cpu_profile_source
+from perflab.analysis.compare import compare_runs
+from perflab.analysis.runs import cpu_profile_source
 from perflab.store import Store
 
 DEFAULT_LOG = Path("reports") / "optimization-log.md"

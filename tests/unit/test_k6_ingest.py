@@ -14,7 +14,7 @@ import pytest
 
 from perflab.ingest import detect, ingest_path
 from perflab.store import Store
-from tests.helpers import assert_refused, run_cli, store_fingerprint
+from tests.helpers import assert_ingest_refused, assert_refused, run_cli, store_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "k6"
 NDJSON = ["main_small.ndjson", "main_kolkata.ndjson.gz", "main_dropped.ndjson", "summary_small.ndjson"]
@@ -326,16 +326,9 @@ def seeded(tmp_path: Path) -> tuple[Path, Any]:
 def test_bad_file_exits_2_with_one_line_and_leaves_the_store_unchanged(
     case: str, tmp_path: Path, seeded: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from perflab.cli import main
-
     make, phrase, extra = BAD_CASES[case]
     store_path, before = seeded
-    path = make(tmp_path)
-    # In-process for speed: the same main() as `python -m perflab`, which runs below as a process.
-    code = main(["--store", str(store_path), "ingest", *extra, str(path)])
-    assert_refused(code, capsys.readouterr().err, path, phrase)
-    with Store(store_path) as s:
-        assert store_fingerprint(s) == before
+    assert_ingest_refused(store_path, before, make(tmp_path), phrase, extra, capsys)
 
 
 def test_bad_files_as_a_user_runs_them(tmp_path: Path, seeded: tuple[Path, Any]) -> None:

@@ -20,7 +20,7 @@ from perflab.ingest import Sniff, ingest_path
 from perflab.ingest import pprof as pprof_format
 from perflab.ingest.pprof_proto import Profile
 from perflab.store import Store
-from tests.helpers import assert_refused, run_cli, store_fingerprint
+from tests.helpers import assert_ingest_refused, assert_refused, run_cli, store_fingerprint
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pprof"
 GOOGLE = FIXTURES / "public" / "google-pprof"
@@ -344,16 +344,9 @@ def seeded(tmp_path: Path) -> tuple[Path, Any]:
 def test_bad_profile_exits_2_with_one_line_and_leaves_the_store_unchanged(
     case: str, tmp_path: Path, seeded: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from perflab.cli import main
-
     make, phrase, extra = BAD_CASES[case]
     store_path, before = seeded
-    path = make(tmp_path)
-    # In-process for speed; the same main() as `python -m perflab` (run as a process below).
-    code = main(["--store", str(store_path), "ingest", *extra, str(path)])
-    assert_refused(code, capsys.readouterr().err, path, phrase)
-    with Store(store_path) as s:
-        assert store_fingerprint(s) == before
+    assert_ingest_refused(store_path, before, make(tmp_path), phrase, extra, capsys)
 
 
 def test_bad_profiles_as_a_user_runs_them(tmp_path: Path, seeded: tuple[Path, Any]) -> None:
