@@ -16,7 +16,7 @@ from perflab.analysis.compare import compare_runs
 from perflab.lab.runner import RunOptions, run
 from perflab.report.optlog import add_entry
 from perflab.store import Store
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for_a_quiet_machine
 from tests.unit.test_optlog import assert_filled
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,9 @@ DURATION_S = 12
 def lab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("compare-lab")
     with Store(root / "store.duckdb") as store:
+        wait_for_a_quiet_machine()
         before = run(store, RunOptions("login-storm", "default", duration_s=DURATION_S, live=False))
+        wait_for_a_quiet_machine()
         after = run(store, RunOptions("login-storm", "fixed", duration_s=DURATION_S, live=False))
     assert before["status"] == after["status"] == "complete"
     # Closed, then opened read-only by each test: the CLI's processes can read it alongside.

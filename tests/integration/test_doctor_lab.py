@@ -8,16 +8,15 @@ defaults (perflab/lab/scenarios.py): the doctor's thresholds are not tuned to pa
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 
 from perflab.analysis.signatures import diagnose, login_storm
 from perflab.lab.runner import RunOptions, run
 from perflab.store import Store
+from tests.helpers import wait_for_a_quiet_machine
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +24,6 @@ RUNS = [("login-storm", "default"), ("login-storm", "fixed"), ("false-idle", "de
         ("false-idle", "fixed"), ("retry-storm", "default"), ("retry-storm", "fixed"), ("healthy", "default")]
 LAB_SIGNATURES = ("false-idle", "login-storm", "retry-storm")
 DURATION_S = 15
-# The machine is shared: before each run, wait (up to QUIET_WAIT_S) for a second in which
-# the machine's CPU is below QUIET_CPU_PCT of all cores, so that other work distorts less.
-QUIET_CPU_PCT = 50.0
-QUIET_WAIT_S = 15.0
 
 # What a reader of the report wants per run, in this order.
 SUMMARY_KEYS = (("login-storm", "service_cpu_p50"), ("login-storm", "service_cpu_mean"), ("login-storm", "p95_ms"),
@@ -44,7 +39,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, st
     out: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         for scenario, variant in RUNS:
-            _wait_for_a_quiet_machine()
+            wait_for_a_quiet_machine()
             load = os.getloadavg()[0]
             result = run(store, RunOptions(scenario, variant, duration_s=DURATION_S, live=False))
             diagnosis = diagnose(store, result["run_id"])
@@ -54,12 +49,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, st
         yield out
     finally:
         store.close()
-
-
-def _wait_for_a_quiet_machine() -> None:
-    deadline = time.monotonic() + QUIET_WAIT_S
-    while psutil.cpu_percent(interval=1.0) >= QUIET_CPU_PCT and time.monotonic() < deadline:
-        pass
 
 
 def _by_signature(diagnosis: dict[str, Any]) -> dict[str, dict[str, Any]]:

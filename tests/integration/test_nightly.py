@@ -16,7 +16,7 @@ import pytest
 from perflab.analysis.signatures import diagnose
 from perflab.report.nightly import offline_problems
 from perflab.store import Store
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for_a_quiet_machine
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,7 @@ def test_the_network_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
 def test_a_night_end_to_end(tmp_path: Path) -> None:
     store_path, reports = tmp_path / "store.duckdb", tmp_path / "reports"
     # WHEN one night runs one scenario (default and fixed) on short runs
+    wait_for_a_quiet_machine()
     first = run_cli("nightly", "--duration", "5", "--scenarios", "login-storm", "--out", str(reports), "--json",
                     store=store_path, timeout=900)
     assert first.returncode == 0, first.stderr[-4000:]

@@ -15,7 +15,7 @@ import pytest
 
 from perflab.lab.runner import RunOptions, run
 from perflab.store import Store
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for_a_quiet_machine
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +26,7 @@ def test_login_storm_report(tmp_path: Path):
     store_path = tmp_path / "store.duckdb"
     store = Store(store_path)
     try:
+        wait_for_a_quiet_machine()
         result = run(store, RunOptions("login-storm", duration_s=12, live=False))
     finally:
         store.close()

@@ -28,7 +28,7 @@ from perflab.analysis.signatures import (
     pool_saturation, retry_storm, signatures, window_of,
 )
 from perflab.analysis.signatures import _frames
-from perflab.analysis.signatures._measure import MIN_REQUESTS, MIN_SAMPLES, all_of, any_of
+from perflab.analysis.signatures._measure import MIN_REQUESTS, MIN_SAMPLES, Evidence, all_of, any_of
 from perflab.analysis.signatures.steady import TRIM_FRACTION, find_window
 from tests.helpers import run_cli
 
@@ -78,7 +78,10 @@ def synth(**kw: Any) -> RunData:
             "error_code": [None] * n_req, "failed": failed | timeout, "endpoint": ["e"] * n_req,
         }, schema=rundata.REQUESTS_SCHEMA)
         secs = T0 + np.arange(1, int(p["seconds"]) + 1, dtype=float)
-        k6_rows = [(t, "vus", p["vus_peak"] if i == len(secs) // 2 else 1.0) for i, t in enumerate(secs)]
+        # While k6 drops iterations its VUs stay at their peak (a slow target holds them all,
+        # a busy k6 holds few); otherwise the peak is one reading among idle ones.
+        k6_rows = [(t, "vus", p["vus_peak"] if p["dropped"] or i == len(secs) // 2 else 1.0)
+                   for i, t in enumerate(secs)]
         k6_rows += [(t, "vus_max", p["vus_max"]) for t in secs]
         # Dropped iterations spread over the middle of the run (inside the steady window).
         drop_t = np.linspace(window.start_s + 1, window.end_s - 1, p["dropped"]) if p["dropped"] else []
@@ -334,13 +337,35 @@ def test_loadgen_tells_a_slow_target_from_a_busy_k6() -> None:
     assert slow_target["verdict"] == "absent"
     ev = slow_target["evidence"]
     assert ev["dropped_iterations"] == 30 and ev["vus_busy"] is True
+    assert ev["vus_busy_share_at_drops"] == round(41 / 43, 3)
     assert ev["k6_cpu_p50"] == pytest.approx(4.0)
     assert any("every VU was busy waiting on a slow target" in c for c in ev["caveats"])
     assert any("machine was saturated" in c for c in ev["caveats"])  # host at 200 % of 2 cores
     assert "raise maxVUs" in slow_target["recommendation"]
     busy_k6 = finding(loadgen_saturated, synth(**dict(HEALTHY, k6_cpu=95.0, dropped=5)))
     assert busy_k6["verdict"] == "present"
+    assert busy_k6["evidence"]["vus_busy"] is False and busy_k6["evidence"]["vus_busy_share_at_drops"] == 0.05
+    assert any("k6 could not start them on time" in c for c in busy_k6["evidence"]["caveats"])
     assert "cannot be trusted" in busy_k6["recommendation"]
+
+
+def test_vus_busy_is_judged_at_the_drops_not_at_the_peak_reading() -> None:
+    # A CI run of the login storm: 18 drops while k6 grew its VUs, each with (nearly) all busy,
+    # yet the once-a-second peak of vus (44) missed 0.9 × the final vus_max (50).
+    rows = [(float(t), "vus", v) for t, v in enumerate([10, 14, 18, 21, 24, 28, 33, 38, 44, 40, 36], 1)]
+    rows += [(float(t), "vus_max", m) for t, m in enumerate([10, 14, 18, 22, 25, 29, 34, 39, 50, 50, 50], 1)]
+    rows += [(t + 0.3, "dropped_iterations", 1.0) for t in range(1, 9) for _ in range(2)]
+    rows += [(t + 0.6, "dropped_iterations", 1.0) for t in (1, 2)]
+    data = RunData(run_id="ci", cpu_count=2)
+    data.k6 = pl.DataFrame(rows, schema=rundata.K6_SCHEMA, orient="row").sort("t_s")
+    drops = data.k6.filter(pl.col("metric") == "dropped_iterations")
+    share = loadgen_saturated.busy_share_at_drops(data.k6, drops)
+    # 18 readings: 8 at 1 (10/10, 14/14, 18/18) and two each at 21/22 … 38/39: the median is 38/39.
+    assert share == pytest.approx(38 / 39)
+    assert 44 < 0.9 * 50  # the old peak rule said "not busy" here
+    ev = Evidence(None)
+    loadgen_saturated.dropped(data, None, ev)
+    assert ev.values["vus_busy"] is True and ev.values["dropped_iterations"] == 18
 
 
 def test_retry_storm_from_k6_and_pg_when_the_service_has_no_counters() -> None:
