@@ -463,7 +463,8 @@ register(
 LIVE_VIEWS: tuple[str, ...] = tuple(VIEWS)
 
 
-def _engine(dsn: str):  # type: ignore[no-untyped-def]
+def engine(dsn: str):  # type: ignore[no-untyped-def]
+    """A SQLAlchemy engine on psycopg for a PostgreSQL URL or libpq keyword DSN."""
     import sqlalchemy
 
     if "://" in dsn:
@@ -528,17 +529,13 @@ def ingest_live(
     tmpdir = Path(tempfile.mkdtemp(prefix="perflab-pglive-"))
     files: list[tuple[View, Path, list[str]]] = []
     try:
-        engine = _engine(dsn)
+        eng = engine(dsn)
         try:
-            with engine.connect() as conn:
+            with eng.connect() as conn:
                 raw = conn.connection.driver_connection
                 label = _server_label(raw.info)
                 with conn.begin():
-                    conn.execute(sqlalchemy.text("SET TRANSACTION READ ONLY"))
-                    # Shortest exact float text whatever the server's default, and one time
-                    # zone, so equal numbers always give equal bytes (and the same sha256).
-                    conn.execute(sqlalchemy.text("SET LOCAL extra_float_digits = 1"))
-                    conn.execute(sqlalchemy.text("SET LOCAL TimeZone = 'UTC'"))
+                    canonical_snapshot(conn)
                     now = conn.execute(sqlalchemy.text("SELECT now()")).scalar_one()
                     server_version = int(conn.execute(sqlalchemy.text("SHOW server_version_num")).scalar_one())
                     missing = _pgss_problem(conn) if any(v.startswith("pg_stat_statements") for v in wanted) else None
@@ -551,11 +548,11 @@ def ingest_live(
                         if name == PGSS_INFO.name and server_version < 140000:
                             continue  # the view arrived with PostgreSQL 14
                         out = tmpdir / f"{name}.jsonl"
-                        files.append((view, out, _write_view(conn, view, out)))
+                        files.append((view, out, write_view(conn, view, out)))
         except (sqlalchemy.exc.SQLAlchemyError, psycopg.Error) as exc:
             raise PerflabError(f"{_redact(dsn)}: {_one_line(exc)}") from None
         finally:
-            engine.dispose()
+            eng.dispose()
 
         results = []
         snapshot = f"{label}@{_timestamp(now)}"
@@ -589,8 +586,22 @@ def _pgss_problem(conn: Any) -> str | None:
     return None
 
 
-def _write_view(conn: Any, view: View, out: Path) -> list[str]:
-    """Write the view as sorted JSON lines; return its column names."""
+def canonical_snapshot(conn: Any) -> None:
+    """Make the open transaction one read-only moment whose text is canonical.
+
+    Shortest exact float text whatever the server's default, and one time zone, so equal
+    numbers always give equal bytes (and the same sha256): `ingest --pg` and a lab run's
+    snapshot files are written alike.
+    """
+    import sqlalchemy
+
+    conn.execute(sqlalchemy.text("SET TRANSACTION READ ONLY"))
+    conn.execute(sqlalchemy.text("SET LOCAL extra_float_digits = 1"))
+    conn.execute(sqlalchemy.text("SET LOCAL TimeZone = 'UTC'"))
+
+
+def write_view(conn: Any, view: View, out: Path) -> list[str]:
+    """Write the view as sorted JSON lines (inside canonical_snapshot); return its column names."""
     import sqlalchemy
 
     columns = list(conn.execute(sqlalchemy.text(f"SELECT * FROM {view.live_from} s LIMIT 0")).keys())

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psycopg
 
+from perflab.ingest import pgstat
+
 SNAPSHOT_VIEWS = (
     "pg_stat_statements",
     "pg_stat_statements_info",
@@ -28,18 +30,18 @@ def libpq(dsn: str) -> str:
 
 
 def snapshot_views(dsn: str, out_dir: Path, suffix: str) -> list[Path]:
+    """The run's "before"/"after" snapshot: every view in one read-only transaction, one moment."""
+    engine = pgstat.engine(dsn)
     out: list[Path] = []
-    with psycopg.connect(libpq(dsn), autocommit=True) as conn:
-        # One read-only transaction: every view describes the same moment.
-        with conn.transaction():
-            conn.execute("SET TRANSACTION READ ONLY")
-            conn.execute("SET LOCAL extra_float_digits = 1")  # shortest exact float text
-            conn.execute("SET LOCAL TimeZone = 'UTC'")
-            for view in SNAPSHOT_VIEWS:
-                path = out_dir / f"{view}_{suffix}.jsonl"
-                rows = conn.execute(f"SELECT row_to_json(s)::text FROM {view} s ORDER BY 1").fetchall()
-                path.write_text("".join(r[0] + "\n" for r in rows))
+    try:
+        with engine.connect() as conn, conn.begin():
+            pgstat.canonical_snapshot(conn)
+            for name in SNAPSHOT_VIEWS:
+                path = out_dir / f"{name}_{suffix}.jsonl"
+                pgstat.write_view(conn, pgstat.VIEWS[name], path)
                 out.append(path)
+    finally:
+        engine.dispose()
     return out
 
 
