@@ -33,7 +33,7 @@ from plotly.subplots import make_subplots
 
 from perflab.analysis.categories import OTHER, categorize_frame
 from perflab.analysis.database import index_usage as index_usage_frame
-from perflab.analysis.database import pg_top_frame, snapshot_source, table_deltas
+from perflab.analysis.database import activity_states, pg_top_frame, snapshot_source, table_deltas
 from perflab.analysis.loadtest import k6_points, k6_timeseries
 from perflab.analysis.profiles import PROFILE_KINDS, resolve_sample_type, stacks
 from perflab.analysis.pstats import cprofile_top
@@ -899,8 +899,38 @@ def index_usage(store: Store, before: Ref, after: Ref, tables_before: Ref | None
                    height=height, showlegend=False)
 
 
+def activity_states_chart(store: Store, source: Ref) -> go.Figure:
+    """Client backends per pg_stat_activity sample, stacked by state (with the wait event
+    type for waiting ones): how much of the pool was working, idle or waiting."""
+    df = activity_states(store, source, backend_type="client backend")  # type: ignore[arg-type]
+    if df.is_empty():
+        raise PerflabError(f"source {source} has no client backends in its pg_stat_activity samples")
+    df = (df.with_columns(
+        pl.when(pl.col("wait_event_type").is_not_null())
+        .then(pl.concat_str([pl.col("state").fill_null("(no state)"), pl.lit(" / "), pl.col("wait_event_type")]))
+        .otherwise(pl.col("state").fill_null("(no state)")).alias("what"))
+        .group_by("sample_no", "what").agg(pl.col("backends").sum())
+        .sort("sample_no", "what"))
+    # One bar per sample; past MAX_POINTS samples the last ones are left out and the title says so.
+    samples = df["sample_no"].unique().sort()
+    cut = samples.len() > MAX_POINTS
+    if cut:
+        df = df.filter(pl.col("sample_no") <= samples[MAX_POINTS - 1])
+    fig = go.Figure()
+    for what in sorted(df["what"].unique().to_list()):
+        part = df.filter(pl.col("what") == what)
+        fig.add_trace(go.Bar(x=part["sample_no"].to_list(), y=part["backends"].to_list(), name=what))
+    title = f"Client backends by state per pg_stat_activity sample (source {source})"
+    fig.update_layout(template=TEMPLATE, uirevision=UIREVISION, barmode="stack",
+                      title={"text": title + (f", first {MAX_POINTS} samples" if cut else "")},
+                      xaxis_title="sample", yaxis_title="backends",
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+                      margin={"t": 90})
+    return fig
+
+
 __all__ = [
-    "MAX_NODES", "MAX_POINTS", "MAX_BARS", "app_vs_db_rate", "cpu_latency_scatter",
+    "MAX_NODES", "MAX_POINTS", "MAX_BARS", "activity_states_chart", "app_vs_db_rate", "cpu_latency_scatter",
     "cpu_vs_latency", "diff_flame_graph", "errors_by_kind", "flame_graph", "format_value", "index_usage",
     "inflight_and_waiting", "latency_over_time", "process_resources", "top_statements",
 ]

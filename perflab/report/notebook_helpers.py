@@ -34,6 +34,7 @@ import polars as pl
 from perflab.analysis.database import KIND as PG_KIND
 from perflab.analysis.database import activity_states
 from perflab.errors import PerflabError
+from perflab.report.charts import activity_states_chart
 from perflab.store import DEFAULT_STORE, Store
 
 # Figure JSON only: JupyterLab draws it with its built-in plotly support, and the
@@ -620,38 +621,6 @@ def show_evidence(store: Store, diagnoses: list[dict[str, Any]], verdicts: tuple
     if not shown:
         display(Markdown(f"*No finding is {' or '.join(verdicts)}: nothing to draw.*"))
     return shown
-
-
-def activity_states_chart(store: Store, source: Ref) -> go.Figure:
-    """Client backends per pg_stat_activity sample, stacked by state (with the wait event
-    type for waiting ones): how much of the pool was working, idle or waiting."""
-    from perflab.report.charts import MAX_POINTS, TEMPLATE, UIREVISION
-
-    df = activity_states(store, source, backend_type="client backend")  # type: ignore[arg-type]
-    if df.is_empty():
-        raise PerflabError(f"source {source} has no client backends in its pg_stat_activity samples")
-    df = (df.with_columns(
-        pl.when(pl.col("wait_event_type").is_not_null())
-        .then(pl.concat_str([pl.col("state").fill_null("(no state)"), pl.lit(" / "), pl.col("wait_event_type")]))
-        .otherwise(pl.col("state").fill_null("(no state)")).alias("what"))
-        .group_by("sample_no", "what").agg(pl.col("backends").sum())
-        .sort("sample_no", "what"))
-    # One bar per sample; past MAX_POINTS samples the last ones are left out and the title says so.
-    samples = df["sample_no"].unique().sort()
-    cut = samples.len() > MAX_POINTS
-    if cut:
-        df = df.filter(pl.col("sample_no") <= samples[MAX_POINTS - 1])
-    fig = go.Figure()
-    for what in sorted(df["what"].unique().to_list()):
-        part = df.filter(pl.col("what") == what)
-        fig.add_trace(go.Bar(x=part["sample_no"].to_list(), y=part["backends"].to_list(), name=what))
-    title = f"Client backends by state per pg_stat_activity sample (source {source})"
-    fig.update_layout(template=TEMPLATE, uirevision=UIREVISION, barmode="stack",
-                      title={"text": title + (f", first {MAX_POINTS} samples" if cut else "")},
-                      xaxis_title="sample", yaxis_title="backends",
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-                      margin={"t": 90})
-    return fig
 
 
 # -- before and after -------------------------------------------------------------------------
