@@ -921,12 +921,8 @@ def activity_states_chart(store: Store, source: Ref) -> go.Figure:
         part = df.filter(pl.col("what") == what)
         fig.add_trace(go.Bar(x=part["sample_no"].to_list(), y=part["backends"].to_list(), name=what))
     title = f"Client backends by state per pg_stat_activity sample (source {source})"
-    fig.update_layout(template=TEMPLATE, uirevision=UIREVISION, barmode="stack",
-                      title={"text": title + (f", first {MAX_POINTS} samples" if cut else "")},
-                      xaxis_title="sample", yaxis_title="backends",
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-                      margin={"t": 90})
-    return fig
+    return _finish(fig, title + (f", first {MAX_POINTS} samples" if cut else ""), barmode="stack",
+                   xaxis_title="sample", yaxis_title="backends")
 
 
 __all__ = [

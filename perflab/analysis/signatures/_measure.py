@@ -169,12 +169,18 @@ def role_cpu(data: RunData, window: Window | None, role: str, ev: Evidence, pref
         return None
     cpu = window.filter(rows)["cpu_pct"]
     ev.add(**{f"{prefix}_samples": cpu.len()})
-    if cpu.len() < MIN_SAMPLES:
-        ev.miss(f"at least {MIN_SAMPLES} {role} CPU samples in the steady window (have {cpu.len()})")
+    return _level(ev, cpu, prefix, f"{role} CPU samples in the steady window",
+                  f"resource samples: {role} cpu_pct ({cpu.len()} in the steady window)")
+
+
+def _level(ev: Evidence, values: pl.Series, name: str, what: str, used: str) -> float | None:
+    """p50 of a level with enough samples; adds NAME_p50/_p95/_mean, or says what was too few."""
+    if values.len() < MIN_SAMPLES:
+        ev.miss(f"at least {MIN_SAMPLES} {what} (have {values.len()})")
         return None
-    p50 = quantile(cpu, 0.5)
-    ev.add(**{f"{prefix}_p50": p50, f"{prefix}_p95": quantile(cpu, 0.95), f"{prefix}_mean": mean(cpu)})
-    ev.use(f"resource samples: {role} cpu_pct ({cpu.len()} in the steady window)")
+    p50 = quantile(values, 0.5)
+    ev.add(**{f"{name}_p50": p50, f"{name}_p95": quantile(values, 0.95), f"{name}_mean": mean(values)})
+    ev.use(used)
     return p50
 
 
@@ -236,13 +242,7 @@ def gauge_p50(data: RunData, window: Window | None, key: str, ev: Evidence, name
     if v is None:
         ev.miss(f"the service's /debug/vars {key}")
         return None
-    if v.len() < MIN_SAMPLES:
-        ev.miss(f"at least {MIN_SAMPLES} samples of {key} in the steady window (have {v.len()})")
-        return None
-    p50 = quantile(v, 0.5)
-    ev.add(**{f"{name}_p50": p50, f"{name}_p95": quantile(v, 0.95), f"{name}_mean": mean(v)})
-    ev.use(f"/debug/vars {key} ({v.len()} samples)")
-    return p50
+    return _level(ev, v, name, f"samples of {key} in the steady window", f"/debug/vars {key} ({v.len()} samples)")
 
 
 def counter_delta(data: RunData, window: Window | None, key: str) -> float | None:
