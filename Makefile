@@ -1,11 +1,12 @@
-# Every target sets itself up from nothing: `make test` and `make report` install first.
+# Every target sets itself up from nothing: `make test` and `make report` install first, and
+# check the system packages they need (scripts/ensure_system_packages.sh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.perflab-installed
 
-.PHONY: install test report bench clean lab
+.PHONY: install system-packages test report bench clean lab
 
 install: $(STAMP)
 
@@ -15,8 +16,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-test: install
-	$(BIN)/python -m pytest
+# Debian's chromium and PostgreSQL server binaries: installed when missing and root, else
+# one line saying the command to run. Silent when they are there.
+system-packages:
+	@bash scripts/ensure_system_packages.sh
+
+# Three gates, each run whatever the others gave; the target fails if any failed. ruff and
+# mypy (config in pyproject.toml) take seconds; pytest (nbval included) runs last, so its
+# summary is the closing line. PYTEST_ARGS narrows pytest (make test PYTEST_ARGS=tests/unit).
+PYTEST_ARGS ?=
+test: install system-packages
+	@failed=""; \
+	$(BIN)/python -m ruff check perflab || failed="$$failed ruff"; \
+	$(BIN)/python -m mypy --strict perflab || failed="$$failed mypy"; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || failed="$$failed pytest"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 # The main job, the nightly run on short defaults: every lab scenario and its fix (real
 # PostgreSQL, the sample service, real k6), the doctor, a report per run, the optimization
@@ -24,7 +38,7 @@ test: install
 REPORT_DURATION ?= 15
 SCENARIOS := healthy login-storm false-idle retry-storm
 
-report: install
+report: install system-packages
 	$(BIN)/perflab nightly --duration $(REPORT_DURATION) --scenarios $(SCENARIOS)
 	$(BIN)/perflab runs
 
@@ -37,7 +51,7 @@ bench: install
 LAB_ARGS ?=
 lab: install
 	export PERFLAB_STORE="$${PERFLAB_STORE:-$(CURDIR)/data/perflab.duckdb}"; \
-	$(BIN)/python -c 'from perflab.report.notebook_helpers import setup; setup()[0].close()' && \
+	$(BIN)/python -c 'from perflab.notebook import setup; setup()[0].close()' && \
 	exec $(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 

@@ -5,11 +5,12 @@ The notebook-facing API is plain functions over a store::
     import perflab
     store = perflab.open_store()            # data/perflab.duckdb or $PERFLAB_STORE
     perflab.ingest(store, "cpu.pb.gz")
-    perflab.top(store, "cpu.pb.gz")         # polars DataFrame, like `go tool pprof -top`
+    perflab.top(store, "cpu.pb.gz")         # dict shaped like `perflab top --json` (go tool pprof -top)
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -20,9 +21,9 @@ _API = {
     "Store": ("perflab.store", "Store"),
     "ingest": ("perflab.ingest", "ingest_path"),
     "sources": ("perflab.store", "list_sources"),
-    "top": ("perflab.analysis.profiles", "top"),
-    "k6_summary": ("perflab.analysis.loadtest", "k6_summary"),
-    "pg_top": ("perflab.analysis.database", "pg_top"),
+    "top": ("perflab.api", "top"),
+    "k6_summary": ("perflab.api", "k6_summary"),
+    "pg_top": ("perflab.api", "pg_top"),
     "PerflabError": ("perflab.errors", "PerflabError"),
 }
 
@@ -32,8 +33,6 @@ def __getattr__(name: str) -> Any:
         module_name, attr = _API[name]
     except KeyError:
         raise AttributeError(f"module 'perflab' has no attribute {name!r}") from None
-    import importlib
-
     return getattr(importlib.import_module(module_name), attr)
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from perflab import __version__
-from perflab.commands import COMMANDS
+from perflab.commands import COMMANDS, Command
 from perflab.errors import PerflabError
+from perflab.ingest._io import parse_size
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(
         prog="perflab",
         description="Performance lab: ingest pprof, cProfile, k6 and PostgreSQL statistics "
@@ -33,15 +33,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    modules: dict[str, object] = {}
-    for module_name in COMMANDS:
-        module = importlib.import_module(f"perflab.commands.{module_name}")
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)  # type: ignore[attr-defined]
+    modules: dict[str, Command] = {}
+    for module in COMMANDS:
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         # The global options are accepted after the verb too (`perflab top --store S ...`).
         p.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         p.add_argument("--max-decompressed", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        module.prepare_parser(p)  # type: ignore[attr-defined]
-        modules[module.NAME] = module  # type: ignore[attr-defined]
+        module.prepare_parser(p)
+        modules[module.NAME] = module
     return parser, modules
 
 
@@ -53,15 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cap = getattr(args, "max_decompressed", None)
         if cap:
-            from perflab.ingest._io import parse_size
-
             try:
                 parse_size(cap)
             except ValueError:
                 raise PerflabError(f"--max-decompressed {cap!r}: not a size (e.g. 512M, 8G)") from None
             # Every verb that takes FILE_OR_SOURCE may ingest; the environment reaches them all.
             os.environ["PERFLAB_MAX_DECOMPRESSED"] = cap
-        return int(modules[args.command].run(args) or 0)  # type: ignore[attr-defined]
+        return int(modules[args.command].run(args) or 0)
     except PerflabError as err:
         print(f"perflab: {err}", file=sys.stderr)
         return err.exit_code

@@ -7,10 +7,11 @@ analyses (perflab.analysis) read from it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,10 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
         # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
         # should get it, or `perflab top --json > x.json` would be corrupted.
-        try:
+        # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a
+        # kernel's stdout is no terminal, so the bar would be off there anyway.
+        with contextlib.suppress(duckdb.InvalidInputException):
             self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
-        except duckdb.InvalidInputException:
-            # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a
-            # kernel's stdout is no terminal, so the bar would be off there anyway.
-            pass
         self._in_tx = False
         self._check_schema(read_only)
 
@@ -176,36 +175,43 @@ class Store:
                 raise ValueError(f"unknown run field {key}")
             self.con.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", [value, run_id])
 
-    def resolve(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None,
-                max_decompressed: int | None = None) -> int:
-        """FILE_OR_SOURCE → source_id. A path is ingested first (idempotently)."""
+    def find_source(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None) -> int:
+        """A stored source: by its id, or by the path of a file whose content is stored.
+
+        Never ingests (the store knows tables, not formats): a file not yet stored is an
+        error here; ``perflab.ingest.resolve`` ingests it first.
+        """
         text = str(ref)
-        if not Path(text).exists() and text.isdigit():
+        path = Path(text)
+        if not path.exists() and text.isdigit():
             src = self.source(int(text))
             if kinds and src["kind"] not in kinds:
-                raise PerflabError(
-                    f"source {text} is {src['kind']}, expected {' or '.join(kinds)}"
-                )
+                raise PerflabError(f"source {text} is {src['kind']}, expected {' or '.join(kinds)}")
             return int(src["source_id"])
-        from perflab.ingest import ingest_path
-
-        result = ingest_path(self, text, max_decompressed=max_decompressed)
-        if kinds and result.kind not in kinds:
-            raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
-        return result.source_id
+        if not path.is_file():
+            raise PerflabError(f"{text}: no such file, and not a source id")
+        found = self.source_by_sha(file_sha256(path))
+        if found is None:
+            raise PerflabError(f"{text}: not in the store (ingest it first: perflab ingest {text})")
+        if kinds and found["kind"] not in kinds:
+            raise PerflabError(f"{text}: is {found['kind']}, expected {' or '.join(kinds)}")
+        return int(found["source_id"])
 
     # -- reading ------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run a query and return a polars DataFrame (through Arrow, no Python rows)."""
-        rel = self.con.sql(query, params=params or None)
-        if rel is None:  # a statement that returns no rows
+        # Optional: DuckDB's stubs say a relation, but a statement that returns no rows gives None.
+        rel: duckdb.DuckDBPyRelation | None = self.con.sql(query, params=params or None)
+        if rel is None:
             return pl.DataFrame()
-        return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
+        frame = pl.from_arrow(rel.to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)  # a table gives a DataFrame; only an array gives a Series
+        return frame
 
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -223,6 +229,15 @@ def list_sources(store: Store) -> pl.DataFrame:
     )
 
 
+def file_sha256(path: Path) -> str:
+    """The content hash that identifies a source (what ingest de-duplicates by)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _interactive() -> bool:
     try:
         return sys.stdout.isatty()
@@ -231,7 +246,7 @@ def _interactive() -> bool:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _first_line(exc: BaseException) -> str:

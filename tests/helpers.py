@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 from perflab.store import Store
+
+T = TypeVar("T")
 
 # The machine is shared (CI measured a 1-min load of 3.6 before a lab test's first run): lab
 # tests wait (up to QUIET_WAIT_S) for a second in which the machine's CPU is below
@@ -68,3 +73,32 @@ def assert_ingest_refused(store_path: Path, before: dict[str, tuple[int, str]], 
     assert_refused(code, capsys.readouterr().err, path, phrase)
     with Store(store_path) as s:
         assert store_fingerprint(s) == before
+
+
+def stored(store: Store, ref: object) -> object:
+    """A file as the analyses take it: ingested first (once), its source id; anything else as is.
+
+    The analyses read the store only (the CLI and ``perflab.api`` ingest a FILE first);
+    tests that hand them fixture paths go through this, as a user's command would."""
+    from perflab import ingest
+    from perflab.analysis.database import info_sibling
+
+    if isinstance(ref, (str, Path)) and Path(ref).is_file():
+        path = Path(ref)
+        # The snapshot files read in pairs: a pg_stat_statements file's _info partner (pg-top
+        # reads resets from it), a pg_stat_user_indexes file's user_tables partner (index_usage).
+        tables = path.with_name(path.name.replace("pg_stat_user_indexes", "pg_stat_user_tables", 1))
+        for partner in (info_sibling(path), tables if tables != path and tables.is_file() else None):
+            if partner is not None:
+                ingest.resolve(store, partner)
+        return ingest.resolve(store, ref)
+    return ref
+
+
+def via_files(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn(store, ...)`` as a user reaches it with files: each argument that is an existing
+    file is ingested first and handed over as its source id (see :func:`stored`)."""
+    @functools.wraps(fn)
+    def call(store: Store, *args: object, **kwargs: object) -> T:
+        return fn(store, *(stored(store, a) for a in args), **{k: stored(store, v) for k, v in kwargs.items()})
+    return call

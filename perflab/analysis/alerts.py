@@ -28,12 +28,11 @@ Samples carry the time they cover (``dt_s``): a k6 interval covers the interval;
 /debug/vars gauge sample holds until the next sample (the last one for the median
 spacing of the series). The pure functions (:func:`evaluate_rule`,
 :func:`sample_durations`) take plain arrays and are what the decision-table tests
-drive; :func:`evaluate_alerts` reads the series of a run from the store.
+drive; :func:`evaluate_alerts` reads the series of a run.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -42,8 +41,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from perflab.analysis.runs import k6_source
-from perflab.store import Store
+from perflab.analysis.loadtest import k6_timeseries
+from perflab.analysis.run import Run
+from perflab.analysis.steady import Window
+from perflab.jsonable import optional
 
 # The k6 interval over which p95 and error rate are computed: the lab samples resources
 # at 4 Hz and k6 at every request, and a second holds 10–40 requests at the lab's rates,
@@ -97,6 +98,30 @@ BUFFER_RULE = AlertRule(
 RULES: tuple[AlertRule, ...] = (POOL_RULE, LATENCY_RULE, ERROR_RULE, BUFFER_RULE)
 
 
+@dataclass
+class AlertResult:
+    """One rule over a run's steady window. ``fired`` is None when the run lacks the rule's
+    series (``reason`` says which); times are seconds since the run's first sample."""
+
+    rule: str
+    fired: bool | None
+    threshold: float
+    unit: str
+    for_s: float
+    reason: str | None = optional()
+    seconds_above: float | None = optional()
+    longest_above_s: float | None = optional()
+    sustained: bool | None = optional()
+    peak: float | None = optional()
+    peak_at_s: float | None = optional()
+    first_above_s: float | None = optional()
+    samples: int | None = optional()
+    samples_above: int | None = optional()
+    buffer_limit: float | None = optional()  # BufferSizeHigh only: the limit the depth is a share of
+    buffer_limit_from: str | None = optional()
+    peak_depth: float | None = optional()
+
+
 # -- the pure part ------------------------------------------------------------------------
 
 def sample_durations(t_s: Sequence[float]) -> np.ndarray:
@@ -110,14 +135,12 @@ def sample_durations(t_s: Sequence[float]) -> np.ndarray:
 
 
 def evaluate_rule(rule: AlertRule, t_s: Sequence[float], values: Sequence[float | None],
-                  dt_s: Sequence[float]) -> dict[str, Any]:
+                  dt_s: Sequence[float]) -> AlertResult:
     """Whether ``rule`` fired over the samples given (already cut to the window).
 
     A null or NaN value (an interval without requests) is no evidence either way: it is
-    not above, and it breaks an unbroken stretch. Returns ``{"rule", "fired",
-    "seconds_above", "longest_above_s", "sustained", "peak", "peak_at_s", "first_above_s",
-    "samples", "samples_above", "threshold", "unit", "for_s"}``; peak and its time are
-    None when there is no sample with a value.
+    not above, and it breaks an unbroken stretch. Peak and its time are None when there
+    is no sample with a value.
     """
     t = np.asarray(t_s, dtype=np.float64)
     v = np.asarray([math.nan if x is None else float(x) for x in values], dtype=np.float64)
@@ -127,116 +150,71 @@ def evaluate_rule(rule: AlertRule, t_s: Sequence[float], values: Sequence[float 
     known = ~np.isnan(v)
     above = known & (v > rule.threshold)
     longest = current = 0.0
-    for is_above, d in zip(above.tolist(), dt.tolist()):
+    for is_above, d in zip(above.tolist(), dt.tolist(), strict=True):
         current = current + d if is_above else 0.0
         longest = max(longest, current)
     peak = peak_at = None
     if known.any():
         i = int(np.nanargmax(v))
         peak, peak_at = float(v[i]), float(t[i])
-    return {
-        "rule": rule.name,
-        "fired": bool(above.any()),
-        "seconds_above": float(dt[above].sum()),
-        "longest_above_s": float(longest),
-        "sustained": bool(above.any()) and longest >= rule.for_s,
-        "peak": peak,
-        "peak_at_s": peak_at,
-        "first_above_s": float(t[above][0]) if above.any() else None,
-        "samples": int(known.sum()),
-        "samples_above": int(above.sum()),
-        "threshold": rule.threshold,
-        "unit": rule.unit,
-        "for_s": rule.for_s,
-    }
+    return AlertResult(
+        rule=rule.name, fired=bool(above.any()), threshold=rule.threshold, unit=rule.unit, for_s=rule.for_s,
+        seconds_above=float(dt[above].sum()), longest_above_s=float(longest),
+        sustained=bool(above.any()) and longest >= rule.for_s, peak=peak, peak_at_s=peak_at,
+        first_above_s=float(t[above][0]) if above.any() else None,
+        samples=int(known.sum()), samples_above=int(above.sum()),
+    )
 
 
-def not_measured(rule: AlertRule, reason: str) -> dict[str, Any]:
+def not_measured(rule: AlertRule, reason: str) -> AlertResult:
     """The answer for a rule whose series the run does not have."""
-    return {"rule": rule.name, "fired": None, "reason": reason, "threshold": rule.threshold,
-            "unit": rule.unit, "for_s": rule.for_s}
+    return AlertResult(rule=rule.name, fired=None, threshold=rule.threshold, unit=rule.unit, for_s=rule.for_s,
+                       reason=reason)
 
 
 # -- the run's series ---------------------------------------------------------------------
 
-def steady_window(store: Store, run_id: str) -> dict[str, Any] | None:
-    """The run's steady window as {"start_s", "end_s", "t0_s", "t1_s", "method"} (seconds
-    since the epoch), found as the doctor finds it; None when the run has no samples.
-
-    The doctor's window finder is imported lazily (it is an optional part); without it
-    the whole run is the window, and ``method`` says so.
-    """
-    sid = k6_source(store, run_id)
-    req = store.sql("SELECT time_ns / 1e9 AS t_s FROM k6_points WHERE source_id = ? "
-                    "AND metric = 'http_req_duration' ORDER BY 1", [sid]) if sid is not None else pl.DataFrame()
-    other = store.sql(
-        """SELECT epoch_us(t) / 1e6 AS t_s FROM resource_samples WHERE run_id = ?
-           UNION ALL SELECT epoch_us(t) / 1e6 FROM service_vars WHERE run_id = ? ORDER BY 1""",
-        [run_id, run_id])
-    req_t = req["t_s"] if req.height else pl.Series("t_s", [], dtype=pl.Float64)
-    other_t = other["t_s"] if other.height else None
-    try:
-        from perflab.analysis.signatures.steady import find_window
-    except ImportError:
-        find_window = None
-    if find_window is not None:
-        w = find_window(req_t, other_t)
-        if w is None:
-            return None
-        return {"start_s": w.start_s, "end_s": w.end_s, "t0_s": w.t0_s, "t1_s": w.t1_s, "method": w.method}
-    times = req_t if req_t.len() >= 2 else other_t
-    if times is None or times.len() < 2:
-        return None
-    t0, t1 = float(times.min()), float(times.max())  # type: ignore[arg-type]
-    return {"start_s": t0, "end_s": t1, "t0_s": t0, "t1_s": t1,
-            "method": "the whole run (the doctor's steady-state finder is not installed)"}
+def _in_window(df: pl.DataFrame, window: Window | None) -> pl.DataFrame:
+    return df if window is None or df.is_empty() else window.filter(df)
 
 
-def _in_window(df: pl.DataFrame, window: dict[str, Any] | None) -> pl.DataFrame:
-    if window is None or df.is_empty():
-        return df
-    return df.filter(pl.col("t_s").is_between(window["start_s"], window["end_s"]))
-
-
-def _gauge(store: Store, run_id: str, key: str) -> pl.DataFrame:
-    return store.sql(
+def _gauge(run: Run, key: str) -> pl.DataFrame:
+    return run.store.sql(
         "SELECT epoch_us(t) / 1e6 AS t_s, value FROM service_vars WHERE run_id = ? AND key = ? "
-        "ORDER BY elapsed_s, t", [run_id, key])
+        "ORDER BY elapsed_s, t", [run.run_id, key])
 
 
-def buffer_limit(store: Store, run_id: str) -> tuple[float, str]:
+def buffer_limit(run: Run) -> tuple[float, str]:
     """(BUFFER_LIMIT, where it came from): the service's published setting, the run's
     manifest, else the service's default."""
-    row = store.con.execute(
+    row = run.store.con.execute(
         "SELECT arg_max(value, elapsed_s) FROM service_vars WHERE run_id = ? AND key = ?",
-        [run_id, BUFFER_LIMIT_KEY]).fetchall()
+        [run.run_id, BUFFER_LIMIT_KEY]).fetchall()
     if row and row[0][0] is not None and row[0][0] > 0:
         return float(row[0][0]), f"the service's {BUFFER_LIMIT_KEY}"
-    man = store.con.execute("SELECT manifest FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    settings = (json.loads(man[0][0]) or {}).get("settings", {}) if man and man[0][0] else {}
-    if str(settings.get("BUFFER_LIMIT", "")).strip().isdigit():
-        return float(settings["BUFFER_LIMIT"]), "the run's manifest (BUFFER_LIMIT)"
+    setting = str(run.settings.get("BUFFER_LIMIT", "")).strip()
+    if setting.isdigit():
+        return float(setting), "the run's manifest (BUFFER_LIMIT)"
     return DEFAULT_BUFFER_LIMIT, f"the service's default ({DEFAULT_BUFFER_LIMIT:,.0f}; the run does not publish it)"
 
 
-def _gauge_series(df: pl.DataFrame) -> tuple[list[float], list[float], np.ndarray]:
+def _gauge_series(df: pl.DataFrame) -> tuple[list[float], list[float], list[float]]:
     t = df["t_s"].to_list()
-    return t, df["value"].to_list(), sample_durations(t)
+    return t, df["value"].to_list(), sample_durations(t).tolist()
 
 
-def evaluate_alerts(store: Store, run_id: str, window: dict[str, Any] | None = None,
-                    interval_s: float = ALERT_INTERVAL_S) -> list[dict[str, Any]]:
-    """Every rule of :data:`RULES` over the run's steady window (``window`` as returned by
-    :func:`steady_window`; None evaluates the whole run). One answer per rule, in order;
-    a rule without its series answers ``fired: None`` with the reason. Times in the
-    answers are seconds since the window's t0 (the run's first sample)."""
-    origin = window["t0_s"] if window else 0.0
-    out: list[dict[str, Any]] = []
+def evaluate_alerts(run: Run, interval_s: float = ALERT_INTERVAL_S) -> list[AlertResult]:
+    """Every rule of :data:`RULES` over the run's steady window (the whole run when it has
+    none). One answer per rule, in order; a rule without its series answers ``fired:
+    None`` with the reason. Times in the answers are seconds since the run's first sample."""
+    window = run.window
+    origin = window.t0_s if window else 0.0
+    out: list[AlertResult] = []
 
     # Pool: both gauges are written by one /debug/vars poll, so they share the instant.
-    checked, size = _gauge(store, run_id, POOL_KEYS[0]), _gauge(store, run_id, POOL_KEYS[1])
+    checked, size = _gauge(run, POOL_KEYS[0]), _gauge(run, POOL_KEYS[1])
     if checked.is_empty() or size.is_empty():
-        missing = " and ".join(k for k, d in zip(POOL_KEYS, (checked, size)) if d.is_empty())
+        missing = " and ".join(k for k, d in zip(POOL_KEYS, (checked, size), strict=True) if d.is_empty())
         out.append(not_measured(POOL_RULE, f"no /debug/vars {missing} in this run"))
     else:
         ratio = (checked.join(size.rename({"value": "size"}), on="t_s", how="inner")
@@ -245,7 +223,7 @@ def evaluate_alerts(store: Store, run_id: str, window: dict[str, Any] | None = N
         out.append(_evaluate_series(POOL_RULE, _in_window(ratio, window), origin,
                                     "no pool sample with a positive pool size in the steady window"))
 
-    ts = _k6_intervals(store, run_id, interval_s)
+    ts = _k6_intervals(run, interval_s)
     if ts is None:
         out.append(not_measured(LATENCY_RULE, "no k6 requests in this run"))
         out.append(not_measured(ERROR_RULE, "no k6 requests in this run"))
@@ -258,43 +236,43 @@ def evaluate_alerts(store: Store, run_id: str, window: dict[str, Any] | None = N
             r = evaluate_rule(rule, part["t_s"].to_list(), part["value"].to_list(), part["dt_s"].to_list())
             out.append(_relative(r, origin))
 
-    depth = _gauge(store, run_id, BUFFER_KEY)
+    depth = _gauge(run, BUFFER_KEY)
     if depth.is_empty():
         out.append(not_measured(BUFFER_RULE, f"no /debug/vars {BUFFER_KEY} in this run"))
     else:
-        limit, limit_from = buffer_limit(store, run_id)
+        limit, limit_from = buffer_limit(run)
         frac = depth.select("t_s", (pl.col("value") / limit).alias("value"))
         r = _evaluate_series(BUFFER_RULE, _in_window(frac, window), origin,
                              "no buffer sample in the steady window")
-        r.update(buffer_limit=limit, buffer_limit_from=limit_from)
-        if r.get("peak") is not None:
-            r["peak_depth"] = r["peak"] * limit
+        r.buffer_limit, r.buffer_limit_from = limit, limit_from
+        if r.peak is not None:
+            r.peak_depth = r.peak * limit
         out.append(r)
     return out
 
 
-def _evaluate_series(rule: AlertRule, df: pl.DataFrame, origin: float, empty_reason: str) -> dict[str, Any]:
+def _evaluate_series(rule: AlertRule, df: pl.DataFrame, origin: float, empty_reason: str) -> AlertResult:
     if df.is_empty():
         return not_measured(rule, empty_reason)
     t, v, dt = _gauge_series(df)
     return _relative(evaluate_rule(rule, t, v, dt), origin)
 
 
-def _relative(r: dict[str, Any], origin: float) -> dict[str, Any]:
-    for key in ("peak_at_s", "first_above_s"):
-        if r.get(key) is not None:
-            r[key] = round(r[key] - origin, 3)
+def _relative(r: AlertResult, origin: float) -> AlertResult:
+    if r.peak_at_s is not None:
+        r.peak_at_s = round(r.peak_at_s - origin, 3)
+    if r.first_above_s is not None:
+        r.first_above_s = round(r.first_above_s - origin, 3)
     return r
 
 
-def _k6_intervals(store: Store, run_id: str, interval_s: float) -> pl.DataFrame | None:
+def _k6_intervals(run: Run, interval_s: float) -> pl.DataFrame | None:
     """k6's per-interval p95 and error rate, with each interval's middle as ``t_s``
     (an interval belongs to the window when its middle does)."""
-    if k6_source(store, run_id) is None:
+    sids = run.k6_point_sources
+    if not sids:
         return None
-    from perflab.analysis.loadtest import k6_timeseries
-
-    ts = k6_timeseries(store, run_id, interval_s)
+    ts = k6_timeseries(run.store, sids, interval_s)
     if ts.is_empty():
         return None
     return ts.select(

@@ -47,6 +47,7 @@ from typing import Any
 import polars as pl
 
 from perflab.analysis.profiles import PROFILE_KINDS, resolve_sample_type, stacks
+from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -239,7 +240,7 @@ def _pprof_categories(store: Store, sid: int, sample_type: str | int | None) -> 
     )
     unattributed = int(df.filter(~has_frames)["value"].sum())
     per_cat = attributed.group_by("category").agg(pl.col("value").sum())
-    values = dict(zip(per_cat["category"].to_list(), per_cat["value"].to_list()))
+    values = dict(zip(per_cat["category"].to_list(), per_cat["value"].to_list(), strict=True))
     flat = (
         df.filter(has_frames)
         .group_by(pl.col("frames").list.first().alias("frame"))
@@ -270,8 +271,6 @@ def _pprof_categories(store: Store, sid: int, sample_type: str | int | None) -> 
 def _cprofile_categories(store: Store, sid: int, sample_type: str | int | None) -> dict[str, Any]:
     if sample_type not in (None, "cpu", 0, "0"):
         raise PerflabError(f"source {sid} is a cProfile dump; its only sample type is cpu (seconds)")
-    from perflab.analysis.pstats import cprofile_top
-
     total, df = cprofile_top(store, sid)
     out = _empty_answer(float(total))
     out.update(sample_type="cpu", unit="seconds", format="cprofile", unattributed=0.0)
@@ -283,7 +282,7 @@ def _cprofile_categories(store: Store, sid: int, sample_type: str | int | None) 
         .with_columns(pl.col("category").fill_null(OTHER))
     )
     per_cat = rows.group_by("category").agg(pl.col("flat").sum())
-    values = dict(zip(per_cat["category"].to_list(), per_cat["flat"].to_list()))
+    values = dict(zip(per_cat["category"].to_list(), per_cat["flat"].to_list(), strict=True))
     for cat in CATEGORIES:
         v = float(values.get(cat, 0.0))
         out["values"][cat] = v
@@ -313,7 +312,7 @@ def categories(store: Store, ref: str | int | os.PathLike[str],
     took (``share``) and its own pprof flat (``flat_share``); at most
     TOP_FRAMES_PER_CATEGORY per category, largest first.
     """
-    sid = store.resolve(ref, kinds=PROFILE_KINDS)
+    sid = store.find_source(ref, kinds=PROFILE_KINDS)
     kind = str(store.source(sid)["kind"])
     out = (_cprofile_categories if kind == "cprofile" else _pprof_categories)(store, sid, sample_type)
     out["source_id"] = sid

@@ -1,6 +1,6 @@
 """Before and after: two runs side by side, each change judged against the noise.
 
-Contract: ``compare_runs(store, run_a, run_b) -> dict`` (A is "before", B "after") and
+Contract: ``compare_runs(run_a, run_b) -> Comparison`` (A is "before", B "after") and
 ``profile_diff(store, source_a, source_b) -> polars.DataFrame``; pure reads of the store.
 
 A change is "beyond noise" only when a test on the per-request (or per-sample) values
@@ -27,18 +27,22 @@ run on the same per-request values k6 aggregated.
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
-from perflab.analysis.runs import cpu_profile_source, k6_source
-from perflab.errors import PerflabError
+from perflab.analysis.loadtest import k6_points, k6_summary
+from perflab.analysis.profiles import top_frame
+from perflab.analysis.run import Run
+from perflab.analysis.runs import queries_per_request
+from perflab.jsonable import optional
 from perflab.store import Store
+from perflab.vocab import PROFILE_KINDS
 
 Ref = str | int | os.PathLike[str]
 
@@ -71,6 +75,12 @@ MIB = 1024.0 * 1024.0
 # Fifteen functions cover every share that moved by more than a fraction of a percent in
 # the lab's profiles; the rest of a diff is sampling noise in functions of < 0.1 %.
 PROFILE_DIFF_LIMIT = 15
+
+
+# The verdict of an optimization is judged on p95 latency: what a user of the service
+# waits for, and the number every lab signature moves (LAB-NOTES: judge percentiles).
+PRIMARY_METRIC = "latency p95"
+CONFIRMED, NO_CHANGE, REGRESSED = "confirmed", "no significant change", "regressed"
 
 
 # -- the statistics --------------------------------------------------------------------
@@ -129,7 +139,7 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, quantiles: tuple[float | None, 
                 j += 1
     tail = (1 - BOOTSTRAP_LEVEL) / 2
     lo, hi = np.quantile(diffs, [tail, 1 - tail], axis=1)
-    return [(float(x), float(y)) for x, y in zip(lo, hi)]
+    return [(float(x), float(y)) for x, y in zip(lo, hi, strict=True)]
 
 
 def fisher_errors(failed_a: int, total_a: int, failed_b: int, total_b: int) -> dict[str, float]:
@@ -149,49 +159,93 @@ def poisson_counts(count_a: int, duration_a: float, count_b: int, duration_b: fl
     return {"p_value": float(res.pvalue)}
 
 
-# -- where a run's data is ----------------------------------------------------------------
+# -- the typed answer ----------------------------------------------------------------------
 
-def _run_row(store: Store, run_id: str) -> dict[str, Any]:
-    rows = store.sql("SELECT * FROM runs WHERE run_id = ?", [str(run_id)]).to_dicts()
-    if not rows:
-        known = store.sql("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 3")["run_id"].to_list()
-        hint = f" (recent: {', '.join(known)})" if known else " (the store has no runs)"
-        raise PerflabError(f"no run {run_id!r} in {store.path}{hint}")
-    return rows[0]
+@dataclass
+class RunInfo:
+    """Who a compared run is: scenario, variant, settings and when it started (its own clock)."""
+
+    run_id: str
+    scenario: str | None
+    variant: str | None
+    started_at: str
+    settings: dict[str, Any]
+    signature: str | None
+    why: str | None
+    manifest: bool  # a lab run (with a manifest), not a user's group
 
 
-def run_info(store: Store, run_id: str) -> dict[str, Any]:
-    """Who the run is: scenario, variant, settings and when it started (its own clock).
+@dataclass
+class MetricRow:
+    """One headline metric of A and B: the change and whether it is beyond noise.
 
-    ``started_at`` is the manifest's, else the first k6 sample's time, else the time the
-    run was registered: never "now", so two renderings of one comparison are identical.
-    """
-    row = _run_row(store, run_id)
-    manifest = json.loads(row["manifest"]) if row["manifest"] else {}
-    started = manifest.get("started_at")
-    if not started:
-        sid = k6_source(store, run_id)
-        first = store.con.execute("SELECT min(time) FROM k6_points WHERE source_id = ?",
-                                  [sid]).fetchall()[0][0] if sid is not None else None
-        started = (first or row["created_at"]).isoformat()
-    return {
-        "run_id": str(run_id),
-        "scenario": row["scenario"] or manifest.get("scenario"),
-        "variant": row["variant"] or manifest.get("variant"),
-        "started_at": started,
-        "settings": dict(manifest.get("settings") or {}),
-        "signature": manifest.get("signature"),
-        "why": manifest.get("why"),
-        "manifest": bool(manifest),
-    }
+    ``beyond_noise`` is None when not tested (``note`` says why); ``test`` holds the test's
+    name, p-value and statistics."""
+
+    metric: str
+    unit: str
+    better: str | None  # "lower" | "higher" | None (neither is better)
+    a: float | None
+    b: float | None
+    change: float | None
+    change_pct: float | None
+    beyond_noise: bool | None
+    direction: str | None  # better | worse | higher | lower | unchanged
+    test: dict[str, Any] | None
+    note: str | None
+
+
+@dataclass
+class LatencyGroup:
+    """One latency group (all requests, or one endpoint): k6's numbers, tests, intervals."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    change: dict[str, dict[str, float | None]]
+    mann_whitney: dict[str, float] | None = None
+    ci: dict[str, list[float]] | None = None
+    stats_beyond_noise: dict[str, bool | None] = field(default_factory=dict)
+    beyond_noise: bool | None = None
+    note: str | None = optional()
+
+
+@dataclass
+class ProfileDiff:
+    a_source: int | None
+    b_source: int | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = optional()
+
+
+@dataclass
+class Comparison:
+    """``perflab compare A B --json``: A is "before", B "after"."""
+
+    a: RunInfo
+    b: RunInfo
+    k6_sources: dict[str, int | None]
+    latency: dict[str, Any]  # {"overall": LatencyGroup | None, "endpoints": {name: LatencyGroup}}
+    metrics: list[MetricRow]
+    profile: ProfileDiff
+    alpha: float
+    bootstrap: dict[str, Any]
+
+    def metric(self, name: str) -> MetricRow | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+
+def run_info(run: Run) -> RunInfo:
+    m = run.manifest
+    return RunInfo(run_id=run.run_id, scenario=run.scenario or (m.scenario if m else None),
+                   variant=run.variant or (m.variant if m else None), started_at=run.started_at,
+                   settings=run.settings, signature=m.signature if m else None, why=m.why if m else None,
+                   manifest=m is not None)
 
 
 # -- latency ----------------------------------------------------------------------------------
 
-def _k6_side(store: Store, run_id: str) -> dict[str, Any] | None:
-    from perflab.analysis.loadtest import k6_points, k6_summary
-
-    sid = k6_source(store, run_id)
+def _k6_side(run: Run) -> dict[str, Any] | None:
+    store, sid = run.store, run.k6_source
     if sid is None:
         return None
     summary = k6_summary(store, sid, by="endpoint")
@@ -209,8 +263,9 @@ def _k6_side(store: Store, run_id: str) -> dict[str, Any] | None:
         "WHERE source_id = ? AND metric = 'http_reqs' AND time_ns IS NOT NULL GROUP BY 1 ORDER BY 1", [sid])
     per_second = np.zeros(0)
     if secs.height:
-        full = np.zeros(int(secs["s"].max() - secs["s"].min()) + 1)
-        full[(secs["s"] - secs["s"].min()).to_numpy()] = secs["n"].to_numpy()
+        s = secs["s"].to_numpy().astype(np.int64)
+        full = np.zeros(int(s.max() - s.min()) + 1)
+        full[s - s.min()] = secs["n"].to_numpy()
         per_second = full[EDGE_SECONDS:len(full) - EDGE_SECONDS]
     return {"source_id": sid, "summary": summary, "values": values, "per_endpoint": per_endpoint,
             "per_second": per_second}
@@ -221,62 +276,58 @@ def _trend(summary: dict[str, Any], name: str) -> dict[str, float | None]:
     if m is None:
         return {"count": 0, "p50": None, "p95": None, "p99": None, "mean": None}
     out: dict[str, float | None] = {"count": int(m.get("count", 0))}
-    for stat, field, _ in LATENCY_STATS:
-        out[stat] = float(m[field]) if out["count"] and m.get(field) is not None else None
+    for stat, key, _ in LATENCY_STATS:
+        out[stat] = float(m[key]) if out["count"] and m.get(key) is not None else None
     return out
 
 
 def latency_compare(a_values: np.ndarray, b_values: np.ndarray,
-                    a_stats: dict[str, Any], b_stats: dict[str, Any]) -> dict[str, Any]:
+                    a_stats: dict[str, Any], b_stats: dict[str, Any]) -> LatencyGroup:
     """One latency group (all requests, or one endpoint): k6's numbers, tests, intervals."""
-    out: dict[str, Any] = {"a": a_stats, "b": b_stats,
-                           "change": {s: change(a_stats[s], b_stats[s]) for s, _, _ in LATENCY_STATS}}
+    out = LatencyGroup(a=a_stats, b=b_stats,
+                       change={s: change(a_stats[s], b_stats[s]) for s, _, _ in LATENCY_STATS})
     n_a, n_b = len(a_values), len(b_values)
     if min(n_a, n_b) < MIN_REQUESTS:
-        out.update(mann_whitney=None, ci=None, beyond_noise=None,
-                   note=f"not tested: fewer than {MIN_REQUESTS} requests in a run ({n_a} and {n_b})")
-        out["stats_beyond_noise"] = {s: None for s, _, _ in LATENCY_STATS}
+        out.note = f"not tested: fewer than {MIN_REQUESTS} requests in a run ({n_a} and {n_b})"
+        out.stats_beyond_noise = {s: None for s, _, _ in LATENCY_STATS}
         return out
     mw = mann_whitney(a_values, b_values)
     intervals = bootstrap_diff(a_values, b_values, tuple(q for _, _, q in LATENCY_STATS))
-    ci = {s: list(iv) for (s, _, _), iv in zip(LATENCY_STATS, intervals)}
-    beyond = {s: bool(mw["p_value"] < ALPHA and (iv[0] > 0 or iv[1] < 0)) for s, iv in ci.items()}
-    out.update(mann_whitney=mw, ci=ci, stats_beyond_noise=beyond, beyond_noise=beyond["p95"])
+    ci = {s: list(iv) for (s, _, _), iv in zip(LATENCY_STATS, intervals, strict=True)}
+    beyond: dict[str, bool | None] = {s: bool(mw["p_value"] < ALPHA and (iv[0] > 0 or iv[1] < 0))
+                                      for s, iv in ci.items()}
+    out.mann_whitney, out.ci, out.stats_beyond_noise, out.beyond_noise = mw, ci, beyond, beyond["p95"]
     return out
 
 
 # -- samples from the lab -----------------------------------------------------------------
 
-def _resource(store: Store, run_id: str, role: str, column: str, scale: float = 1.0) -> np.ndarray:
-    df = store.sql(f"SELECT {column}::DOUBLE AS v FROM resource_samples WHERE run_id = ? AND role = ? "
-                   f"AND {column} IS NOT NULL ORDER BY t", [run_id, role])
+def _resource(run: Run, role: str, column: str, scale: float = 1.0) -> np.ndarray:
+    df = run.store.sql(f"SELECT {column}::DOUBLE AS v FROM resource_samples WHERE run_id = ? AND role = ? "
+                       f"AND {column} IS NOT NULL ORDER BY t", [run.run_id, role])
     return df["v"].to_numpy() / scale if df.height else np.zeros(0)
 
 
-def _outside_cpu(store: Store, run_id: str) -> np.ndarray:
+def _outside_cpu(run: Run) -> np.ndarray:
     """Per sample: the machine's CPU minus the run's own processes (other work on the host)."""
-    df = store.sql(
+    df = run.store.sql(
         """SELECT t, sum(CASE WHEN role = 'host' THEN cpu_pct ELSE -cpu_pct END) AS v,
                   count(*) FILTER (WHERE role = 'host') AS hosts
-           FROM resource_samples WHERE run_id = ? AND cpu_pct IS NOT NULL GROUP BY t ORDER BY t""", [run_id])
+           FROM resource_samples WHERE run_id = ? AND cpu_pct IS NOT NULL GROUP BY t ORDER BY t""", [run.run_id])
     df = df.filter(pl.col("hosts") == 1)
     return np.clip(df["v"].to_numpy(), 0, None) if df.height else np.zeros(0)
 
 
-def _var(store: Store, run_id: str, key: str) -> np.ndarray:
-    df = store.sql("SELECT value FROM service_vars WHERE run_id = ? AND key = ? ORDER BY elapsed_s",
-                   [run_id, key])
+def _var(run: Run, key: str) -> np.ndarray:
+    df = run.store.sql("SELECT value FROM service_vars WHERE run_id = ? AND key = ? ORDER BY elapsed_s",
+                       [run.run_id, key])
     return df["value"].to_numpy() if df.height else np.zeros(0)
-
-
-def _has(store: Store, run_id: str, table: str) -> bool:
-    return bool(store.con.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id]).fetchall()[0][0])
 
 
 # -- rows ---------------------------------------------------------------------------------------
 
 def _row(metric: str, unit: str, better: str | None, a: float | None, b: float | None,
-         beyond: bool | None, test: dict[str, Any] | None, note: str | None = None) -> dict[str, Any]:
+         beyond: bool | None, test: dict[str, Any] | None, note: str | None = None) -> MetricRow:
     ch = change(a, b)
     if a is None or b is None or a == b:
         direction = "unchanged" if a is not None and a == b else None
@@ -284,18 +335,19 @@ def _row(metric: str, unit: str, better: str | None, a: float | None, b: float |
         direction = "higher" if b > a else "lower"
     else:
         direction = "better" if (b < a) == (better == "lower") else "worse"
-    return {"metric": metric, "unit": unit, "better": better, "a": a, "b": b, "change": ch["abs"],
-            "change_pct": ch["pct"], "beyond_noise": beyond, "direction": direction, "test": test,
-            "note": note}
+    return MetricRow(metric=metric, unit=unit, better=better, a=a, b=b, change=ch["abs"], change_pct=ch["pct"],
+                     beyond_noise=beyond, direction=direction, test=test, note=note)
 
 
 def _sample_row(metric: str, unit: str, better: str | None, a: np.ndarray, b: np.ndarray,
-                stat: str, missing_a: str | None, missing_b: str | None) -> dict[str, Any]:
+                stat: str, missing_a: str | None, missing_b: str | None) -> MetricRow:
     """A row from per-sample values: the statistic of each side, Mann–Whitney on the samples."""
     def agg(x: np.ndarray) -> float | None:
         if not len(x):
             return None
-        return float({"p50": np.median, "mean": np.mean, "max": np.max}[stat](x))
+        if stat == "p50":
+            return float(np.median(x))
+        return float(np.mean(x)) if stat == "mean" else float(np.max(x))
 
     va, vb = agg(a), agg(b)
     if va is None or vb is None:
@@ -309,41 +361,34 @@ def _sample_row(metric: str, unit: str, better: str | None, a: np.ndarray, b: np
                 {"name": "Mann-Whitney U", **mw, "n_a": len(a), "n_b": len(b)})
 
 
-def _latency_rows(group: dict[str, Any]) -> list[dict[str, Any]]:
+def _latency_rows(group: LatencyGroup) -> list[MetricRow]:
     rows = []
-    mw = group.get("mann_whitney")
+    mw = group.mann_whitney
     for stat, _, _ in LATENCY_STATS:
         test = None
-        if mw is not None:
-            test = {"name": "Mann-Whitney U + bootstrap", **mw, "ci": group["ci"][stat],
-                    "ci_level": BOOTSTRAP_LEVEL}
-        rows.append(_row(f"latency {stat}", "ms", "lower", group["a"][stat], group["b"][stat],
-                         group["stats_beyond_noise"][stat], test, group.get("note")))
-    rows.insert(0, _row("requests", "count", None, group["a"]["count"], group["b"]["count"], None, None,
+        if mw is not None and group.ci is not None:
+            test = {"name": "Mann-Whitney U + bootstrap", **mw, "ci": group.ci[stat], "ci_level": BOOTSTRAP_LEVEL}
+        rows.append(_row(f"latency {stat}", "ms", "lower", group.a[stat], group.b[stat],
+                         group.stats_beyond_noise[stat], test, group.note))
+    rows.insert(0, _row("requests", "count", None, group.a["count"], group.b["count"], None, None,
                         "the count follows the offered load: not a quality, not tested"))
     return rows
 
 
-def _no_samples(store: Store, run_id: str, table: str, what: str) -> str | None:
-    return None if _has(store, run_id, table) else f"no {what} in run {run_id}"
+def _no_samples(run: Run, table: str, what: str) -> str | None:
+    return None if run.has_rows(table) else f"no {what} in run {run.run_id}"
 
 
-def compare_runs(store: Store, run_a: str, run_b: str,
-                 profile_limit: int | None = None) -> dict[str, Any]:
+def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Comparison:
     """Every headline metric of two runs side by side, with the change and its noise verdict.
 
-    Returns {"a", "b" (run_info), "latency": {"overall", "endpoints": {name: group}},
-    "metrics": [row], "profile": {"a_source", "b_source", "rows" | "note"}, "alpha",
-    "bootstrap": {...}}; a row is {"metric", "unit", "better", "a", "b", "change",
-    "change_pct", "beyond_noise", "direction", "test", "note"}. ``profile_limit`` caps the
-    profile diff's rows (default PROFILE_DIFF_LIMIT; 0 keeps all).
+    ``profile_limit`` caps the profile diff's rows (default PROFILE_DIFF_LIMIT; 0 keeps all).
     """
-    info_a, info_b = run_info(store, run_a), run_info(store, run_b)
-    k6a, k6b = _k6_side(store, run_a), _k6_side(store, run_b)
-    rows: list[dict[str, Any]] = []
+    k6a, k6b = _k6_side(run_a), _k6_side(run_b)
+    rows: list[MetricRow] = []
     latency: dict[str, Any] = {"overall": None, "endpoints": {}}
     if k6a is None or k6b is None:
-        missing = " and ".join(r for r, k in ((run_a, k6a), (run_b, k6b)) if k is None)
+        missing = " and ".join(r.run_id for r, k in ((run_a, k6a), (run_b, k6b)) if k is None)
         note = f"not measured: no k6 samples in run {missing}"
         for metric in ("latency p50", "latency p95", "latency p99", "latency mean", "throughput",
                        "error rate", "dropped iterations"):
@@ -363,49 +408,35 @@ def compare_runs(store: Store, run_a: str, run_b: str,
         rows.append(_error_row(sa, sb))
         rows.append(_dropped_row(sa, sb))
 
-    rows.append(_sample_row(
-        "service CPU p50", "% of a core", "lower", _resource(store, run_a, "service", "cpu_pct"),
-        _resource(store, run_b, "service", "cpu_pct"), "p50",
-        _no_samples(store, run_a, "resource_samples", "resource samples"),
-        _no_samples(store, run_b, "resource_samples", "resource samples")))
-    rows.append(_sample_row(
-        "service CPU mean", "% of a core", "lower", _resource(store, run_a, "service", "cpu_pct"),
-        _resource(store, run_b, "service", "cpu_pct"), "mean",
-        _no_samples(store, run_a, "resource_samples", "resource samples"),
-        _no_samples(store, run_b, "resource_samples", "resource samples")))
-    rows.append(_queries_row(store, run_a, run_b))
+    def samples(metric: str, unit: str, better: str | None, a: np.ndarray, b: np.ndarray, stat: str,
+                table: str = "resource_samples", what: str = "resource samples") -> MetricRow:
+        return _sample_row(metric, unit, better, a, b, stat, _no_samples(run_a, table, what),
+                           _no_samples(run_b, table, what))
+
+    cpu_a, cpu_b = _resource(run_a, "service", "cpu_pct"), _resource(run_b, "service", "cpu_pct")
+    rows.append(samples("service CPU p50", "% of a core", "lower", cpu_a, cpu_b, "p50"))
+    rows.append(samples("service CPU mean", "% of a core", "lower", cpu_a, cpu_b, "mean"))
+    rows.append(_queries_row(run_a, run_b))
+    waiting = "gauges.db_waiting_tasks"
     for stat in ("p50", "max"):
-        rows.append(_sample_row(
-            f"waiting tasks {stat}", "", "lower", _var(store, run_a, "gauges.db_waiting_tasks"),
-            _var(store, run_b, "gauges.db_waiting_tasks"), stat,
-            _no_samples(store, run_a, "service_vars", "/debug/vars samples (gauges.db_waiting_tasks)"),
-            _no_samples(store, run_b, "service_vars", "/debug/vars samples (gauges.db_waiting_tasks)")))
-    rows.append(_sample_row(
-        "service RSS p50", "MiB", "lower", _resource(store, run_a, "service", "rss_bytes", MIB),
-        _resource(store, run_b, "service", "rss_bytes", MIB), "p50",
-        _no_samples(store, run_a, "resource_samples", "resource samples"),
-        _no_samples(store, run_b, "resource_samples", "resource samples")))
+        rows.append(samples(f"waiting tasks {stat}", "", "lower", _var(run_a, waiting), _var(run_b, waiting), stat,
+                            "service_vars", f"/debug/vars samples ({waiting})"))
+    rows.append(samples("service RSS p50", "MiB", "lower", _resource(run_a, "service", "rss_bytes", MIB),
+                        _resource(run_b, "service", "rss_bytes", MIB), "p50"))
     # Context, not a result: other work on the machine distorts every figure (LAB-NOTES).
-    rows.append(_sample_row(
-        "other CPU on the host p50", "% of a core", None, _outside_cpu(store, run_a),
-        _outside_cpu(store, run_b), "p50",
-        _no_samples(store, run_a, "resource_samples", "resource samples"),
-        _no_samples(store, run_b, "resource_samples", "resource samples")))
+    rows.append(samples("other CPU on the host p50", "% of a core", None, _outside_cpu(run_a), _outside_cpu(run_b),
+                        "p50"))
 
-    return {
-        "a": info_a,
-        "b": info_b,
-        "k6_sources": {"a": k6a and k6a["source_id"], "b": k6b and k6b["source_id"]},
-        "latency": latency,
-        "metrics": rows,
-        "profile": _profile_section(store, run_a, run_b, profile_limit),
-        "alpha": ALPHA,
-        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "max_n": BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
-                      "level": BOOTSTRAP_LEVEL, "statistic": "stat(B) - stat(A)"},
-    }
+    return Comparison(
+        a=run_info(run_a), b=run_info(run_b),
+        k6_sources={"a": run_a.k6_source if k6a else None, "b": run_b.k6_source if k6b else None},
+        latency=latency, metrics=rows, profile=_profile_section(run_a, run_b, profile_limit), alpha=ALPHA,
+        bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "max_n": BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
+                   "level": BOOTSTRAP_LEVEL, "statistic": "stat(B) - stat(A)"},
+    )
 
 
-def _throughput_row(k6a: dict[str, Any], k6b: dict[str, Any]) -> dict[str, Any]:
+def _throughput_row(k6a: dict[str, Any], k6b: dict[str, Any]) -> MetricRow:
     ra = k6a["summary"]["metrics"].get("http_reqs", {}).get("rate")
     rb = k6b["summary"]["metrics"].get("http_reqs", {}).get("rate")
     ra = float(ra) if ra is not None and math.isfinite(ra) else None
@@ -421,7 +452,7 @@ def _throughput_row(k6a: dict[str, Any], k6b: dict[str, Any]) -> dict[str, Any]:
                 {"name": "Mann-Whitney U on requests per second", **mw, "n_a": len(a), "n_b": len(b)})
 
 
-def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
+def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     fa, fb = sa["metrics"].get("http_req_failed"), sb["metrics"].get("http_req_failed")
     if fa is None or fb is None:
         return _row("error rate", "%", "lower", None, None, None, None,
@@ -429,13 +460,14 @@ def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
     # k6's rate metric: a "pass" is a value of 1, i.e. a failed request.
     failed_a, total_a = int(fa["passes"]), int(fa["passes"] + fa["fails"])
     failed_b, total_b = int(fb["passes"]), int(fb["passes"] + fb["fails"])
-    test = {"name": "Fisher exact", **fisher_errors(failed_a, total_a, failed_b, total_b),
+    fisher = fisher_errors(failed_a, total_a, failed_b, total_b)
+    test = {"name": "Fisher exact", **fisher,
             "failed_a": failed_a, "total_a": total_a, "failed_b": failed_b, "total_b": total_b}
     return _row("error rate", "%", "lower", 100.0 * float(fa["rate"]), 100.0 * float(fb["rate"]),
-                test["p_value"] < ALPHA, test)
+                fisher["p_value"] < ALPHA, test)
 
 
-def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
+def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     da = int(sa["metrics"].get("dropped_iterations", {}).get("count", 0))
     db = int(sb["metrics"].get("dropped_iterations", {}).get("count", 0))
     ta, tb = sa.get("duration_s"), sb.get("duration_s")
@@ -447,11 +479,9 @@ def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
     return _row("dropped iterations", "count", "lower", da, db, test["p_value"] < ALPHA, test)
 
 
-def _queries_row(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
-    from perflab.analysis.runs import queries_per_request
-
-    qa, qb = queries_per_request(store, run_a), queries_per_request(store, run_b)
-    missing = [r for r, q in ((run_a, qa), (run_b, qb)) if q is None]
+def _queries_row(run_a: Run, run_b: Run) -> MetricRow:
+    qa, qb = queries_per_request(run_a), queries_per_request(run_b)
+    missing = [r.run_id for r, q in ((run_a, qa), (run_b, qb)) if q is None]
     if missing:
         return _row("DB queries per request", "", "lower", qa, qb, None, None,
                     "not measured: no /debug/vars counters (counters.db_queries, counters.requests_total) "
@@ -472,10 +502,8 @@ def profile_diff(store: Store, source_a: Ref, source_b: Ref, sample_type: str | 
     there. Sorted by |flat_delta|, then |cum_delta|, then name; ``limit`` None or 0
     keeps every row.
     """
-    from perflab.analysis.profiles import PROFILE_KINDS, top_frame
-
     def shares(ref: Ref) -> pl.DataFrame:
-        sid = store.resolve(ref, kinds=PROFILE_KINDS)
+        sid = store.find_source(ref, kinds=PROFILE_KINDS)
         # A cProfile dump has one sample type (cpu), whatever the pprof side is read by.
         st = sample_type if store.source(sid)["kind"] == "pprof" else None
         df = top_frame(store, sid, sample_type=st)
@@ -493,12 +521,23 @@ def profile_diff(store: Store, source_a: Ref, source_b: Ref, sample_type: str | 
     return df.head(limit) if limit else df
 
 
-def _profile_section(store: Store, run_a: str, run_b: str, limit: int | None) -> dict[str, Any]:
-    pa_, pb_ = cpu_profile_source(store, run_a), cpu_profile_source(store, run_b)
-    out: dict[str, Any] = {"a_source": pa_, "b_source": pb_}
+def _profile_section(run_a: Run, run_b: Run, limit: int | None) -> ProfileDiff:
+    pa_, pb_ = run_a.cpu_profile_source, run_b.cpu_profile_source
+    out = ProfileDiff(a_source=pa_, b_source=pb_)
     if pa_ is None or pb_ is None:
-        missing = " and ".join(r for r, p in ((run_a, pa_), (run_b, pb_)) if p is None)
-        out.update(rows=[], note=f"not measured: no CPU profile in run {missing}")
+        missing = " and ".join(r.run_id for r, p in ((run_a, pa_), (run_b, pb_)) if p is None)
+        out.note = f"not measured: no CPU profile in run {missing}"
         return out
-    out["rows"] = profile_diff(store, pa_, pb_, limit=PROFILE_DIFF_LIMIT if limit is None else limit).to_dicts()
+    out.rows = profile_diff(run_a.store, pa_, pb_,
+                            limit=PROFILE_DIFF_LIMIT if limit is None else limit).to_dicts()
     return out
+
+
+def optimization_verdict(cmp: Comparison) -> str:
+    """confirmed / no significant change / regressed, judged on p95 latency (PRIMARY_METRIC)."""
+    row = cmp.metric(PRIMARY_METRIC)
+    if row is not None and row.beyond_noise is True and row.direction == "better":
+        return CONFIRMED
+    if row is not None and row.beyond_noise is True and row.direction == "worse":
+        return REGRESSED
+    return NO_CHANGE

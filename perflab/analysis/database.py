@@ -31,8 +31,8 @@ import polars as pl
 
 from perflab.errors import PerflabError
 from perflab.store import Store
+from perflab.vocab import PGSTAT as KIND
 
-KIND = "pgstat"  # the source kind perflab.ingest.pgstat registers
 ORDERS = {"total": "total_exec_time", "mean": "mean_exec_time", "calls": "calls"}
 # Before PostgreSQL 14 an entry had no toplevel and (with track=all) merged nested and
 # top-level executions; such an entry counts as top level.
@@ -51,12 +51,12 @@ def _meta(store: Store, source_id: int) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def snapshot_source(store: Store, ref: Ref, view: str) -> int:
-    """A source id holding a snapshot of ``view`` (a path is ingested first)."""
-    sid = store.resolve(ref, kinds=(KIND,))
+def snapshot_source(store: Store, ref: Ref, view: str, label: str | None = None) -> int:
+    """A stored source holding a snapshot of ``view``; ``label`` names it in the error."""
+    sid = store.find_source(ref, kinds=(KIND,))
     got = _meta(store, sid).get("view")
     if got != view:
-        raise PerflabError(f"{ref}: source {sid} is a {got} snapshot, expected {view}")
+        raise PerflabError(f"{label or ref}: source {sid} is a {got} snapshot, expected {view}")
     return sid
 
 
@@ -77,13 +77,22 @@ def _info_source(store: Store, ref: Ref, sid: int) -> int | None:
         return int(rows[0][0]) if rows else None
     given = Path(str(ref))
     path = given if given.exists() else Path(store.source(sid)["path"])
+    sibling = info_sibling(path)
+    if sibling is None:
+        return None
+    try:
+        return snapshot_source(store, sibling, "pg_stat_statements_info")
+    except PerflabError:
+        return None  # not stored (the command layer ingests it), or not an info snapshot
+
+
+def info_sibling(path: Path) -> Path | None:
+    """The pg_stat_statements_info file beside a pg_stat_statements snapshot file, if any."""
     name = path.name
     if "pg_stat_statements" not in name or "pg_stat_statements_info" in name:
         return None
     sibling = path.with_name(name.replace("pg_stat_statements", "pg_stat_statements_info", 1))
-    if not sibling.exists():
-        return None
-    return snapshot_source(store, sibling, "pg_stat_statements_info")
+    return sibling if sibling.exists() else None
 
 
 # -- the generic delta ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,12 @@ import numpy as np
 import polars as pl
 
 from perflab.errors import PerflabError
-from perflab.ingest.k6 import ALL_KINDS, BUILTIN_METRICS, CSV_KIND, KIND, POINT_KINDS, SUMMARY_KIND
 from perflab.store import Store
+from perflab.vocab import K6 as KIND
+from perflab.vocab import K6_BUILTIN_METRICS as BUILTIN_METRICS
+from perflab.vocab import K6_KINDS as ALL_KINDS
+from perflab.vocab import K6_POINT_KINDS as POINT_KINDS
+from perflab.vocab import K6_SUMMARY as SUMMARY_KIND
 
 Ref = str | int | os.PathLike[str]
 
@@ -176,7 +181,7 @@ def _companions(store: Store, src: dict[str, Any], companion: Ref | None) -> lis
     """Other k6 files of the same run: an explicit one first, then those sharing run_id."""
     out: list[dict[str, Any]] = []
     if companion is not None:
-        out.append(store.source(store.resolve(companion, kinds=ALL_KINDS)))
+        out.append(store.source(store.find_source(companion, kinds=ALL_KINDS)))
     if src.get("run_id") is not None:
         rows = store.sql(
             "SELECT * FROM sources WHERE run_id = ? AND source_id <> ? AND kind IN ? ORDER BY source_id",
@@ -351,7 +356,7 @@ def k6_summary(store: Store, ref: Ref, by: str | None = None, *,
     ``--summary-trend-stats``); by default k6's plus p(99) and count, plus any the
     run's summary file shows.
     """
-    sid = store.resolve(ref, kinds=ALL_KINDS)
+    sid = store.find_source(ref, kinds=ALL_KINDS)
     src = store.source(sid)
     if src["kind"] == SUMMARY_KIND:
         if by is not None:
@@ -517,8 +522,8 @@ _POINT_COLUMNS = ("seq", "time", "time_ns", "utc_offset_min", "metric", "value",
 
 def k6_points(store: Store, ref: Ref, metric: str | None = None) -> pl.DataFrame:
     """The samples of one NDJSON/CSV source in arrival order, one column per tag key."""
-    sid = store.resolve(ref, kinds=POINT_KINDS)
-    where, params = "source_id = ?", [sid]
+    sid = store.find_source(ref, kinds=POINT_KINDS)
+    where, params = "source_id = ?", list[Any]([sid])
     if metric is not None:
         where += " AND metric = ?"
         params.append(metric)
@@ -526,7 +531,7 @@ def k6_points(store: Store, ref: Ref, metric: str | None = None) -> pl.DataFrame
         f"SELECT DISTINCT unnest(json_keys(tags)) AS k FROM k6_points WHERE {where} ORDER BY k", params
     ).fetchall()]
     cols = ""
-    for i, k in enumerate(keys):
+    for k in keys:
         alias = f"tag_{k}" if k in _POINT_COLUMNS else k
         cols += f", json_extract_string(tags, ?) AS \"{alias.replace(chr(34), chr(34) * 2)}\""
     return store.sql(
@@ -536,29 +541,18 @@ def k6_points(store: Store, ref: Ref, metric: str | None = None) -> pl.DataFrame
     )
 
 
-def _point_sources(store: Store, run_or_source: Ref) -> list[int]:
-    text = str(run_or_source)
-    rows = store.con.execute(
-        "SELECT kind, list(source_id ORDER BY source_id) FROM sources WHERE run_id = ? AND kind IN ? GROUP BY kind",
-        [text, list(POINT_KINDS)],
-    ).fetchall()
-    if rows:
-        by_kind = dict(rows)
-        # The NDJSON and the CSV of one run hold the same samples: use one of them.
-        return list(by_kind.get(KIND) or by_kind[CSV_KIND])
-    return [store.resolve(run_or_source, kinds=POINT_KINDS)]
-
-
-def k6_timeseries(store: Store, run_or_source: Ref, interval_s: float = 1) -> pl.DataFrame:
+def k6_timeseries(store: Store, sources: int | Sequence[int], interval_s: float = 1) -> pl.DataFrame:
     """Per interval: requests, rps, p50/p95/p99 of http_req_duration (ms), error rate, VUs.
 
-    Intervals start at the run's first sample; an interval without requests is kept
+    ``sources``: one k6 NDJSON/CSV source, or a run's (``Run.k6_point_sources``: k6
+    execution segments of one test are several files). Intervals start at the first
+    sample; an interval without requests is kept
     (requests 0, latencies null) so a chart shows the gap. Percentiles are k6's
     (linear between closest ranks).
     """
     if interval_s <= 0:
         raise PerflabError("interval_s must be positive")
-    sids = _point_sources(store, run_or_source)
+    sids = [int(sources)] if isinstance(sources, int) else [int(s) for s in sources]
     step = int(round(interval_s * 1e9))
     pts = store.sql(
         """SELECT time_ns, metric, value FROM k6_points
@@ -567,9 +561,9 @@ def k6_timeseries(store: Store, run_or_source: Ref, interval_s: float = 1) -> pl
     )
     t0_row = store.con.execute("SELECT min(time_ns), max(time_ns) FROM k6_points WHERE source_id IN ?",
                                [sids]).fetchall()[0]
-    schema = {"t": pl.Datetime("us", "UTC"), "elapsed_s": pl.Float64, "requests": pl.Int64, "rps": pl.Float64,
-              "p50_ms": pl.Float64, "p95_ms": pl.Float64, "p99_ms": pl.Float64, "error_rate": pl.Float64,
-              "vus": pl.Float64}
+    schema: dict[str, Any] = {
+        "t": pl.Datetime("us", "UTC"), "elapsed_s": pl.Float64, "requests": pl.Int64, "rps": pl.Float64,
+        "p50_ms": pl.Float64, "p95_ms": pl.Float64, "p99_ms": pl.Float64, "error_rate": pl.Float64, "vus": pl.Float64}
     if t0_row[0] is None:
         return pl.DataFrame(schema=schema)
     t0, t1 = t0_row

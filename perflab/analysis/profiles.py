@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -63,7 +64,7 @@ WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
 
 
 def _source_kind(store: Store, ref: str | int | os.PathLike[str]) -> tuple[int, str]:
-    sid = store.resolve(ref, kinds=PROFILE_KINDS)
+    sid = store.find_source(ref, kinds=PROFILE_KINDS)
     return sid, str(store.source(sid)["kind"])
 
 
@@ -181,9 +182,6 @@ def _cprofile_rows(
 ) -> tuple[float, list[dict[str, Any]], str, str]:
     if sample_type not in (None, "cpu", 0, "0"):
         raise PerflabError(f"source {sid} is a cProfile dump; its only sample type is cpu (seconds)")
-    # Imported here: the pstats analysis is optional for pprof-only use of this module.
-    from perflab.analysis.pstats import cprofile_top
-
     total, df = cprofile_top(store, sid)
     total = float(total)
     rows = [

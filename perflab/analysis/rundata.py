@@ -1,7 +1,7 @@
-"""A run's data, gathered from the store into plain polars frames: the I/O edge of the doctor.
+"""A run's data as plain polars frames: what the signatures (pure functions) judge.
 
-``gather(store, run_id)`` reads everything a diagnosis may use, once, and hands it to
-the signatures (perflab.analysis.signatures), which are pure functions of these frames.
+``perflab.analysis.run.Run`` builds these once per run, with the builders below, and
+hands them to the signatures as a ``RunData``; tests build a ``RunData`` by hand.
 Each frame has a fixed schema (the ``*_SCHEMA`` dicts below) and is empty, never
 missing, when the run has no such data: a lab run has all of them; a group a user
 made with ``perflab ingest --run`` has whatever files they brought.
@@ -23,15 +23,18 @@ samples, /debug/vars samples and pg_stat_activity samples share one axis.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
-from perflab.errors import PerflabError
+from perflab.analysis.categories import categories
+from perflab.analysis.database import pg_top_detail
+from perflab.analysis.profiles import stacks
 from perflab.store import Store
+from perflab.vocab import CPROFILE, PPROF
 
 REQUESTS_SCHEMA: dict[str, Any] = {
     "t_s": pl.Float64, "duration_ms": pl.Float64, "status": pl.Int64, "error_code": pl.String,
@@ -48,10 +51,20 @@ PG_ACTIVITY_SCHEMA: dict[str, Any] = {
 }
 STACKS_SCHEMA: dict[str, Any] = {"frames": pl.List(pl.String), "value": pl.Int64}
 
+# The snapshot table of each pg_stat view a run pairs before and after.
+SNAPSHOT_TABLES = {"pg_stat_statements": "pg_stat_statements_snap", "pg_stat_user_tables": "pg_stat_user_tables_snap",
+                   "pg_stat_user_indexes": "pg_stat_user_indexes_snap", "pg_stat_database": "pg_stat_database_snap"}
 # The k6 metrics besides the requests that a diagnosis reads.
 K6_METRICS = ("dropped_iterations", "vus", "vus_max")
 # The lab's own pg_stat_activity sampler is a client backend too; it must not count as load.
 PG_SAMPLER_APPLICATION = "perflab-sampler"
+
+
+class SnapshotSource(Protocol):
+    @property
+    def source_id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
 
 
 @dataclass
@@ -94,48 +107,16 @@ class RunData:
     cpu_count: int | None = None
 
 
-def gather(store: Store, run_id: str) -> RunData:
-    """Everything the signatures may use about ``run_id`` (a lab run or a user's group)."""
-    if not store.sql("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).height:
-        known = store.sql("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 3")["run_id"].to_list()
-        hint = f" (recent: {', '.join(known)})" if known else " (the store has no runs)"
-        raise PerflabError(f"no run {run_id!r} in {store.path}{hint}")
-    sources = store.sql("SELECT source_id, kind, path, meta FROM sources WHERE run_id = ? ORDER BY source_id",
-                        [run_id]).to_dicts()
-    data = RunData(run_id=run_id)
-    _k6(store, data, sources)
-    data.resources = _frame(store.sql(
-        "SELECT epoch_us(t) / 1e6 AS t_s, role, cpu_pct, rss_bytes::DOUBLE AS rss_bytes, "
-        "threads::DOUBLE AS threads FROM resource_samples WHERE run_id = ? ORDER BY t, role", [run_id]),
-        RESOURCES_SCHEMA)
-    data.vars = _frame(store.sql(
-        "SELECT epoch_us(t) / 1e6 AS t_s, key, value FROM service_vars WHERE run_id = ? "
-        "AND (key LIKE 'gauges.%' OR key LIKE 'counters.%' OR key LIKE 'settings.pool%') ORDER BY t, key",
-        [run_id]), VARS_SCHEMA)
-    for s in sources:
-        meta = json.loads(s["meta"]) if s["meta"] else {}
-        if s["kind"] == "resources" and meta.get("cpu_count"):
-            data.cpu_count = int(meta["cpu_count"])
-    _pg(store, data, sources)
-    _profiles(store, data, sources)
-    return data
-
-
 def _frame(df: pl.DataFrame, schema: dict[str, Any]) -> pl.DataFrame:
     if df.is_empty():
         return pl.DataFrame(schema=schema)
     return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
-def _k6(store: Store, data: RunData, sources: list[dict[str, Any]]) -> None:
-    from perflab.ingest.k6 import CSV_KIND, KIND
-
-    # The NDJSON and the CSV of one run hold the same samples: use one kind, all its files
-    # (k6 execution segments of one test are several files of one run).
-    sids = [s["source_id"] for s in sources if s["kind"] == KIND] or \
-           [s["source_id"] for s in sources if s["kind"] == CSV_KIND]
-    if not sids:
-        return
+def requests_frame(store: Store, k6_sources: list[int]) -> pl.DataFrame:
+    """One row per HTTP request of the k6 sources (k6's http_req_duration and its tags)."""
+    if not k6_sources:
+        return pl.DataFrame(schema=REQUESTS_SCHEMA)
     req = store.sql(
         """SELECT time_ns / 1e9 AS t_s, value AS duration_ms,
                   TRY_CAST(json_extract_string(tags, '$.status') AS BIGINT) AS status,
@@ -143,65 +124,77 @@ def _k6(store: Store, data: RunData, sources: list[dict[str, Any]]) -> None:
                   json_extract_string(tags, '$.expected_response') AS expected,
                   json_extract_string(tags, '$.endpoint') AS endpoint
            FROM k6_points WHERE source_id IN ? AND metric = 'http_req_duration' AND time_ns IS NOT NULL
-           ORDER BY time_ns, seq""", [sids])
-    if not req.is_empty():
-        # k6's own definition of a failed request (expected_response), else the status code.
-        failed = (pl.when(pl.col("expected").is_not_null()).then(pl.col("expected") == "false")
-                  .otherwise((pl.col("status") >= 400) | (pl.col("status") == 0)
-                             | pl.col("error_code").is_not_null()))
-        data.requests = _frame(req.with_columns(failed.fill_null(False).alias("failed")), REQUESTS_SCHEMA)
-    data.k6 = _frame(store.sql(
+           ORDER BY time_ns, seq""", [k6_sources])
+    if req.is_empty():
+        return pl.DataFrame(schema=REQUESTS_SCHEMA)
+    # k6's own definition of a failed request (expected_response), else the status code.
+    failed = (pl.when(pl.col("expected").is_not_null()).then(pl.col("expected") == "false")
+              .otherwise((pl.col("status") >= 400) | (pl.col("status") == 0)
+                         | pl.col("error_code").is_not_null()))
+    return _frame(req.with_columns(failed.fill_null(False).alias("failed")), REQUESTS_SCHEMA)
+
+
+def k6_frame(store: Store, k6_sources: list[int]) -> pl.DataFrame:
+    """k6's dropped_iterations, vus and vus_max points."""
+    if not k6_sources:
+        return pl.DataFrame(schema=K6_SCHEMA)
+    return _frame(store.sql(
         "SELECT time_ns / 1e9 AS t_s, metric, value FROM k6_points "
         "WHERE source_id IN ? AND metric IN ? AND time_ns IS NOT NULL ORDER BY time_ns, seq",
-        [sids, list(K6_METRICS)]), K6_SCHEMA)
+        [k6_sources, list(K6_METRICS)]), K6_SCHEMA)
 
 
-def _pg(store: Store, data: RunData, sources: list[dict[str, Any]]) -> None:
-    from perflab.analysis.database import KIND
-
-    views: dict[str, list[dict[str, Any]]] = {}
-    for s in sources:
-        if s["kind"] == KIND:
-            view = (json.loads(s["meta"]) if s["meta"] else {}).get("view")
-            views.setdefault(view, []).append(s)
-    activity = [s["source_id"] for s in views.get("pg_stat_activity", [])]
-    if activity:
-        data.pg_activity = _frame(store.sql(
-            """SELECT (source_id * 1000000 + sample_no)::BIGINT AS sample_no,
-                      epoch_us(coalesce(sample_ts, snapshot_at)) / 1e6 AS t_s,
-                      state, wait_event_type, wait_event,
-                      coalesce(application_name, '') = ? OR coalesce(query, '') ILIKE '%pg_stat_activity%'
-                        AS sampler
-               FROM pg_stat_activity_samples
-               WHERE source_id IN ? AND backend_type = 'client backend'
-               ORDER BY source_id, sample_no, pid""", [PG_SAMPLER_APPLICATION, activity]), PG_ACTIVITY_SCHEMA)
-    snaps = views.get("pg_stat_statements", [])
-    data.pg_statement_snapshots = len(snaps)
-    if len(snaps) >= 2:
-        before, after = _before_after(store, snaps)
-        from perflab.analysis.database import pg_top_detail
-
-        frame, reset = pg_top_detail(store, before, after)
-        data.pg_statement_calls = float(frame["calls"].sum()) if frame.height else 0.0
-        data.pg_reset = reset
+def resources_frame(store: Store, run_id: str) -> pl.DataFrame:
+    return _frame(store.sql(
+        "SELECT epoch_us(t) / 1e6 AS t_s, role, cpu_pct, rss_bytes::DOUBLE AS rss_bytes, "
+        "threads::DOUBLE AS threads FROM resource_samples WHERE run_id = ? ORDER BY t, role", [run_id]),
+        RESOURCES_SCHEMA)
 
 
-def _before_after(store: Store, snaps: list[dict[str, Any]]) -> tuple[int, int]:
-    """The first and last pg_stat_statements snapshot: by clock when known, else by name, else by id."""
-    ids = [s["source_id"] for s in snaps]
+def vars_frame(store: Store, run_id: str) -> pl.DataFrame:
+    return _frame(store.sql(
+        "SELECT epoch_us(t) / 1e6 AS t_s, key, value FROM service_vars WHERE run_id = ? "
+        "AND (key LIKE 'gauges.%' OR key LIKE 'counters.%' OR key LIKE 'settings.pool%') ORDER BY t, key",
+        [run_id]), VARS_SCHEMA)
+
+
+def activity_frame(store: Store, activity_sources: list[int]) -> pl.DataFrame:
+    """pg_stat_activity's client backends per sample (the lab's own sampler marked)."""
+    if not activity_sources:
+        return pl.DataFrame(schema=PG_ACTIVITY_SCHEMA)
+    return _frame(store.sql(
+        """SELECT (source_id * 1000000 + sample_no)::BIGINT AS sample_no,
+                  epoch_us(coalesce(sample_ts, snapshot_at)) / 1e6 AS t_s,
+                  state, wait_event_type, wait_event,
+                  coalesce(application_name, '') = ? OR coalesce(query, '') ILIKE '%pg_stat_activity%'
+                    AS sampler
+           FROM pg_stat_activity_samples
+           WHERE source_id IN ? AND backend_type = 'client backend'
+           ORDER BY source_id, sample_no, pid""", [PG_SAMPLER_APPLICATION, activity_sources]), PG_ACTIVITY_SCHEMA)
+
+
+def statement_calls(store: Store, before: int, after: int) -> tuple[float, bool]:
+    """(pg_stat_statements calls after − before, whether the statistics were reset)."""
+    frame, reset = pg_top_detail(store, before, after)
+    return (float(frame["calls"].sum()) if frame.height else 0.0), reset
+
+
+def before_after(store: Store, snaps: Sequence[SnapshotSource], view: str) -> tuple[int, int]:
+    """The first and last of a view's snapshots: by clock when known, else by name, else by id."""
+    ids = [s.source_id for s in snaps]
     at = dict(store.con.execute(
-        "SELECT source_id, min(snapshot_at) FROM pg_stat_statements_snap WHERE source_id IN ? GROUP BY 1",
+        f"SELECT source_id, min(snapshot_at) FROM {SNAPSHOT_TABLES[view]} WHERE source_id IN ? GROUP BY 1",
         [ids]).fetchall())
 
-    def order(s: dict[str, Any]) -> tuple[int, Any, int, int]:
-        name = Path(s["path"]).name.lower()
+    def order(s: SnapshotSource) -> tuple[int, float, int, int]:
+        name = Path(s.path).name.lower()
         by_name = 0 if "before" in name else 2 if "after" in name else 1
-        when = at.get(s["source_id"])
+        when = at.get(s.source_id)
         return (0 if when is not None else 1, when.timestamp() if when is not None else 0.0,
-                by_name, s["source_id"])
+                by_name, s.source_id)
 
     ordered = sorted(snaps, key=order)
-    return int(ordered[0]["source_id"]), int(ordered[-1]["source_id"])
+    return ordered[0].source_id, ordered[-1].source_id
 
 
 def _profile_kind(types: list[str]) -> tuple[str, str | None]:
@@ -218,52 +211,37 @@ def _profile_kind(types: list[str]) -> tuple[str, str | None]:
     return "other", None
 
 
-def _profiles(store: Store, data: RunData, sources: list[dict[str, Any]]) -> None:
-    for s in sources:
-        sid = int(s["source_id"])
-        name = Path(s["path"]).name
-        if s["kind"] == "cprofile":
-            # A deterministic profiler has no samples; its calls are what it counted.
-            total = store.con.execute(
-                "SELECT coalesce(sum(tottime), 0), coalesce(sum(calls), 0) FROM cprofile_functions "
-                "WHERE source_id = ?", [sid]).fetchall()[0]
-            prof = Profile(sid, name, "cprofile", "cpu", "cpu", "seconds", float(total[0]), int(total[1]))
-        elif s["kind"] == "pprof":
-            types = store.con.execute(
-                "SELECT type, unit FROM pprof_sample_types WHERE source_id = ? ORDER BY idx", [sid]).fetchall()
-            names = [t for t, _ in types]
-            kind, stype = _profile_kind(names)
-            head = store.sql("SELECT time_nanos, duration_nanos, num_samples FROM pprof_profiles "
-                             "WHERE source_id = ?", [sid]).to_dicts()[0]
-            # pprof's total of a type: the sum of |value| (what `go tool pprof` calls "of X total").
-            sums = store.con.execute(
-                "SELECT " + ", ".join(f"coalesce(sum(abs(value[{i + 1}])), 0)" for i in range(len(types)))
-                + " FROM pprof_samples WHERE source_id = ?", [sid]).fetchall()[0] if types else ()
-            by_type = dict(zip(names, sums))
-            samples = int(by_type["samples"]) if "samples" in by_type else int(head["num_samples"] or 0)
-            prof = Profile(
-                sid, name, "pprof", kind, stype, dict(types).get(stype) if stype else None,
-                float(by_type.get(stype, 0)) if stype else 0.0, samples,
-                time_s=head["time_nanos"] / 1e9 if head["time_nanos"] else None,
-                duration_s=head["duration_nanos"] / 1e9 if head["duration_nanos"] else None,
-            )
-        else:
-            continue
-        if prof.kind == "cpu":
-            prof.categories = _categories(store, sid, prof.sample_type if prof.format == "pprof" else None)
-        elif prof.kind == "contention":
-            from perflab.analysis.profiles import stacks
-
-            prof.stacks = _frame(stacks(store, sid, sample_type=prof.sample_type), STACKS_SCHEMA)
-        data.profiles.append(prof)
-
-
-def _categories(store: Store, sid: int, sample_type: str | None) -> dict[str, Any] | None:
-    try:
-        # Imported here: the hot-frame categories are a separate analysis the doctor cites
-        # when it is there; without it the CPU profile's shares are unknown (the signatures
-        # then say "hot-frame categories of FILE" are missing).
-        from perflab.analysis.categories import categories
-    except ImportError:
+def profile(store: Store, sid: int, kind: str, name: str) -> Profile | None:
+    """One source as a Profile the signatures read, or None when it is not a profile."""
+    if kind == CPROFILE:
+        # A deterministic profiler has no samples; its calls are what it counted.
+        total = store.con.execute(
+            "SELECT coalesce(sum(tottime), 0), coalesce(sum(calls), 0) FROM cprofile_functions "
+            "WHERE source_id = ?", [sid]).fetchall()[0]
+        prof = Profile(sid, name, "cprofile", "cpu", "cpu", "seconds", float(total[0]), int(total[1]))
+    elif kind == PPROF:
+        types = store.con.execute(
+            "SELECT type, unit FROM pprof_sample_types WHERE source_id = ? ORDER BY idx", [sid]).fetchall()
+        names = [t for t, _ in types]
+        pkind, stype = _profile_kind(names)
+        head = store.sql("SELECT time_nanos, duration_nanos, num_samples FROM pprof_profiles "
+                         "WHERE source_id = ?", [sid]).to_dicts()[0]
+        # pprof's total of a type: the sum of |value| (what `go tool pprof` calls "of X total").
+        sums = store.con.execute(
+            "SELECT " + ", ".join(f"coalesce(sum(abs(value[{i + 1}])), 0)" for i in range(len(types)))
+            + " FROM pprof_samples WHERE source_id = ?", [sid]).fetchall()[0] if types else ()
+        by_type = dict(zip(names, sums, strict=True))
+        samples = int(by_type["samples"]) if "samples" in by_type else int(head["num_samples"] or 0)
+        prof = Profile(
+            sid, name, "pprof", pkind, stype, dict(types).get(stype) if stype else None,
+            float(by_type.get(stype, 0)) if stype else 0.0, samples,
+            time_s=head["time_nanos"] / 1e9 if head["time_nanos"] else None,
+            duration_s=head["duration_nanos"] / 1e9 if head["duration_nanos"] else None,
+        )
+    else:
         return None
-    return categories(store, sid, sample_type=sample_type)
+    if prof.kind == "cpu":
+        prof.categories = categories(store, sid, sample_type=prof.sample_type if prof.format == "pprof" else None)
+    elif prof.kind == "contention":
+        prof.stacks = _frame(stacks(store, sid, sample_type=prof.sample_type), STACKS_SCHEMA)
+    return prof

@@ -1,28 +1,64 @@
-"""One module per subcommand (the memray pattern). Each module defines:
+"""One module per subcommand (the memray pattern). Each module is a :class:`Command`:
 
     NAME: str                      the verb on the command line
     HELP: str                      one line for `perflab --help`
     prepare_parser(parser) -> None add the verb's arguments
     run(args) -> int               do it; raise PerflabError for user mistakes
 
-Add a new verb by writing its module and naming it here.
+Add a new verb by writing its module and naming it in COMMANDS (mypy checks it against
+the protocol).
 """
 
-COMMANDS: tuple[str, ...] = (
-    "ingest",
-    "sources",
-    "k6",
-    "pgtop",
-    "export",
-    "snakeviz",
-    "top",
-    "run",
-    "runs",
-    "categories",
-    "bench_writes",
-    "compare",
-    "log",
-    "doctor",
-    "nightly",
-    "report",
+from __future__ import annotations
+
+import argparse
+from typing import Protocol
+
+from perflab.commands import (
+    bench_writes,
+    categories,
+    compare,
+    doctor,
+    export,
+    ingest,
+    k6,
+    log,
+    nightly,
+    pgtop,
+    report,
+    run,
+    runs,
+    snakeviz,
+    sources,
+    top,
+)
+
+
+class Command(Protocol):
+    NAME: str
+    HELP: str
+
+    def prepare_parser(self, p: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+# In `perflab --help` order.
+COMMANDS: tuple[Command, ...] = (
+    ingest,
+    sources,
+    k6,
+    pgtop,
+    export,
+    snakeviz,
+    top,
+    run,
+    runs,
+    categories,
+    bench_writes,
+    compare,
+    log,
+    doctor,
+    nightly,
+    report,
 )

@@ -58,6 +58,8 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Deferred on purpose: perflab.lab brings psycopg, psutil and asyncio (~0.1 s), which
+    # every other verb, and `perflab --help`, would otherwise pay for (see METHOD_COLUMNS).
     from perflab.lab.benchwrites import BenchOptions
     from perflab.lab.benchwrites import run as run_bench
 

@@ -4,7 +4,8 @@ import argparse
 from typing import Any
 
 from perflab.analysis.categories import CATEGORIES, DESCRIPTIONS, categories
-from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+from perflab.commands._common import add_json_flag, open_store, print_json, print_table, resolve
+from perflab.vocab import PROFILE_KINDS
 
 NAME = "categories"
 HELP = ("share of a profile in hashing, serialization, regex, GC, locks, network, database "
@@ -21,7 +22,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
-    result = categories(store, args.ref, sample_type=args.sample_type)
+    result = categories(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type)
     if args.json:
         print_json(result)
         return 0

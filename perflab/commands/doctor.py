@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from perflab import fmt
+from perflab.analysis.run import Run
+from perflab.analysis.signatures import Diagnosis, diagnose, signatures
 from perflab.commands._common import add_json_flag, open_store, print_json
 
 NAME = "doctor"
 HELP = "diagnose a run: a verdict for every bottleneck signature, with its evidence and the fix"
 
-# Evidence keys printed as percentages (fractions in the JSON) and as MiB (bytes in the JSON).
-_PERCENT_SUFFIXES = ("_share", "_rate", "_fraction", "_growth")
-_BYTES_SUFFIX = "_bytes"
 VERDICT_LABEL = {"present": "PRESENT", "absent": "absent", "insufficient-data": "insufficient data"}
 
 
@@ -20,9 +19,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.analysis.signatures import diagnose
-
-    result = diagnose(open_store(args), args.run_id)
+    result = diagnose(Run.load(open_store(args), args.run_id))
     if args.json:
         print_json(result)
     else:
@@ -30,52 +27,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(result: dict[str, Any]) -> list[str]:
+def render(result: Diagnosis) -> list[str]:
     """One block per finding: verdict, key evidence, what was used or missing, the recommendation."""
-    from perflab.analysis.signatures import signatures
-
     sigs = signatures()
-    lines = [f"run {result['run_id']}"]
-    first = result["findings"][0]["evidence"] if result["findings"] else {}
+    lines = [f"run {result.run_id}"]
+    first = result.findings[0].evidence if result.findings else {}
     if "window_start_s" in first:
         lines.append(f"steady window {first['window_start_s']:.1f}–{first['window_end_s']:.1f} s "
                      f"of {first['run_span_s']:.1f} s ({first['window_method']})")
     else:
         lines.append("steady window: none (no k6, resource or /debug/vars samples)")
-    for f in result["findings"]:
-        sig = sigs.get(f["signature"])
-        ev = f["evidence"]
+    for f in result.findings:
+        sig = sigs.get(f.signature)
+        ev = f.evidence
         lines.append("")
-        lines.append(f"{f['signature']:<20} {VERDICT_LABEL.get(f['verdict'], f['verdict'])}")
+        lines.append(f"{f.signature:<20} {VERDICT_LABEL.get(f.verdict, f.verdict)}")
         if sig is not None:
             lines.append(f"  {sig.summary}")
         keys = [k for k in (sig.key_evidence if sig else ()) if ev.get(k) is not None]
         if keys:
-            lines.append("  evidence: " + ", ".join(f"{k} {fmt(k, ev[k])}" for k in keys))
+            lines.append("  evidence: " + ", ".join(f"{k} {fmt.evidence_value(k, ev[k])}" for k in keys))
         if ev.get("used"):
             lines.append("  from: " + "; ".join(ev["used"]))
-        if f["verdict"] != "present" and ev.get("missing"):
+        if f.verdict != "present" and ev.get("missing"):
             lines.append("  missing: " + "; ".join(ev["missing"]))
         for c in ev.get("caveats", []):
             lines.append(f"  caveat: {c}")
-        if f.get("recommendation"):
-            lines.append(f"  → {f['recommendation']}")
+        if f.recommendation:
+            lines.append(f"  → {f.recommendation}")
     return lines
-
-
-def fmt(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if key.endswith(_BYTES_SUFFIX):
-        return f"{value / 2**20:.1f} MiB"
-    if key.endswith(_PERCENT_SUFFIXES):
-        return f"{100 * value:.1f} %" if abs(value) < 0.1 else f"{100 * value:.0f} %"
-    if key.endswith("_ms"):
-        return f"{value:.1f} ms" if abs(value) < 100 else f"{value:.0f} ms"
-    if "cpu" in key and not key.endswith("_samples") and not key.endswith("correlation"):
-        return f"{value:.1f} % of a core"
-    if isinstance(value, float) and value != int(value):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return f"{int(value)}"

@@ -10,18 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from perflab.commands._common import open_store
+from perflab.analysis.pstats import write_callgrind
+from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
 from perflab.store import Store
+from perflab.vocab import CPROFILE
 
 NAME = "export"
 HELP = "write a stored source in another tool's format (callgrind for KCachegrind/QCachegrind)"
 
 
 def _callgrind(store: Store, ref: str, out: Any) -> str:
-    from perflab.analysis.pstats import write_callgrind
-
-    sid = store.resolve(ref, kinds=("cprofile",))
+    sid = store.find_source(ref, kinds=(CPROFILE,))
     n = write_callgrind(store, sid, out)
     return f"callgrind of source {sid} ({n} functions)"
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     _, writer = EXPORTERS[args.export_format]
     store = open_store(args)
     try:
+        args.source = str(resolve(args, store, args.source, (CPROFILE,)))
         if args.output in (None, "-"):
             writer(store, args.source, sys.stdout)
             return 0

@@ -5,6 +5,7 @@ import sys
 
 from perflab.commands._common import max_decompressed, open_store
 from perflab.ingest import formats, ingest_path
+from perflab.ingest.pgstat_live import ingest_live
 
 NAME = "ingest"
 HELP = "ingest files (pprof, cProfile, k6, pg_stat snapshots) or a live PostgreSQL into the store"
@@ -27,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
         result = ingest_path(store, path, kind=args.kind, run_id=args.run_id, max_decompressed=cap)
         print(result.message)
     if args.pg:
-        from perflab.ingest.pgstat import ingest_live
-
         for result in ingest_live(store, args.pg, run_id=args.run_id):
             print(result.message)
     return 0

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import math
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from perflab.analysis.loadtest import k6_summary
-from perflab.commands._common import add_json_flag, open_store, print_json
+from perflab.commands._common import add_json_flag, open_store, print_json, resolve
+from perflab.fmt import k6_data as data
+from perflab.fmt import k6_fixed
+from perflab.fmt import k6_percent as percent
+from perflab.fmt import k6_value as value
+from perflab.vocab import K6_KINDS
 
 NAME = "k6"
 HELP = "k6's end-of-test summary of a k6 NDJSON/CSV/summary file, equal to k6's own numbers"
@@ -40,74 +44,14 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     stats = [s.strip() for s in args.trend_stats.split(",") if s.strip()] if args.trend_stats else None
-    summary = k6_summary(store, args.ref, by=args.by, trend_stats=stats, companion=args.companion)
+    companion = resolve(args, store, args.companion, K6_KINDS) if args.companion else None
+    summary = k6_summary(store, resolve(args, store, args.ref, K6_KINDS), by=args.by, trend_stats=stats,
+                         companion=companion)
     if args.json:
         print_json(summary)
     else:
         print("\n".join(render(summary)))
     return 0
-
-
-# -- k6's number formats -----------------------------------------------------------------
-
-def _to_fixed(value: float, digits: int) -> str:
-    """JavaScript's Number.toFixed: the exact binary value, rounded half up."""
-    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
-
-
-def _no_trailing_zeros(value: float, digits: int) -> str:
-    text = _to_fixed(value, digits)
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def _trunc(value: float, digits: int) -> str:
-    mult = 10 ** digits
-    return _no_trailing_zeros(math.trunc(value * mult) / mult, digits)
-
-
-def duration(ms: float) -> str:
-    if ms == 0:
-        return "0s"
-    if ms < 0.001:
-        return f"{math.trunc(ms * 1e6)}ns"
-    if ms < 1:
-        return _trunc(ms * 1000, 2) + "µs"
-    if ms < 1000:
-        return _trunc(ms, 2) + "ms"
-    text = _trunc((ms % 60000) / 1000, 0 if ms > 60000 else 2) + "s"
-    minutes = math.trunc(ms / 60000)
-    if minutes < 1:
-        return text
-    text = f"{minutes % 60}m{text}"
-    hours = math.trunc(minutes / 60)
-    return text if hours < 1 else f"{hours}h{text}"
-
-
-def data(nbytes: float) -> str:
-    if nbytes < 10:
-        return f"{_no_trailing_zeros(nbytes, 6)} B"
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    e = min(int(math.floor(math.log(nbytes) / math.log(1000))), len(units) - 1)
-    val = math.floor(nbytes / 1000**e * 10 + 0.5) / 10
-    return f"{_to_fixed(val, 1 if val < 10 else 0)} {units[e]}"
-
-
-def value(v: Any, contains: str | None) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if contains == "time":
-        return duration(v)
-    if contains == "data":
-        return data(v)
-    return _no_trailing_zeros(v, 6)
-
-
-def percent(rate: float) -> str:
-    return f"{_to_fixed(math.trunc(rate * 10000) / 100, 2)}%"
 
 
 # -- layout ------------------------------------------------------------------------------
@@ -135,7 +79,7 @@ def _cells(m: dict[str, Any], trend_stats: list[str]) -> list[str]:
         return [f"{s}={m[s] if s == 'count' else value(m[s], c)}" for s in trend_stats if s in m]
     if t == "counter":
         rate = m.get("rate")
-        rate_text = "-" if rate is None else (f"{data(rate)}/s" if c == "data" else f"{_to_fixed(rate, 6)}/s")
+        rate_text = "-" if rate is None else (f"{data(rate)}/s" if c == "data" else f"{k6_fixed(rate, 6)}/s")
         return [value(m.get("count"), c), rate_text]
     if t == "rate":
         passes, fails = m.get("passes", 0), m.get("fails", 0)
@@ -201,7 +145,7 @@ def render(summary: dict[str, Any]) -> list[str]:
         c = metrics["checks"]
         total = c.get("passes", 0) + c.get("fails", 0)
         rate = summary.get("duration_s")
-        per_s = f"{_to_fixed(total / rate, 6)}/s" if rate else "-"
+        per_s = f"{k6_fixed(total / rate, 6)}/s" if rate else "-"
         lines += _aligned([
             ("checks_total", [str(total), per_s]),
             ("checks_succeeded", [percent(c.get("rate") or 0), f"{c.get('passes', 0)} out of {total}"]),
@@ -239,7 +183,7 @@ def render(summary: dict[str, Any]) -> list[str]:
                 continue
             rows.append((name, _cells(metrics[name], trend_stats)))
             for child in children.get(name, []):
-                rows.append(("  { " + _split(child)[1] + " }", _cells(metrics[child], trend_stats)))
+                rows.append(("  { " + (_split(child)[1] or "") + " }", _cells(metrics[child], trend_stats)))
         if rows:
             lines += [f"    {section}"] + _aligned(rows, width=width) + [""]
     # Sub-metrics of a metric that has no samples of its own in this source.

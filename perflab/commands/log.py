@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.analysis.run import Run
 from perflab.commands._common import add_json_flag, open_store, print_json
+from perflab.errors import PerflabError
+from perflab.report.optlog import DEFAULT_LOG, add_entry_detail
 
 NAME = "log"
 HELP = "the optimization log: `log add --before A --after B` writes an entry measured by two runs"
@@ -28,15 +31,12 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.errors import PerflabError
-    from perflab.report.optlog import DEFAULT_LOG, add_entry_detail
-
     if not args.title.strip() or not args.hypothesis.strip():
         raise PerflabError("--title and --hypothesis must not be empty")
     out = args.out or DEFAULT_LOG
     with open_store(args, read_only=True) as store:
         entry, number, replaced = add_entry_detail(
-            store, args.before, args.after, args.title, args.hypothesis,
+            Run.load(store, args.before), Run.load(store, args.after), args.title, args.hypothesis,
             expected=args.expected, implementation=args.implementation, out=out)
     if args.json:
         print_json({"path": str(out), "number": number, "replaced": replaced, "entry": entry,

@@ -3,12 +3,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from perflab.analysis.run import Run
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 from perflab.lab import scenarios
+from perflab.report import nightly
+from perflab.report.nightly import NightRun
+from perflab.store import Store
 
 NAME = "nightly"
 HELP = ("run every scenario and its fix, execute the notebooks on those runs and write them as "
@@ -37,8 +41,6 @@ def _say(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.report import nightly
-
     only = tuple(args.notebooks or nightly.NOTEBOOKS)
     unknown = sorted(set(only) - set(nightly.NOTEBOOKS))
     if unknown:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise PerflabError("give --scenarios (run them now) or --runs (use existing runs), not both")
     if args.duration < 3:
         raise PerflabError("--duration must be at least 3 seconds")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     store = open_store(args)
     store_path = store.path.resolve()
     out_dir = nightly.night_dir(args.out, started)
@@ -69,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     return 0 if night["ok"] else 1
 
 
-def _run_scenarios(store: object, args: argparse.Namespace) -> list:
+def _run_scenarios(store: Store, args: argparse.Namespace) -> list[NightRun]:
+    # Deferred on purpose: perflab.lab.runner brings psycopg and psutil, which --runs never needs.
     from perflab.lab.runner import RunOptions
     from perflab.lab.runner import run as run_lab
-    from perflab.report.nightly import NightRun
 
     plan = []
     for name in args.scenarios or list(scenarios.SCENARIOS):
@@ -85,7 +87,7 @@ def _run_scenarios(store: object, args: argparse.Namespace) -> list:
         t = time.perf_counter()
         try:
             result = run_lab(store, RunOptions(scenario=name, variant=variant, duration_s=args.duration,
-                                               live=False))  # type: ignore[arg-type]
+                                               live=False))
             runs.append(NightRun(name, variant, result["run_id"], "complete",
                                  seconds=round(time.perf_counter() - t, 1)))
             _say(f"[{i}/{len(plan)}] {result['run_id']} complete in {time.perf_counter() - t:.0f} s")
@@ -96,17 +98,12 @@ def _run_scenarios(store: object, args: argparse.Namespace) -> list:
     return runs
 
 
-def _given_runs(store: object, run_ids: list[str]) -> list:
-    from perflab.report.nightly import NightRun
-
-    rows = store.sql("SELECT run_id, scenario, variant, status FROM runs WHERE run_id IN ?",  # type: ignore[attr-defined]
-                     [run_ids]).to_dicts()
-    found = {r["run_id"]: r for r in rows}
-    missing = [r for r in run_ids if r not in found]
+def _given_runs(store: Store, run_ids: list[str]) -> list[NightRun]:
+    missing = [r for r in run_ids if not Run.exists(store, r)]
     if missing:
         raise PerflabError(f"no run {', '.join(missing)} in the store")
+    runs = [Run.load(store, r) for r in run_ids]
     # A user's group has no scenario: it is reported under its own id.
-    return [NightRun(found[r]["scenario"] or r, found[r]["variant"] or "default", r,
-                     "complete" if (found[r]["status"] or "complete") == "complete" else "failed",
-                     None if (found[r]["status"] or "complete") == "complete" else "the run is incomplete")
-            for r in run_ids]
+    return [NightRun(r.scenario or r.run_id, r.variant or "default", r.run_id,
+                     "complete" if r.status == "complete" else "failed",
+                     None if r.status == "complete" else "the run is incomplete") for r in runs]

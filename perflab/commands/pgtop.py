@@ -6,7 +6,8 @@ import argparse
 import re
 
 from perflab.analysis.database import ORDERS, pg_top, pg_top_detail
-from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+from perflab.api import pg_snapshot
+from perflab.commands._common import add_json_flag, max_decompressed, open_store, print_json, print_table
 from perflab.errors import PerflabError
 
 NAME = "pg-top"
@@ -21,7 +22,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("after", metavar="AFTER", help="the later snapshot: file or source id")
     p.add_argument("--order", choices=sorted(ORDERS), default="total",
                    help="sort by total time (default), mean time or calls")
-    p.add_argument("--limit", type=int, metavar="N", help="show the first N statements")
+    p.add_argument("--limit", type=int, metavar="N", help="show the first N statements (default and 0: all)")
     add_json_flag(p)
 
 
@@ -32,12 +33,15 @@ def _one_line(query: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise PerflabError("--limit must be 0 or more")
+    limit = args.limit or None  # 0 means all rows, as for every verb with --limit
     store = open_store(args)
+    cap = max_decompressed(args)
+    args.before, args.after = (pg_snapshot(store, r, cap) for r in (args.before, args.after))
     if args.json:
-        print_json(pg_top(store, args.before, args.after, order=args.order, limit=args.limit))
+        print_json(pg_top(store, args.before, args.after, order=args.order, limit=limit))
         return 0
     everything, reset_detected = pg_top_detail(store, args.before, args.after, order=args.order)
-    frame = everything if args.limit is None else everything.head(args.limit)
+    frame = everything if limit is None else everything.head(limit)
     # The share is of all statements, also those --limit hides.
     total = float(everything["total_exec_time"].sum()) if everything.height else 0.0
     rows = []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.analysis.run import Run
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
+from perflab.report.loadtest_report import write_report
 
 NAME = "report"
 HELP = "write the load-test report of a run (markdown + offline HTML with charts)"
@@ -24,21 +26,20 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.report.loadtest_report import write_report
-
     if args.target_rps is not None and not args.target_rps > 0:
         raise PerflabError("--target-rps must be positive")
     store = open_store(args, read_only=True)
     try:
-        result = write_report(store, args.run_id, out_dir=args.out, target_rps=args.target_rps, png=args.png)
+        result = write_report(Run.load(store, args.run_id), out_dir=args.out, target_rps=args.target_rps,
+                              png=args.png)
     finally:
         store.close()
     if args.json:
         print_json(result)
         return 0
-    rows = [{"file": "markdown", "path": result["markdown"]}, {"file": "html", "path": result["html"]}]
-    rows += [{"file": "png", "path": p} for p in result["png"]]
+    rows = [{"file": "markdown", "path": result.markdown}, {"file": "html", "path": result.html}]
+    rows += [{"file": "png", "path": p} for p in result.png]
     print_table(rows, columns=["file", "path"], max_width=200)
-    if result["png_error"]:
-        print(f"PNG export failed: {result['png_error']}")
+    if result.png_error:
+        print(f"PNG export failed: {result.png_error}")
     return 0

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.analysis.run import Run
+from perflab.analysis.runs import run_summary
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
+from perflab.jsonable import to_jsonable
 from perflab.lab import scenarios
 
 NAME = "run"
@@ -32,7 +35,8 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.analysis.runs import run_summary
+    # Deferred on purpose: perflab.lab.runner brings psycopg, psutil and asyncio (~0.1 s),
+    # which every other verb, and `perflab --help`, would otherwise pay for.
     from perflab.lab.runner import RunOptions
     from perflab.lab.runner import run as run_lab
 
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(scenario=args.scenario, variant=args.variant, duration_s=args.duration,
                       rate=args.rate, overrides=parse_overrides(args.overrides), live=True)
     result = run_lab(store, opts)
-    summary = run_summary(store, result["run_id"])
+    summary = to_jsonable(run_summary(Run.load(store, result["run_id"])))
     if args.json:
         print_json({**summary, **result})
     else:

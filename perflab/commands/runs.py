@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.analysis.runs import list_runs
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+from perflab.jsonable import to_jsonable
 
 NAME = "runs"
 HELP = "list lab runs (and user-made run groups) with their headline numbers"
@@ -16,9 +18,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflab.analysis.runs import list_runs
-
-    rows = list_runs(open_store(args))
+    rows = to_jsonable(list_runs(open_store(args)))
     if args.json:
         print_json(rows)
     else:

@@ -9,6 +9,7 @@ stopped whatever ends perflab (even SIGKILL, through the parent-death signal on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -20,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from perflab.analysis.pstats import require_edge_times, write_pstats
-from perflab.commands._common import open_store
+from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
+from perflab.vocab import CPROFILE
 
 NAME = "snakeviz"
 HELP = "view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)"
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = open_store(args)
         try:
-            sid = store.resolve(args.profile, kinds=("cprofile",))
+            sid = resolve(args, store, args.profile, (CPROFILE,))
             require_edge_times(store, sid, "snakeviz")
             stem = Path(store.source(sid)["path"]).name.split(".")[0] or "profile"
             profile = tmpdir / f"{stem}-source{sid}.prof"
@@ -103,10 +105,8 @@ def run(args: argparse.Namespace) -> int:
         if proc is not None and proc.poll() is None:
             # A second Ctrl-C while stopping must not leave the child running.
             for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
+                with contextlib.suppress(ValueError):  # not the main thread: nothing to protect
                     signal.signal(sig, signal.SIG_IGN)
-                except ValueError:  # not the main thread: nothing to protect
-                    pass
             proc.terminate()
             try:
                 proc.wait(STOP_GRACE)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.profiles import profile_info, top
-from perflab.commands._common import add_json_flag, open_store, print_json
+from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.errors import PerflabError
+from perflab.vocab import CPROFILE, PPROF, PROFILE_KINDS
 
 NAME = "top"
 HELP = "flat and cum per function of a profile (pprof or cProfile), like `go tool pprof -top`"
@@ -32,12 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise PerflabError("--limit must be 0 (all) or more")
     store = open_store(args)
-    full = top(store, args.ref, sample_type=args.sample_type)
+    full = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type)
     shown = dict(full, rows=full["rows"][: args.limit] if args.limit else full["rows"])
     if args.json:
         print_json(shown)
         return 0
-    info = profile_info(store, full["source_id"]) if full["format"] == "pprof" else {}
+    info = profile_info(store, full["source_id"]) if full["format"] == PPROF else {}
     for line in render(shown, n_all=len(full["rows"]), info=info):
         print(line)
     return 0
@@ -51,7 +52,7 @@ def render(result: dict[str, Any], n_all: int, info: dict[str, Any]) -> list[str
     rows = result["rows"]
     lines = [f"Type: {result['sample_type'] or '(unnamed)'}"]
     if info.get("time_nanos"):
-        when = datetime.fromtimestamp(info["time_nanos"] / 1e9, tz=timezone.utc)
+        when = datetime.fromtimestamp(info["time_nanos"] / 1e9, tz=UTC)
         lines.append(f"Time: {when:%Y-%m-%d %H:%M:%S} UTC")
     if info.get("duration_nanos"):
         lines.append(f"Duration: {info['duration_nanos'] / 1e9:.3g}s")
@@ -63,8 +64,9 @@ def render(result: dict[str, Any], n_all: int, info: dict[str, Any]) -> list[str
     if len(rows) < n_all:
         lines.append(f"Showing top {len(rows)} nodes out of {n_all}")
     # cProfile rows also carry pstats' ncalls ("total/primitive" when they differ: recursion).
-    calls = result["format"] == "cprofile"
-    lines.append(f"{'flat':>10} {'flat%':>6} {'sum%':>6} {'cum':>10} {'cum%':>6}" + (f" {'ncalls':>9}" if calls else ""))
+    calls = result["format"] == CPROFILE
+    lines.append(f"{'flat':>10} {'flat%':>6} {'sum%':>6} {'cum':>10} {'cum%':>6}"
+                 + (f" {'ncalls':>9}" if calls else ""))
     running = 0
     for r in rows:
         running += r["flat"]
@@ -80,7 +82,7 @@ def render(result: dict[str, Any], n_all: int, info: dict[str, Any]) -> list[str
 
 
 def _value_formatter(fmt_kind: str, unit: str) -> Any:
-    if fmt_kind == "cprofile":
+    if fmt_kind == CPROFILE:
         return lambda v: f"{v:.6f}s"  # cProfile's clock resolves microseconds
     suffix = _UNIT_SUFFIX.get(unit, unit)
     return lambda v: "0" if v == 0 else f"{v}{suffix}"

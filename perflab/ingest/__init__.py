@@ -1,8 +1,8 @@
 """Ingest: one module per format, one registry entry each (the papermill pattern).
 
-A format module calls :func:`register` with a :class:`Format`: a ``detect``
-function that looks at the first bytes of the (decompressed) content, and an
-``ingest`` function that writes the file's rows into the store inside the
+A format module calls :func:`register` (perflab.ingest._registry) with a :class:`Format`:
+a ``detect`` function that looks at the first bytes of the (decompressed) content, and
+an ``ingest`` function that writes the file's rows into the store inside the
 transaction this module opens. Detection is by content, never by extension
 alone; ``kind=`` forces a format.
 
@@ -14,116 +14,37 @@ one transaction per file, and turning parser errors into one clear line.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from google.protobuf.message import DecodeError
 
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import _io
+from perflab.ingest._registry import REGISTRY, Context, Format, IngestResult, Sniff, one_line, register
 from perflab.store import Store
 
+# isort: off
+# The format modules, imported for their register() calls. Their order is the registry's,
+# which breaks ties between detectors of equal priority: keep it.
+from perflab.ingest import pprof, cprofile, k6, k6_csv, k6_summary, pgstat, resources, benchwrites
+# isort: on
 
-@dataclass
-class Sniff:
-    """What detection may look at: the first bytes of the decompressed content."""
+FORMAT_MODULES = (pprof, cprofile, k6, k6_csv, k6_summary, pgstat, resources, benchwrites)
 
-    path: Path
-    head: bytes
-    gzipped: bool
-
-    @property
-    def text_head(self) -> str:
-        return self.head.decode("utf-8", errors="replace")
-
-
-@dataclass
-class Context:
-    """Handed to a format's ``ingest``: where to write and how to read the file."""
-
-    store: Store
-    source_id: int
-    run_id: str | None
-    path: Path
-    gzipped: bool
-    max_decompressed: int
-    meta: dict[str, Any] = field(default_factory=dict)  # stored in sources.meta
-    _plain: Path | None = None
-
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        return self.store.con
-
-    def read_bytes(self) -> bytes:
-        """The whole decompressed content (for small binary formats such as pprof)."""
-        return _io.read_all(self.path, self.gzipped, self.max_decompressed)
-
-    def plain_path(self) -> Path:
-        """A path to the uncompressed content, for DuckDB's bulk readers.
-
-        Plain files are read in place; gzip is inflated to a temporary file in a
-        stream, checking the cap as it goes (never inflate first, then check).
-        """
-        if not self.gzipped:
-            return self.path
-        if self._plain is None:
-            self._plain = _io.inflate_to_temp(self.path, self.max_decompressed)
-        return self._plain
-
-    def cleanup(self) -> None:
-        if self._plain is not None:
-            self._plain.unlink(missing_ok=True)
-            self._plain = None
-
-
-@dataclass
-class Format:
-    kind: str
-    description: str
-    detect: Callable[[Sniff], bool]
-    ingest: Callable[[Context], dict[str, Any]]  # returns counts to report (rows, samples, ...)
-    priority: int = 100  # lower is tried first; content checks that are cheap and certain go first
-
-
-@dataclass
-class IngestResult:
-    source_id: int
-    kind: str
-    path: str
-    new: bool
-    stats: dict[str, Any]
-
-    @property
-    def message(self) -> str:
-        if not self.new:
-            return f"{self.path}: already in the store as source {self.source_id} ({self.kind}); nothing done"
-        counts = ", ".join(f"{v} {k}" for k, v in self.stats.items())
-        return f"{self.path}: source {self.source_id} ({self.kind}){': ' + counts if counts else ''}"
-
-
-REGISTRY: dict[str, Format] = {}
-_FORMAT_MODULES = ("pprof", "cprofile", "k6", "pgstat", "resources", "benchwrites")
-_loaded = False
-
-
-def register(fmt: Format) -> Format:
-    REGISTRY[fmt.kind] = fmt
-    return fmt
+__all__ = [
+    "REGISTRY", "Context", "Format", "IngestResult", "Sniff", "detect", "formats", "ingest_path", "register",
+    "resolve",
+]
 
 
 def formats() -> dict[str, Format]:
-    global _loaded
-    if not _loaded:
-        for name in _FORMAT_MODULES:
-            importlib.import_module(f"perflab.ingest.{name}")
-        _loaded = True
+    """Every registered format by kind (the bundled ones and any a caller registered)."""
     return REGISTRY
 
 
@@ -137,16 +58,8 @@ _INPUT_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     IndexError,
     TypeError,
+    DecodeError,  # protobuf's, for pprof
 )
-
-
-def _protobuf_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from google.protobuf.message import DecodeError
-
-        return (DecodeError,)
-    except ImportError:  # pragma: no cover - protobuf is a dependency
-        return ()
 
 
 def detect(path: Path) -> tuple[str, bool]:
@@ -210,8 +123,8 @@ def ingest_path(
                     stats = fmt.ingest(ctx)
                 except PerflabError:
                     raise
-                except _INPUT_ERRORS + _protobuf_errors() as exc:
-                    raise InputError(p, f"not a valid {kind} file: {_one_line(exc)}") from None
+                except _INPUT_ERRORS as exc:
+                    raise InputError(p, f"not a valid {kind} file: {one_line(exc)}") from None
                 sha = hasher.result()
                 duplicate = store.source_by_sha(sha)
                 if duplicate is None:
@@ -225,6 +138,18 @@ def ingest_path(
     finally:
         ctx.cleanup()
         hasher.join()
+
+
+def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None,
+            max_decompressed: int | None = None) -> int:
+    """FILE_OR_SOURCE → source_id: a stored source's id, or a file, ingested first (once)."""
+    text = str(ref)
+    if not Path(text).exists():
+        return store.find_source(text, kinds)
+    result = ingest_path(store, text, max_decompressed=max_decompressed)
+    if kinds and result.kind not in kinds:
+        raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
+    return result.source_id
 
 
 class _Duplicate(Exception):
@@ -251,12 +176,6 @@ class _Hasher(threading.Thread):
     def result(self) -> str:
         self.join()
         if self._error is not None:
-            raise InputError(self.path, f"cannot read: {_one_line(self._error)}")
+            raise InputError(self.path, f"cannot read: {one_line(self._error)}")
         assert self._digest is not None
         return self._digest
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:300]

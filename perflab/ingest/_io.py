@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from perflab.errors import InputError
@@ -51,7 +52,7 @@ def sniff(path: Path) -> tuple[bytes, bool]:
     return head, True
 
 
-def _chunks(path: Path, cap: int, on_read=None):
+def _chunks(path: Path, cap: int, on_read: Callable[[int], object] | None = None) -> Iterator[bytes]:
     """Yield decompressed chunks of a (possibly multi-member) gzip file, enforcing the cap."""
     total = 0
     d = zlib.decompressobj(wbits=31)

@@ -16,9 +16,10 @@ import re
 from typing import Any
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Format, Sniff, register
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import BENCH_WRITES
 
-KIND = "bench-writes"
+KIND = BENCH_WRITES
 VERSION = 1
 _TAG = re.compile(rb'"perflab"\s*:\s*"bench-writes"')
 

@@ -28,7 +28,8 @@ from typing import Any
 import pyarrow as pa
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Format, Sniff, register
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import CPROFILE
 
 Key = tuple[str, int, str]
 Stats = dict[Key, tuple[Any, ...]]
@@ -94,7 +95,8 @@ class _Reader:
         if self.end - pos < 4:
             raise self.fail(pos, "truncated (needs 4 more bytes)")
         self.pos = pos + 4
-        return _I32.unpack_from(self.data, pos)[0]
+        value: int = _I32.unpack_from(self.data, pos)[0]
+        return value
 
     def obj(self, depth: int) -> Any:
         """One object; returns _NULL_MARK for the end-of-dict marker."""
@@ -118,11 +120,8 @@ class _Reader:
             if value is _IN_PROGRESS:
                 raise self.fail(at, "reference to a container from inside itself")
             return value
-        if code == _SMALL_TUPLE or code == _TUPLE:
-            if code == _SMALL_TUPLE:
-                n = self.take(1)[0]
-            else:
-                n = self.i32()
+        if code in (_SMALL_TUPLE, _TUPLE):
+            n = self.take(1)[0] if code == _SMALL_TUPLE else self.i32()
             if not 0 <= n <= MAX_TUPLE:
                 raise self.fail(at, f"a tuple of {n} items (pstats tuples have at most {MAX_TUPLE})")
             if depth >= MAX_DEPTH:
@@ -138,11 +137,11 @@ class _Reader:
             value = _F64.unpack(self.take(8))[0]
         elif code == _INT:
             value = self.i32()
-        elif code == _SHORT_ASCII or code == _SHORT_ASCII_INTERNED:
+        elif code in (_SHORT_ASCII, _SHORT_ASCII_INTERNED):
             value = self.take(self.take(1)[0]).decode("latin-1")
-        elif code == _ASCII or code == _ASCII_INTERNED:
+        elif code in (_ASCII, _ASCII_INTERNED):
             value = self.take(self._size(at)).decode("latin-1")
-        elif code == _UNICODE or code == _INTERNED:
+        elif code in (_UNICODE, _INTERNED):
             raw = self.take(self._size(at))
             try:
                 value = raw.decode("utf-8", "surrogatepass")
@@ -216,12 +215,12 @@ def read_marshal(data: bytes) -> Any:
 
 
 def _is_int(x: object) -> bool:
-    return type(x) is int and INT64_MIN <= x <= INT64_MAX  # type: ignore[operator]
+    return type(x) is int and INT64_MIN <= x <= INT64_MAX
 
 
 def _is_time(x: object) -> bool:
     # cProfile writes floats; a dict built by hand may hold ints, which pstats sums alike.
-    return (type(x) is float and math.isfinite(x)) or _is_int(x)  # type: ignore[arg-type]
+    return (type(x) is float and math.isfinite(x)) or _is_int(x)
 
 
 def _is_key(k: object) -> bool:
@@ -314,9 +313,9 @@ def _std_name(key: Key) -> str:
     if path == "~" and line == 0:
         # Built-ins: cProfile's key is ('~', 0, '<built-in method builtins.len>').
         if name.startswith("<") and name.endswith(">"):
-            return "{%s}" % name[1:-1]
+            return f"{{{name[1:-1]}}}"
         return name
-    return "%s:%d(%s)" % (path, line, name)
+    return f"{path}:{line:d}({name})"
 
 
 
@@ -474,7 +473,7 @@ def _ingest(ctx: Context) -> dict[str, Any]:
 
 register(
     Format(
-        kind="cprofile",
+        kind=CPROFILE,
         description="cProfile/profile pstats dump (marshal), as written by dump_stats or python -m cProfile -o",
         detect=detect,
         ingest=_ingest,

@@ -1,8 +1,8 @@
 """k6 outputs: ``--out json`` NDJSON (kind ``k6``), ``--out csv`` (``k6-csv``) and the two
 summary files, ``--summary-export`` and ``handleSummary()`` JSON (``k6-summary``).
 
-This module reads the NDJSON and registers all three kinds; the CSV and the summaries
-live in :mod:`perflab.ingest.k6_csv` and :mod:`perflab.ingest.k6_summary`.
+This module reads the NDJSON; the CSV and the summaries are read (and registered) by
+:mod:`perflab.ingest.k6_csv` and :mod:`perflab.ingest.k6_summary`.
 
 The NDJSON is read by DuckDB's ``read_json`` in one bulk pass. Tags stay JSON (a
 ``MAP`` column parses 5× slower). Two facts decide the shape of the load:
@@ -23,7 +23,6 @@ The NDJSON is read by DuckDB's ``read_json`` in one bulk pass. Tags stay JSON (a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -32,47 +31,12 @@ from typing import Any
 import duckdb
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Format, Sniff, register
-
-KIND = "k6"
-CSV_KIND = "k6-csv"
-SUMMARY_KIND = "k6-summary"
-POINT_KINDS = (KIND, CSV_KIND)
-ALL_KINDS = (KIND, CSV_KIND, SUMMARY_KIND)
-
-# k6 v1.1.0's built-in metrics: (type, contains). A CSV carries no Metric lines and a
-# summary-export no types, so these fill in what the file does not say.
-BUILTIN_METRICS: dict[str, tuple[str, str]] = {
-    "checks": ("rate", "default"),
-    "data_received": ("counter", "data"),
-    "data_sent": ("counter", "data"),
-    "dropped_iterations": ("counter", "default"),
-    "group_duration": ("trend", "time"),
-    "http_req_blocked": ("trend", "time"),
-    "http_req_connecting": ("trend", "time"),
-    "http_req_duration": ("trend", "time"),
-    "http_req_failed": ("rate", "default"),
-    "http_req_receiving": ("trend", "time"),
-    "http_req_sending": ("trend", "time"),
-    "http_req_tls_handshaking": ("trend", "time"),
-    "http_req_waiting": ("trend", "time"),
-    "http_reqs": ("counter", "default"),
-    "iteration_duration": ("trend", "time"),
-    "iterations": ("counter", "default"),
-    "vus": ("gauge", "default"),
-    "vus_max": ("gauge", "default"),
-    "ws_connecting": ("trend", "time"),
-    "ws_msgs_received": ("counter", "default"),
-    "ws_msgs_sent": ("counter", "default"),
-    "ws_ping": ("trend", "time"),
-    "ws_session_duration": ("trend", "time"),
-    "ws_sessions": ("counter", "default"),
-    "grpc_req_duration": ("trend", "time"),
-    "grpc_streams": ("counter", "default"),
-    "grpc_streams_msgs_received": ("counter", "default"),
-    "grpc_streams_msgs_sent": ("counter", "default"),
-}
-METRIC_TYPES = ("counter", "gauge", "rate", "trend")
+from perflab.ingest._k6_common import drop_temp, insertion_order, row_base, sql_path, temp_name
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import (
+    K6,
+    K6_METRIC_TYPES,
+)
 
 # The exact first bytes k6 writes: `{"type":"Metric",...` or `{"metric":"x","type":"Point",...`.
 _FIRST_LINE = re.compile(rb'^\{"type":"Metric"|^\{"metric":"(?:[^"\\]|\\.)*","type":"Point"')
@@ -94,42 +58,6 @@ def _detect_ndjson(sniff: Sniff) -> bool:
         return False
     return (isinstance(obj, dict) and obj.get("type") in ("Metric", "Point")
             and isinstance(obj.get("data"), dict) and "metric" in obj)
-
-
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-@contextlib.contextmanager
-def insertion_order(con: duckdb.DuckDBPyConnection):
-    """Make sure scans keep file order while inside (rowid order = line order)."""
-    on = bool(con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
-    if not on:
-        con.execute("SET preserve_insertion_order = true")
-    try:
-        yield
-    finally:
-        if not on:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("SET preserve_insertion_order = false")
-
-
-def temp_name(ctx: Context, what: str) -> str:
-    return f"perflab_{what}_{ctx.source_id}"
-
-
-def row_base(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """rowid of the first row of a temp table: rowid - base + 1 is the row's line number."""
-    base, last, n = con.execute(f"SELECT min(rowid), max(rowid), count(*) FROM {table}").fetchall()[0]
-    if n and last - base + 1 != n:  # never seen; it would mean DuckDB changed how it numbers rows
-        raise RuntimeError(f"rowids of {table} are not dense ({base}..{last} for {n} rows)")
-    return int(base) if base is not None else 0
-
-
-def drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    # After a failed statement the transaction is aborted and the rollback drops it anyway.
-    with contextlib.suppress(duckdb.Error):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _bad_line(path: Path, hint: int) -> tuple[int, str] | None:
@@ -174,7 +102,7 @@ def _ingest_ndjson(ctx: Context) -> dict[str, Any]:
     with insertion_order(con):
         try:
             con.execute(
-                f"CREATE TEMP TABLE {raw} AS SELECT metric, type, data FROM read_json({_sql_path(path)}, "
+                f"CREATE TEMP TABLE {raw} AS SELECT metric, type, data FROM read_json({sql_path(path)}, "
                 f"format='newline_delimited', columns={{'metric': 'VARCHAR', 'type': 'VARCHAR', "
                 f"'data': '{_DATA_STRUCT}'}})"
             )
@@ -187,7 +115,7 @@ def _ingest_ndjson(ctx: Context) -> dict[str, Any]:
                 WHERE NOT coalesce((type = 'Point' AND metric IS NOT NULL AND data.time IS NOT NULL
                                     AND data.value IS NOT NULL)
                                 OR (type = 'Metric' AND data.name IS NOT NULL
-                                    AND data.type IN {METRIC_TYPES}), false)
+                                    AND data.type IN {K6_METRIC_TYPES}), false)
                 ORDER BY rowid LIMIT 1"""
         ).fetchall()
         if bad:
@@ -237,48 +165,10 @@ def _insert_points(con: duckdb.DuckDBPyConnection, raw: str, base: int, ctx: Con
     ).fetchall()[0][0])
 
 
-def _ingest_csv(ctx: Context) -> dict[str, Any]:
-    from perflab.ingest.k6_csv import ingest_csv
-
-    return ingest_csv(ctx)
-
-
-def _detect_csv(sniff: Sniff) -> bool:
-    from perflab.ingest.k6_csv import detect_csv
-
-    return detect_csv(sniff)
-
-
-def _ingest_summary(ctx: Context) -> dict[str, Any]:
-    from perflab.ingest.k6_summary import ingest_summary
-
-    return ingest_summary(ctx)
-
-
-def _detect_summary(sniff: Sniff) -> bool:
-    from perflab.ingest.k6_summary import detect_summary
-
-    return detect_summary(sniff)
-
-
 register(Format(
-    kind=KIND,
+    kind=K6,
     description="k6 --out json NDJSON (plain or gzip): every metric sample with its tags",
     detect=_detect_ndjson,
     ingest=_ingest_ndjson,
     priority=20,
-))
-register(Format(
-    kind=CSV_KIND,
-    description="k6 --out csv (plain or gzip): every metric sample, values rounded to 6 decimals",
-    detect=_detect_csv,
-    ingest=_ingest_csv,
-    priority=20,
-))
-register(Format(
-    kind=SUMMARY_KIND,
-    description="k6 --summary-export or handleSummary() JSON: k6's own end-of-test numbers",
-    detect=_detect_summary,
-    ingest=_ingest_summary,
-    priority=60,  # parses the whole (small) file, so it goes after the cheap checks
 ))

@@ -24,8 +24,9 @@ from typing import Any
 import duckdb
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Sniff
-from perflab.ingest.k6 import _sql_path, drop_temp, insertion_order, row_base, temp_name
+from perflab.ingest._k6_common import drop_temp, insertion_order, row_base, sql_path, temp_name
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import K6_CSV
 
 HEADER_START = "metric_name,timestamp,metric_value"
 HEADER_END = ("extra_tags", "metadata")
@@ -74,7 +75,7 @@ def ingest_csv(ctx: Context) -> dict[str, Any]:
     with insertion_order(con):
         try:
             con.execute(
-                f"CREATE TEMP TABLE {raw} AS SELECT * FROM read_csv({_sql_path(path)}, header = true, "
+                f"CREATE TEMP TABLE {raw} AS SELECT * FROM read_csv({sql_path(path)}, header = true, "
                 f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
                 "null_padding = false, strict_mode = true)"
             )
@@ -155,3 +156,12 @@ def _csv_error(ctx: Context, exc: duckdb.Error) -> InputError:
     else:
         reason = text.splitlines()[0].split("Error: ", 1)[-1][:200]
     return InputError(ctx.path, f"{where}not a valid k6 CSV row ({reason})")
+
+
+register(Format(
+    kind=K6_CSV,
+    description="k6 --out csv (plain or gzip): every metric sample, values rounded to 6 decimals",
+    detect=detect_csv,
+    ingest=ingest_csv,
+    priority=20,
+))

@@ -26,8 +26,9 @@ import re
 from typing import Any
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Sniff, _io
-from perflab.ingest.k6 import BUILTIN_METRICS, METRIC_TYPES
+from perflab.ingest import _io
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import K6_BUILTIN_METRICS, K6_METRIC_TYPES, K6_SUMMARY
 
 SUMMARY_EXPORT = "summary-export"
 HANDLE_SUMMARY = "handleSummary"
@@ -113,7 +114,7 @@ def ingest_summary(ctx: Context) -> dict[str, Any]:
         if variant == HANDLE_SUMMARY:
             values = entry["values"]
             mtype, contains = entry.get("type"), entry.get("contains")
-            if mtype not in METRIC_TYPES:
+            if mtype not in K6_METRIC_TYPES:
                 raise InputError(ctx.path, f"metric {name!r}: type {mtype!r} is not a k6 metric type")
             thresholds = {}
             for expr, res in (entry.get("thresholds") or {}).items():
@@ -132,8 +133,8 @@ def ingest_summary(ctx: Context) -> dict[str, Any]:
                 values = {("rate" if k == "value" else k): v for k, v in values.items()}
         parent, selector = parse_selector(name)
         types[name] = mtype
-        if contains is None and (parent in BUILTIN_METRICS):
-            contains = BUILTIN_METRICS[parent][1]
+        if contains is None and (parent in K6_BUILTIN_METRICS):
+            contains = K6_BUILTIN_METRICS[parent][1]
         metrics_rows.append([sid, run, name, parent if selector is not None else None,
                              json.dumps(selector, sort_keys=True) if selector is not None else None,
                              mtype, contains])
@@ -198,3 +199,12 @@ def _checks(ctx: Context, group: Any, out: list[list[Any]] | None = None) -> lis
     for sub in _items(group.get("groups")):
         _checks(ctx, sub, out)
     return out
+
+
+register(Format(
+    kind=K6_SUMMARY,
+    description="k6 --summary-export or handleSummary() JSON: k6's own end-of-test numbers",
+    detect=detect_summary,
+    ingest=ingest_summary,
+    priority=60,  # parses the whole (small) file, so it goes after the cheap checks
+))

@@ -24,15 +24,15 @@ whose function has no name, is named ``[basename of the mapping file]``, or
 but not applied: pprof applies them only to the legacy formats it converts.
 
 Legacy pprof formats (gperftools binary CPU, text heapz/contentionz/threadz, Go
-text heap and count profiles) are recognised and refused with a pointer to
-``go tool pprof -proto``.
+text heap and count profiles) are recognised (perflab.ingest.pprof_detect) and refused
+with a pointer to ``go tool pprof -proto``. The array work lives in
+perflab.ingest.pprof_arrays; this module is the loader: profile.proto → store tables.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import re
 from typing import Any, NoReturn
 
 import numpy as np
@@ -41,19 +41,12 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Format, Sniff, register
 from perflab.ingest._io import HEAD_BYTES
-from perflab.ingest.pprof_proto import (
-    Function,
-    Label,
-    Location,
-    Mapping,
-    ProfileSampleBytes,
-    Sample,
-    ValueType,
-)
-
-LEGACY_MESSAGE = "legacy pprof format; convert it with `go tool pprof -proto`"
+from perflab.ingest._registry import Context, Format, register
+from perflab.ingest.pprof_arrays import arrow_table, distinct_stacks, lookup, recursive_stacks, to_arrow, to_numpy
+from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy
+from perflab.ingest.pprof_proto import Label, ProfileSampleBytes, Sample
+from perflab.vocab import PPROF
 
 # Separator between raw samples (see the module docstring). Location id 0 is reserved
 # by profile.proto, a string index cannot be negative, and INT64_MIN is not a count,
@@ -61,91 +54,14 @@ LEGACY_MESSAGE = "legacy pprof format; convert it with `go tool pprof -proto`"
 _SEP_VALUE = -(1 << 63)
 _SEP_LABEL_KEY = -1
 _SEPARATOR = Sample(location_id=[0], value=[_SEP_VALUE], label=[Label(key=_SEP_LABEL_KEY)]).SerializeToString()
-
-# Wire types a profile.proto Profile may carry per field number (0 varint, 2 length-delimited).
-# Field 13 (comment, repeated int64) comes packed or one varint per element.
-_PROFILE_WIRE: dict[int, frozenset[int]] = {
-    1: frozenset({2}), 2: frozenset({2}), 3: frozenset({2}), 4: frozenset({2}), 5: frozenset({2}),
-    6: frozenset({2}), 7: frozenset({0}), 8: frozenset({0}), 9: frozenset({0}), 10: frozenset({0}),
-    11: frozenset({2}), 12: frozenset({0}), 13: frozenset({0, 2}), 14: frozenset({0}), 15: frozenset({0}),
-}
-_SUBMESSAGE = {1: ValueType, 2: Sample, 3: Mapping, 4: Location, 5: Function, 11: ValueType}
-# Enough fields to tell a profile from any text or other binary format; the head of a
-# real profile holds thousands, and walking them all would only cost time.
-_DETECT_MAX_FIELDS = 2000
-
-# gperftools' binary CPU profile starts with the header words 0, 3 (header size) and the
-# version (0; Java's variant writes 1), in 32- or 64-bit words of either byte order.
-_LEGACY_BINARY_HEADS = tuple(
-    b"".join(w.to_bytes(size, order) for w in (0, 3, version))
-    for size in (8, 4) for order in ("little", "big") for version in (0, 1)
-)
-_LEGACY_TEXT = re.compile(
-    rb"\A\s*(?:---\s*(?:heapz|growthz|contentionz|contention|threadz|thread|heap|mutex)\b"
-    rb"|heap profile:|heap_v2/|[a-z]+ profile: total \d+)"
-)
-
-
-# -- detection ---------------------------------------------------------------------------
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise IndexError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _is_legacy(head: bytes) -> bool:
-    return head.startswith(_LEGACY_BINARY_HEADS) or bool(_LEGACY_TEXT.match(head[:256]))
-
-
-def _looks_like_profile(head: bytes) -> bool:
-    """Walk the Profile's top-level fields in the head and trial-parse each complete one.
-
-    The head may end inside a field (it is a prefix, or the file is truncated, which
-    ingest then reports precisely), but every field before must be a Profile field of
-    the right wire type whose content parses.
-    """
-    pos = fields = 0
-    try:
-        while pos < len(head) and fields < _DETECT_MAX_FIELDS:
-            tag, pos = _varint(head, pos)
-            number, wire = tag >> 3, tag & 7
-            if wire not in _PROFILE_WIRE.get(number, ()):
-                return False
-            if wire == 0:
-                _, pos = _varint(head, pos)
-            else:
-                length, pos = _varint(head, pos)
-                if pos + length > len(head):
-                    break  # the head ends inside this field
-                body = head[pos:pos + length]
-                pos += length
-                if number in _SUBMESSAGE:
-                    _SUBMESSAGE[number].FromString(body)
-                elif number == 6:
-                    body.decode("utf-8")
-            fields += 1
-    except IndexError:
-        pass  # the head ends inside a varint
-    except (DecodeError, UnicodeDecodeError):
-        return False
-    return fields > 0
-
-
-def detect(sniff: Sniff) -> bool:
-    return _is_legacy(sniff.head) or _looks_like_profile(sniff.head)
+# NULL in np.where: an object array, so the result holds None where a column has no value.
+_NULL = np.array(None, dtype=object)
 
 
 # -- ingest -----------------------------------------------------------------------------
 def ingest(ctx: Context) -> dict[str, Any]:
     data = ctx.read_bytes()
-    if _is_legacy(data[:HEAD_BYTES]):
+    if is_legacy(data[:HEAD_BYTES]):
         raise InputError(ctx.path, LEGACY_MESSAGE)
     try:
         prof = ProfileSampleBytes.FromString(data)
@@ -276,17 +192,17 @@ class _Loader:
         filename_idx = np.fromiter((m.filename for m in ms), np.int64, len(ms))
         build_idx = np.fromiter((m.build_id for m in ms), np.int64, len(ms))
         filenames = self.strs(filename_idx, "mapping {} filename", ids)
-        table = _table({
-            "mapping_id": _arrow(ids, pl.UInt64),
-            "memory_start": _arrow([m.memory_start for m in ms], pl.UInt64),
-            "memory_limit": _arrow([m.memory_limit for m in ms], pl.UInt64),
-            "file_offset": _arrow([m.file_offset for m in ms], pl.UInt64),
-            "filename": _arrow(filenames.tolist(), pl.String),
-            "build_id": _arrow(self.strs(build_idx, "mapping {} build_id", ids).tolist(), pl.String),
-            "has_functions": _arrow([m.has_functions for m in ms], pl.Boolean),
-            "has_filenames": _arrow([m.has_filenames for m in ms], pl.Boolean),
-            "has_line_numbers": _arrow([m.has_line_numbers for m in ms], pl.Boolean),
-            "has_inline_frames": _arrow([m.has_inline_frames for m in ms], pl.Boolean),
+        table = arrow_table({
+            "mapping_id": to_arrow(ids, pl.UInt64),
+            "memory_start": to_arrow([m.memory_start for m in ms], pl.UInt64),
+            "memory_limit": to_arrow([m.memory_limit for m in ms], pl.UInt64),
+            "file_offset": to_arrow([m.file_offset for m in ms], pl.UInt64),
+            "filename": to_arrow(filenames.tolist(), pl.String),
+            "build_id": to_arrow(self.strs(build_idx, "mapping {} build_id", ids).tolist(), pl.String),
+            "has_functions": to_arrow([m.has_functions for m in ms], pl.Boolean),
+            "has_filenames": to_arrow([m.has_filenames for m in ms], pl.Boolean),
+            "has_line_numbers": to_arrow([m.has_line_numbers for m in ms], pl.Boolean),
+            "has_inline_frames": to_arrow([m.has_inline_frames for m in ms], pl.Boolean),
         })
         return {"ids": ids, "filenames": filenames, "table": table}
 
@@ -296,16 +212,17 @@ class _Loader:
         ids = np.fromiter((f.id for f in fs), np.uint64, n)
         self.unique_ids(ids, "function")
         names = self.strs(np.fromiter((f.name for f in fs), np.int64, n), "function {} name", ids)
-        table = _table({
-            "function_id": _arrow(ids, pl.UInt64),
-            "name": _arrow(names.tolist(), pl.String),
-            "system_name": _arrow(
-                self.strs(np.fromiter((f.system_name for f in fs), np.int64, n), "function {} system_name", ids).tolist(),
+        table = arrow_table({
+            "function_id": to_arrow(ids, pl.UInt64),
+            "name": to_arrow(names.tolist(), pl.String),
+            "system_name": to_arrow(
+                self.strs(np.fromiter((f.system_name for f in fs), np.int64, n), "function {} system_name",
+                          ids).tolist(),
                 pl.String),
-            "filename": _arrow(
+            "filename": to_arrow(
                 self.strs(np.fromiter((f.filename for f in fs), np.int64, n), "function {} filename", ids).tolist(),
                 pl.String),
-            "start_line": _arrow(np.fromiter((f.start_line for f in fs), np.int64, n)),
+            "start_line": to_arrow(np.fromiter((f.start_line for f in fs), np.int64, n)),
         })
         return {"ids": ids, "names": names, "table": table}
 
@@ -316,7 +233,7 @@ class _Loader:
         self.unique_ids(ids, "location")
         mapping_ids = np.fromiter((loc.mapping_id for loc in locs), np.uint64, n)
         # The mapping file of each location ('' without one), for pprof's [basename] names.
-        map_pos = _lookup(mappings["ids"], mapping_ids)
+        map_pos = lookup(mappings["ids"], mapping_ids)
         missing = np.flatnonzero((mapping_ids != 0) & (map_pos < 0))
         if missing.size:
             i = int(missing[0])
@@ -330,7 +247,7 @@ class _Loader:
         n_lines = np.fromiter(map(len, line_lists), np.int64, n)
         all_lines = list(itertools.chain.from_iterable(line_lists))
         fn_ids = np.fromiter((ln.function_id for ln in all_lines), np.uint64, len(all_lines))
-        fn_pos = _lookup(functions["ids"], fn_ids)
+        fn_pos = lookup(functions["ids"], fn_ids)
         line_loc = np.repeat(np.arange(n), n_lines)
         line_idx = np.arange(len(all_lines)) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines)
         missing = np.flatnonzero((fn_ids != 0) & (fn_pos < 0))
@@ -351,29 +268,29 @@ class _Loader:
         nodes: dict[str, int] = {}
         frame_nodes = [
             _node(nodes, fn_names[f] if f >= 0 else "", objfiles[loc])
-            for f, loc in zip(frame_fn.tolist(), frame_loc.tolist())
+            for f, loc in zip(frame_fn.tolist(), frame_loc.tolist(), strict=True)
         ]
         frames = pa.LargeListArray.from_arrays(
-            _arrow(np.append(frame_start, frame_loc.size).astype(np.int64)),
-            _arrow(np.array(frame_nodes, dtype=np.int32)),
+            to_arrow(np.append(frame_start, frame_loc.size).astype(np.int64)),
+            to_arrow(np.array(frame_nodes, dtype=np.int32)),
         )
 
-        table = _table({
-            "location_id": _arrow(ids, pl.UInt64),
-            "mapping_id": _arrow(np.where(mapping_ids == 0, None, mapping_ids).tolist(), pl.UInt64),
-            "address": _arrow([loc.address for loc in locs], pl.UInt64),
-            "is_folded": _arrow([loc.is_folded for loc in locs], pl.Boolean),
+        table = arrow_table({
+            "location_id": to_arrow(ids, pl.UInt64),
+            "mapping_id": to_arrow(np.where(mapping_ids == 0, _NULL, mapping_ids).tolist(), pl.UInt64),
+            "address": to_arrow([loc.address for loc in locs], pl.UInt64),
+            "is_folded": to_arrow([loc.is_folded for loc in locs], pl.Boolean),
         })
-        lines = _table({
-            "location_id": _arrow(ids[line_loc], pl.UInt64),
-            "line_idx": _arrow(line_idx, pl.Int32),
-            "function_id": _arrow(np.where(fn_ids == 0, None, fn_ids).tolist(), pl.UInt64),
-            "line": _arrow([ln.line for ln in all_lines], pl.Int64),
-            "column": _arrow([ln.column for ln in all_lines], pl.Int64),
+        lines = arrow_table({
+            "location_id": to_arrow(ids[line_loc], pl.UInt64),
+            "line_idx": to_arrow(line_idx, pl.Int32),
+            "function_id": to_arrow(np.where(fn_ids == 0, _NULL, fn_ids).tolist(), pl.UInt64),
+            "line": to_arrow([ln.line for ln in all_lines], pl.Int64),
+            "column": to_arrow([ln.column for ln in all_lines], pl.Int64),
         })
-        node_table = _table({
-            "node_id": _arrow(list(nodes.values()), pl.Int32),
-            "name": _arrow(list(nodes.keys()), pl.String),
+        node_table = arrow_table({
+            "node_id": to_arrow(list(nodes.values()), pl.Int32),
+            "name": to_arrow(list(nodes.keys()), pl.String),
         })
         return {
             "ids": ids, "table": table, "lines": lines, "nodes": node_table,
@@ -396,20 +313,17 @@ class _Loader:
             and bool(np.all(values[n_types::n_types + 1] == _SEP_VALUE))
             and np.count_nonzero(values == _SEP_VALUE) == n
         )
-        if layout_ok:
-            values = values.reshape(n, n_types + 1)[:, :n_types]
-        else:
-            values = self.values_slowly()
+        values = values.reshape(n, n_types + 1)[:, :n_types] if layout_ok else self.values_slowly()
         lengths = np.diff(ends, prepend=-1) - 1
 
-        loc_pos = _lookup(locations["ids"], flat_ids)  # the separators (id 0) map to -1
+        loc_pos = lookup(locations["ids"], flat_ids)  # the separators (id 0) map to -1
         if np.count_nonzero(loc_pos < 0) != n:
             i = int(np.flatnonzero((loc_pos < 0) & (flat_ids != 0))[0])
             sample = int(np.searchsorted(ends, i))
             self.fail(f"sample {sample} refers to location {int(flat_ids[i])}, which does not exist")
         del flat_ids
 
-        stack_of_sample, is_first = _distinct_stacks(loc_pos, ends)
+        stack_of_sample, is_first = distinct_stacks(loc_pos, ends)
         # The distinct stacks' locations, in stack order (a stack is numbered by its first sample).
         if is_first.all():
             st_loc_pos = loc_pos[loc_pos >= 0]
@@ -421,34 +335,34 @@ class _Loader:
         # ... then expanded into pprof's frames: one per Line, innermost inlined call first.
         loc_frames = locations["frames"]
         if locations["one_frame_each"]:
-            frames = _arrow(_numpy(loc_frames.values)[st_loc_pos])
+            frames = to_arrow(to_numpy(loc_frames.values)[st_loc_pos])
             node_offsets = st_offsets
         else:
             # Arrow's take on the per-location frame lists is the whole expansion in C++.
-            taken = loc_frames.take(_arrow(st_loc_pos))
+            taken = loc_frames.take(to_arrow(st_loc_pos))
             frames = taken.values
-            node_offsets = _numpy(taken.offsets)[st_offsets]
-        node_ids = pa.LargeListArray.from_arrays(_arrow(node_offsets.astype(np.int64)), frames)
-        stacks = _table({
-            "stack_id": _arrow(np.arange(st_lengths.size, dtype=np.int32)),
+            node_offsets = to_numpy(taken.offsets)[st_offsets]
+        node_ids = pa.LargeListArray.from_arrays(to_arrow(node_offsets.astype(np.int64)), frames)
+        stacks = arrow_table({
+            "stack_id": to_arrow(np.arange(st_lengths.size, dtype=np.int32)),
             "location_ids": pa.LargeListArray.from_arrays(
-                _arrow(st_offsets.astype(np.int64)), _arrow(locations["ids"][st_loc_pos], pl.UInt64)),
+                to_arrow(st_offsets.astype(np.int64)), to_arrow(locations["ids"][st_loc_pos], pl.UInt64)),
             "node_ids": node_ids,
-            "recursive": _recursive(node_ids),
+            "recursive": recursive_stacks(node_ids),
         })
-        samples = _table({
-            "sample_idx": _arrow(np.arange(n, dtype=np.int64)),
-            "stack_id": _arrow(stack_of_sample.astype(np.int32)),
-            "value": pa.FixedSizeListArray.from_arrays(_arrow(values.reshape(-1), pl.Int64), n_types)
-            if n_types else _arrow([[]] * n, pl.List(pl.Int64)),
+        samples = arrow_table({
+            "sample_idx": to_arrow(np.arange(n, dtype=np.int64)),
+            "stack_id": to_arrow(stack_of_sample.astype(np.int32)),
+            "value": pa.FixedSizeListArray.from_arrays(to_arrow(values.reshape(-1), pl.Int64), n_types)
+            if n_types else to_arrow([[]] * n, pl.List(pl.Int64)),
         })
         return {"num_samples": n, "stacks": stacks, "samples": samples, "labels": self.labels(merged, n)}
 
     def labels(self, merged: Any, n: int) -> pa.Table:
         labels = merged.label
-        empty = _table({"sample_idx": _arrow([], pl.Int64), "key": _arrow([], pl.String),
-                          "str": _arrow([], pl.String), "num": _arrow([], pl.Int64),
-                          "num_unit": _arrow([], pl.String)})
+        empty = arrow_table({"sample_idx": to_arrow([], pl.Int64), "key": to_arrow([], pl.String),
+                          "str": to_arrow([], pl.String), "num": to_arrow([], pl.Int64),
+                          "num_unit": to_arrow([], pl.String)})
         if len(labels) == n:  # only the separators: no sample has labels
             return empty
         cols = np.array([(lb.key, lb.str, lb.num, lb.num_unit) for lb in labels], dtype=np.int64).reshape(-1, 4)
@@ -463,12 +377,12 @@ class _Loader:
         units = self.strs(cols[:, 3], "sample {} label num_unit", sample_idx)
         # pprof reads a label as a string label when str is set, else as a number.
         is_str = cols[:, 1] != 0
-        return _table({
-            "sample_idx": _arrow(sample_idx, pl.Int64),
-            "key": _arrow(keys.tolist(), pl.String),
-            "str": _arrow(np.where(is_str, strs, None).tolist(), pl.String),
-            "num": _arrow(np.where(is_str, None, cols[:, 2]).tolist(), pl.Int64),
-            "num_unit": _arrow(np.where(cols[:, 3] != 0, units, None).tolist(), pl.String),
+        return arrow_table({
+            "sample_idx": to_arrow(sample_idx, pl.Int64),
+            "key": to_arrow(keys.tolist(), pl.String),
+            "str": to_arrow(np.where(is_str, strs, _NULL).tolist(), pl.String),
+            "num": to_arrow(np.where(is_str, _NULL, cols[:, 2]).tolist(), pl.Int64),
+            "num_unit": to_arrow(np.where(cols[:, 3] != 0, units, _NULL).tolist(), pl.String),
         })
 
     def values_slowly(self) -> np.ndarray:
@@ -486,27 +400,6 @@ class _Loader:
                 self.s(lb.key, f"sample {i} label key")
             rows.append(list(sample.value))
         return np.array(rows, dtype=np.int64).reshape(len(rows), n_types)
-
-
-def _table(columns: dict[str, Any]) -> pa.Table:
-    # Not pa.table(dict): that imports pandas, see _arrow.
-    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
-
-
-def _arrow(values: Any, dtype: Any = None) -> pa.Array:
-    """A numpy array or list as Arrow, through polars (no copy for numpy numbers).
-
-    Not pa.array(): it imports pandas, only to ask whether its input is a pandas
-    object, which adds a third of a second to every `perflab top`.
-    """
-    return pl.Series(values=values, dtype=dtype).to_arrow()
-
-
-def _numpy(array: pa.Array) -> np.ndarray:
-    # Not array.to_numpy(): it imports pandas too (see _arrow).
-    series = pl.from_arrow(array)
-    assert isinstance(series, pl.Series)
-    return series.to_numpy()
 
 
 def default_sample_index(type_names: list[str], default_name: str) -> int | None:
@@ -536,65 +429,8 @@ def _go_base(path: str) -> str:
     return trimmed.rsplit("/", 1)[-1]
 
 
-# Dense lookup tables are used while they stay this small relative to the ids they
-# index (Go numbers ids 1..n); sparse ids fall back to a binary search.
-_DENSE_LOOKUP_MAX = 1 << 24
-
-
-def _lookup(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Positions of ``wanted`` in ``ids`` (which holds unique values), -1 where absent."""
-    if ids.size == 0:
-        return np.full(wanted.shape, -1, dtype=np.int32)
-    top = int(ids.max())
-    if top < max(_DENSE_LOOKUP_MAX, 4 * ids.size):
-        table = np.full(top + 2, -1, dtype=np.int32)
-        table[ids.astype(np.int64)] = np.arange(ids.size, dtype=np.int32)
-        if wanted.size and int(wanted.max()) > top:
-            # Anything beyond the largest id lands on the slot top + 1, which holds -1.
-            wanted = np.minimum(wanted, np.asarray(top + 1, dtype=wanted.dtype))
-        # ids are < 2**63 here, so the uint64 → int64 view (no copy) keeps every value.
-        return np.take(table, wanted.view(np.int64) if wanted.dtype == np.uint64 else wanted)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, wanted), sorted_ids.size - 1)
-    return np.where(sorted_ids[pos] == wanted, order[pos], -1).astype(np.int32)
-
-
-def _recursive(node_ids: pa.LargeListArray) -> pa.Array:
-    """Whether a stack holds some node more than once: only those need de-duplicating
-    for cum, which makes the cum query several times faster on deep profiles."""
-    series = pl.from_arrow(node_ids)
-    assert isinstance(series, pl.Series)
-    return (series.list.n_unique() < series.list.len()).fill_null(False).to_arrow()
-
-
-def _distinct_stacks(loc_pos: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Number the distinct location sequences by first appearance, comparing them exactly.
-
-    ``loc_pos`` holds every sample's location positions, each sample closed by a -1
-    at ``ends``. Returns (stack id of each sample, whether a sample is its stack's first).
-    """
-    n = ends.size
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    # Each list keeps its closing -1: the same suffix on every list changes no comparison,
-    # and the offsets stay contiguous, so Arrow and polars read the array without a copy.
-    offsets = np.concatenate(([0], ends + 1)).astype(np.int64)
-    lists = pa.LargeListArray.from_arrays(_arrow(offsets), _arrow(loc_pos))
-    first = (
-        pl.from_arrow(_table({"locs": lists}))
-        .with_row_index("i")
-        .select(pl.col("i").first().over("locs"))
-        .to_series()
-        .to_numpy()
-    )
-    is_first = first == np.arange(n)
-    stack_of = (np.cumsum(is_first) - 1)[first]
-    return stack_of, is_first
-
-
 register(Format(
-    kind="pprof",
+    kind=PPROF,
     description="pprof profile.proto (Go's cpu, heap, allocs, goroutine, block, mutex; gzipped or raw)",
     detect=detect,
     ingest=ingest,

@@ -9,6 +9,8 @@ dependency to the ``protobuf`` package alone, and parsing still runs in its C
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _PACKAGE = "perftools.profiles"
@@ -115,7 +117,8 @@ _POOL = descriptor_pool.DescriptorPool()
 _POOL.Add(_file_descriptor())
 
 
-def _cls(name: str) -> type:
+# Any: message classes made at run time from a descriptor have fields no type checker knows.
+def _cls(name: str) -> Any:
     return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
 

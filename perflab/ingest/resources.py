@@ -8,10 +8,12 @@ data lines follow and are loaded by DuckDB in one statement.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from perflab.errors import InputError
-from perflab.ingest import Context, Format, Sniff, register
+from perflab.ingest._registry import Context, Format, Sniff, register
+from perflab.vocab import RESOURCES, SERVICE_VARS
 
 RESOURCE_COLUMNS = {
     "t": "TIMESTAMPTZ",
@@ -38,7 +40,8 @@ def _header(sniff: Sniff) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _loader(kind: str, table: str, columns: dict[str, str], required: str):
+def _loader(kind: str, table: str, columns: dict[str, str], required: str
+            ) -> tuple[Callable[[Sniff], bool], Callable[[Context], dict[str, Any]]]:
     def detect(sniff: Sniff) -> bool:
         head = _header(sniff)
         return head is not None and head.get("perflab") == kind
@@ -64,7 +67,9 @@ def _loader(kind: str, table: str, columns: dict[str, str], required: str):
     return detect, ingest
 
 
-_d, _i = _loader("resources", "resource_samples", RESOURCE_COLUMNS, "role")
-register(Format(kind="resources", description="perflab lab resource samples (JSONL)", detect=_d, ingest=_i, priority=10))
-_d, _i = _loader("service-vars", "service_vars", VARS_COLUMNS, "key")
-register(Format(kind="service-vars", description="perflab lab /debug/vars samples (JSONL)", detect=_d, ingest=_i, priority=10))
+_d, _i = _loader(RESOURCES, "resource_samples", RESOURCE_COLUMNS, "role")
+register(Format(kind=RESOURCES, description="perflab lab resource samples (JSONL)", detect=_d, ingest=_i,
+                priority=10))
+_d, _i = _loader(SERVICE_VARS, "service_vars", VARS_COLUMNS, "key")
+register(Format(kind=SERVICE_VARS, description="perflab lab /debug/vars samples (JSONL)", detect=_d, ingest=_i,
+                priority=10))

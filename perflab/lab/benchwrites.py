@@ -41,24 +41,30 @@ import os
 import platform
 import secrets
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from perflab import __version__
 from perflab.errors import PerflabError
+from perflab.ingest import ingest_path
 from perflab.lab import scenarios
 from perflab.lab.loadgen import find_k6, k6_version, run_k6
 from perflab.lab.postgres import SUPERUSER, EphemeralPostgres, free_port
 from perflab.lab.processes import ProcessGroup
 from perflab.lab.runner import SEED_TIMEOUT_S, host_info, wait_ready
+from perflab.manifest import Manifest
 from perflab.store import Store
+from perflab.vocab import BENCH_WRITES
 
 FILE_NAME = "bench-writes.json"
 FORMAT_VERSION = 1
@@ -146,7 +152,7 @@ def interval_duration(interval_s: float, override_s: float | None = None) -> flo
 
 
 def new_bench_id() -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-bench-writes-{secrets.token_hex(2)}"
 
 
@@ -218,7 +224,7 @@ METHOD_TABLE: dict[str, Method] = {m.name: m for m in (
            "one transaction", _write_multirow, multirow_chunks),
     Method("copy", "COPY ... FROM STDIN (text rows), one transaction", _write_copy),
     Method("upsert", "INSERT ... SELECT unnest(arrays) ON CONFLICT (id) DO UPDATE, empty table",
-           _write_upsert, lambda rows: [list(col) for col in zip(*rows)]),
+           _write_upsert, lambda rows: [list(col) for col in zip(*rows, strict=True)]),
 )}
 
 
@@ -229,8 +235,6 @@ def bench_methods(dsn: str, rows: int, reps: int, say: Callable[[str], None] = l
     Repetitions are interleaved (rep 1 of every method, then rep 2, ...) so a burst of
     load from elsewhere on the machine lands on all methods alike, not on one.
     """
-    import psycopg
-
     data = event_rows(rows)
     prepared = {m: METHOD_TABLE[m].prepare(data) for m in methods}
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -258,7 +262,7 @@ def bench_methods(dsn: str, rows: int, reps: int, say: Callable[[str], None] = l
 
 def summarize_methods(rows: int, times: dict[str, list[float]]) -> list[dict[str, Any]]:
     """Pure: per-method median, rows/s and speed-up against single (when single ran)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for name, reps_s in times.items():
         median = statistics.median(reps_s)
         out.append({"method": name, "description": METHOD_TABLE[name].description, "rows": rows,
@@ -274,20 +278,17 @@ def summarize_methods(rows: int, times: dict[str, list[float]]) -> list[dict[str
 
 def _get_json(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
-        return json.loads(resp.read())
+        doc: dict[str, Any] = json.loads(resp.read())
+        return doc
 
 
 def _pg_scalar(dsn: str, sql: str, params: Sequence[Any] = ()) -> Any:
-    import psycopg
-
     with psycopg.connect(dsn, autocommit=True) as conn:
         return conn.execute(sql, list(params)).fetchall()[0][0]
 
 
 def lag_stats(dsn: str, after_id: int) -> dict[str, Any]:
     """Rows written after ``after_id`` and their accepted_at → written_at lag, in PostgreSQL."""
-    import psycopg
-
     sql = """
         SELECT count(*),
                percentile_cont(%s) WITHIN GROUP (ORDER BY lag_ms),
@@ -383,16 +384,14 @@ def _r(value: float | None, digits: int) -> float | None:
 
 def run(store: Store, opts: BenchOptions) -> dict[str, Any]:
     """Measure both parts, write bench-writes.json, ingest it; return the document + where it went."""
-    import psycopg
-
     opts.validate()
     bench_id = opts.bench_id or new_bench_id()
     run_dir = store.path.parent / "runs" / bench_id
     run_dir.mkdir(parents=True, exist_ok=True)
     say = _say if opts.live else (lambda msg: None)
     k6_bin = find_k6()
-    started_at = datetime.now(timezone.utc).isoformat()
-    host = host_info()
+    started_at = datetime.now(UTC).isoformat()
+    host = host_info().to_dict()
     versions = {"perflab": __version__, "python": platform.python_version(),
                 "psycopg": psycopg.__version__, "libpq": str(psycopg.pq.version()), "k6": k6_version(k6_bin)}
     intervals = [float(i) for i in opts.intervals]
@@ -404,10 +403,10 @@ def run(store: Store, opts: BenchOptions) -> dict[str, Any]:
         "service": {"WRITE_MODE": "batch", "FLUSH_METHOD": "copy", "LOG_LEVEL": SERVICE_LOG_LEVEL},
         **opts.extra,
     }
-    manifest = {"kind": "bench-writes", "started_at": started_at, "settings": settings, "status": "incomplete"}
+    manifest = Manifest(kind=BENCH_WRITES, started_at=started_at, settings=settings, status="incomplete")
     with store.transaction():
-        store.ensure_run(bench_id, scenario="bench-writes", variant="default", status="incomplete",
-                         manifest=json.dumps(manifest, sort_keys=True))
+        store.ensure_run(bench_id, scenario=BENCH_WRITES, variant="default", status="incomplete",
+                         manifest=manifest.to_json())
     processes: dict[str, Any] = {"intervals": []}
     try:
         t = time.perf_counter()
@@ -446,27 +445,26 @@ def run(store: Store, opts: BenchOptions) -> dict[str, Any]:
                 timings[f"interval_{interval:g}s"] = round(time.perf_counter() - t, 3)
         # Leaving the block stopped PostgreSQL (and each ProcessGroup its service and k6).
         host["load_avg_1m_at_end"] = os.getloadavg()[0]
+        finished_at = datetime.now(UTC).isoformat()
         doc = {
-            "perflab": "bench-writes", "version": FORMAT_VERSION, "bench_id": bench_id,
-            "started_at": started_at, "finished_at": datetime.now(timezone.utc).isoformat(),
+            "perflab": BENCH_WRITES, "version": FORMAT_VERSION, "bench_id": bench_id,
+            "started_at": started_at, "finished_at": finished_at,
             "host": host, "versions": versions, "settings": settings, "timings_s": timings,
             "methods": methods, "flush_intervals": flush,
         }
         path = write_document(run_dir / FILE_NAME, doc)
         say("ingesting")
-        from perflab.ingest import ingest_path
-
         result = ingest_path(store, path, run_id=bench_id)
-        manifest.update(status="complete", finished_at=doc["finished_at"], file=FILE_NAME,
-                        source_id=result.source_id)
+        manifest.status, manifest.finished_at = "complete", finished_at
+        manifest.extra.update(file=FILE_NAME, source_id=result.source_id)
         with store.transaction():
-            store.ensure_run(bench_id, status="complete", manifest=json.dumps(manifest, sort_keys=True))
+            store.ensure_run(bench_id, status="complete", manifest=manifest.to_json())
     except BaseException as exc:
-        manifest.update(status="incomplete", error=f"{type(exc).__name__}: {exc}".strip(),
-                        finished_at=datetime.now(timezone.utc).isoformat())
+        manifest.status, manifest.finished_at = "incomplete", datetime.now(UTC).isoformat()
+        manifest.error = f"{type(exc).__name__}: {exc}".strip()
         try:
             with store.transaction():
-                store.ensure_run(bench_id, status="incomplete", manifest=json.dumps(manifest, sort_keys=True))
+                store.ensure_run(bench_id, status="incomplete", manifest=manifest.to_json())
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
@@ -476,8 +474,6 @@ def run(store: Store, opts: BenchOptions) -> dict[str, Any]:
 
 
 def _seed(dsn: str, run_dir: Path) -> None:
-    import subprocess
-
     env = {**os.environ, "DATABASE_URL": dsn, "LOG_LEVEL": SERVICE_LOG_LEVEL}
     env.pop("PERFLAB_STORE", None)
     seed = subprocess.run([sys.executable, "-m", "sample_workload", "seed"], env=env,

@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,7 @@ class LiveStats:
     path: Path
     requests: int = 0
     failed: int = 0
-    _window: deque = field(default_factory=deque)  # (monotonic t, duration ms)
+    _window: deque[tuple[float, float]] = field(default_factory=deque)  # (monotonic t, duration ms)
     _offset: int = 0
     _partial: bytes = b""
 
@@ -90,7 +90,7 @@ def run_k6(
     env: dict[str, str],
     binary: str | None = None,
     live: bool = True,
-    on_start=None,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run one k6 test with NDJSON points and a summary export into out_dir."""
     binary = binary or find_k6()
@@ -103,38 +103,35 @@ def run_k6(
         str(script),
     ]
     full_env = {**os.environ, **env, "K6_NO_USAGE_REPORT": "true"}
-    stdout = open(out_dir / "k6.stdout.txt", "w")
-    stderr = open(out_dir / "k6.stderr.txt", "w")
-    proc = subprocess.Popen(cmd, env=full_env, stdout=stdout, stderr=stderr, text=True,
-                            start_new_session=True)
-    if on_start is not None:
-        on_start(proc)
-    stats = LiveStats(ndjson)
-    t0 = time.monotonic()
-    tty = sys.stderr.isatty()
-    last_print = 0.0
-    try:
-        while proc.poll() is None:
-            time.sleep(0.5)
+    with open(out_dir / "k6.stdout.txt", "w") as stdout, open(out_dir / "k6.stderr.txt", "w") as stderr:
+        proc = subprocess.Popen(cmd, env=full_env, stdout=stdout, stderr=stderr, text=True,
+                                start_new_session=True)
+        if on_start is not None:
+            on_start(proc)
+        stats = LiveStats(ndjson)
+        t0 = time.monotonic()
+        tty = sys.stderr.isatty()
+        last_print = 0.0
+        try:
+            while proc.poll() is None:
+                time.sleep(0.5)
+                stats.poll()
+                elapsed = time.monotonic() - t0
+                if live and (tty or elapsed - last_print >= 5):
+                    last_print = elapsed
+                    print(("\r" if tty else "") + stats.line(elapsed), end="" if tty else "\n",
+                          file=sys.stderr, flush=True)
             stats.poll()
-            elapsed = time.monotonic() - t0
-            if live and (tty or elapsed - last_print >= 5):
-                last_print = elapsed
-                print(("\r" if tty else "") + stats.line(elapsed), end="" if tty else "\n",
-                      file=sys.stderr, flush=True)
-        stats.poll()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        stdout.close()
-        stderr.close()
-        if live and tty:
-            print(file=sys.stderr)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if live and tty:
+                print(file=sys.stderr)
     # 99 = thresholds crossed: the test ran; the verdict is perflab's to make.
     if proc.returncode not in (0, 99):
         err = (out_dir / "k6.stderr.txt").read_text().strip().splitlines()

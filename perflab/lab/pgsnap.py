@@ -2,7 +2,8 @@
 
 The run folder keeps them as JSON lines (PostgreSQL's own ``row_to_json`` encoding,
 the format a user exports with psql), so a run can be re-ingested or shared, and
-they enter the store through the same pgstat ingest as a user's files.
+they enter the store through the same pgstat ingest as a user's files (written by
+perflab.ingest.pgstat_live, as `perflab ingest --pg` writes them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import psycopg
 
-from perflab.ingest import pgstat
+from perflab.ingest.pgstat_live import canonical_snapshot, engine, write_view
+from perflab.ingest.pgstat_views import VIEWS
 
 SNAPSHOT_VIEWS = (
     "pg_stat_statements",
@@ -31,17 +33,17 @@ def libpq(dsn: str) -> str:
 
 def snapshot_views(dsn: str, out_dir: Path, suffix: str) -> list[Path]:
     """The run's "before"/"after" snapshot: every view in one read-only transaction, one moment."""
-    engine = pgstat.engine(dsn)
+    eng = engine(dsn)
     out: list[Path] = []
     try:
-        with engine.connect() as conn, conn.begin():
-            pgstat.canonical_snapshot(conn)
+        with eng.connect() as conn, conn.begin():
+            canonical_snapshot(conn)
             for name in SNAPSHOT_VIEWS:
                 path = out_dir / f"{name}_{suffix}.jsonl"
-                pgstat.write_view(conn, pgstat.VIEWS[name], path)
+                write_view(conn, VIEWS[name], path)
                 out.append(path)
     finally:
-        engine.dispose()
+        eng.dispose()
     return out
 
 
@@ -55,7 +57,7 @@ class ActivitySampler:
         self.samples = 0
         self.error: str | None = None
 
-    def __enter__(self) -> "ActivitySampler":
+    def __enter__(self) -> ActivitySampler:
         self._thread.start()
         return self
 

@@ -134,21 +134,26 @@ class EphemeralPostgres:
         self.stop_seconds: float | None = None
         self._bindir: Path | None = None
         self._password = ""
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., EphemeralPostgres] | None = None
 
     # -- paths ------------------------------------------------------------------------
     @property
+    def workdir(self) -> Path:
+        """The cluster's temp dir; only while started (stop() removes it and sets tmpdir None)."""
+        if self.tmpdir is None:
+            raise PerflabError("the ephemeral PostgreSQL is not started")
+        return self.tmpdir
+
+    @property
     def datadir(self) -> Path:
-        assert self.tmpdir is not None
-        return self.tmpdir / "data"
+        return self.workdir / "data"
 
     @property
     def socket_dir(self) -> Path:
-        assert self.tmpdir is not None
-        return self.tmpdir / "sock"
+        return self.workdir / "sock"
 
     # -- lifecycle ------------------------------------------------------------------------
-    def __enter__(self) -> "EphemeralPostgres":
+    def __enter__(self) -> EphemeralPostgres:
         self.start()
         return self
 
@@ -156,7 +161,7 @@ class EphemeralPostgres:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    def start(self) -> "EphemeralPostgres":
+    def start(self) -> EphemeralPostgres:
         env_dsn = os.environ.get("PERFLAB_PG_DSN") if self.use_env else None
         if env_dsn:
             self._use_external(env_dsn)
@@ -268,7 +273,7 @@ class EphemeralPostgres:
         # the running server keeps fsync=on.
         self._run([str(self._bin("initdb")), "-D", str(self.datadir), "-U", SUPERUSER,
                    "--auth-local=trust", "--auth-host=scram-sha-256",
-                   f"--pwfile={self.tmpdir / 'pwfile'}", "-E", "UTF8", "--no-locale", "--no-sync"])
+                   f"--pwfile={self.workdir / 'pwfile'}", "-E", "UTF8", "--no-locale", "--no-sync"])
         conf = self.datadir / "postgresql.conf"
         lines = [f"{k} = {v}" for k, v in self.settings.items()]
         lines.append(f"unix_socket_directories = '{self.socket_dir}'")
@@ -277,7 +282,7 @@ class EphemeralPostgres:
 
     def _start_server(self) -> bool:
         assert self.port is not None
-        log = self.tmpdir / "server.log"  # type: ignore[operator]
+        log = self.workdir / "server.log"
         out = self._run([str(self._bin("pg_ctl")), "start", "-D", str(self.datadir), "-l", str(log),
                          "-w", "-t", str(START_TIMEOUT_S), "-o", f"-p {self.port}"],
                         check=False, timeout=START_TIMEOUT_S + 10)
@@ -307,8 +312,10 @@ class EphemeralPostgres:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
     def _log_tail(self) -> str:
+        if self.tmpdir is None:
+            return "no server log"
         with contextlib.suppress(OSError):
-            lines = (self.tmpdir / "server.log").read_text().strip().splitlines()  # type: ignore[operator]
+            lines = (self.tmpdir / "server.log").read_text().strip().splitlines()
             return lines[-1] if lines else "no server log"
         return "no server log"
 

@@ -8,6 +8,7 @@ grace period, together with anything they forked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,16 +28,13 @@ class ProcessGroup:
 
     def start(self, name: str, cmd: Sequence[str], env: dict[str, str] | None = None,
               cwd: str | Path | None = None, log: Path | None = None) -> subprocess.Popen[Any]:
-        out: IO[Any] | int = subprocess.DEVNULL
-        if log is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            out = open(log, "ab")
-        try:
+        with contextlib.ExitStack() as stack:
+            out: IO[Any] | int = subprocess.DEVNULL
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                out = stack.enter_context(open(log, "ab"))  # the child keeps its own descriptor
             proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            if log is not None:
-                out.close()  # type: ignore[union-attr]
         self._procs.append((name, proc))
         return proc
 
@@ -56,7 +54,7 @@ class ProcessGroup:
         for _, p in reversed(self._procs):
             stop_process(p)
 
-    def __enter__(self) -> "ProcessGroup":
+    def __enter__(self) -> ProcessGroup:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -84,10 +82,8 @@ def stop_process(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
         proc.wait()
     # Anything that left the group (double-forked) goes too.
     for d in descendants:
-        try:
+        with contextlib.suppress(psutil.Error):
             d.kill()
-        except psutil.Error:
-            pass
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline and any(_alive(d) for d in descendants):
         time.sleep(0.05)

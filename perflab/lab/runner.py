@@ -11,7 +11,6 @@ EphemeralPostgres are context managers; SIGTERM arrives as KeyboardInterrupt).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import secrets
@@ -23,18 +22,22 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from perflab import __version__
 from perflab.errors import PerflabError
+from perflab.ingest import ingest_path
 from perflab.lab import scenarios
 from perflab.lab.loadgen import find_k6, k6_version, run_k6
 from perflab.lab.pgsnap import ActivitySampler, snapshot_views
 from perflab.lab.postgres import EphemeralPostgres, free_port
 from perflab.lab.processes import ProcessGroup
 from perflab.lab.sampler import Sampler
+from perflab.manifest import Host, Manifest, ProfileTaken
 from perflab.store import Store
 
 READY_TIMEOUT_S = 60.0
@@ -57,7 +60,7 @@ class RunOptions:
 
 
 def new_run_id(scenario: str, variant: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{scenario}-{variant}-{secrets.token_hex(2)}"
 
 
@@ -71,29 +74,17 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
     run_dir = store.path.parent / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     k6_bin = find_k6()
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "scenario": scenario.name,
-        "variant": opts.variant,
-        "signature": scenario.signature,
-        "why": scenario.why,
-        "fix": scenario.fix,
-        "settings": settings,
-        "overrides": opts.overrides,
-        "rate": rate,
-        "duration_s": opts.duration_s,
-        "k6_script": f"sample_workload/k6/{scenario.script}",
-        "versions": {"perflab": __version__, "python": platform.python_version(), "k6": k6_version(k6_bin)},
-        "host": host_info(),
-        "started_at": datetime.now(timezone.utc).isoformat(),
-        "timings_s": {},
-        "status": "incomplete",
-    }
-    _write_manifest(run_dir, manifest)
+    manifest = Manifest(
+        run_id=run_id, scenario=scenario.name, variant=opts.variant, signature=scenario.signature,
+        why=scenario.why, fix=dict(scenario.fix), settings=dict(settings), overrides=dict(opts.overrides), rate=rate,
+        duration_s=opts.duration_s, k6_script=f"sample_workload/k6/{scenario.script}",
+        versions={"perflab": __version__, "python": platform.python_version(), "k6": k6_version(k6_bin)},
+        host=host_info(), started_at=datetime.now(UTC).isoformat(), status="incomplete")
+    manifest.write(run_dir)
     with store.transaction():
         store.ensure_run(run_id, scenario=scenario.name, variant=opts.variant, status="incomplete",
-                         manifest=json.dumps(manifest, sort_keys=True))
-    timings: dict[str, float] = manifest["timings_s"]
+                         manifest=manifest.to_json())
+    timings = manifest.timings_s
     say = _say if opts.live else (lambda msg: None)
     try:
         with ExitStack() as stack:
@@ -101,8 +92,8 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
             say(f"run {run_id}: starting PostgreSQL")
             pg = stack.enter_context(EphemeralPostgres())
             timings["postgres_start"] = round(time.perf_counter() - t, 3)
-            manifest["postgres"] = {"external": pg.external, "port": pg.port}
-            manifest["versions"]["postgres"] = _pg_version(pg.dsn)
+            manifest.postgres = {"external": pg.external, "port": pg.port}
+            manifest.versions["postgres"] = _pg_version(pg.dsn)
 
             procs = stack.enter_context(ProcessGroup())
             port = free_port()
@@ -164,20 +155,20 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
         say("ingesting")
         counts = ingest_run_dir(store, run_dir, run_id)
         timings["ingest"] = round(time.perf_counter() - t, 3)
-        manifest.update(status="complete", finished_at=datetime.now(timezone.utc).isoformat(),
-                        sources=counts, profile=profiler.result)
-        _write_manifest(run_dir, manifest)
+        manifest.status, manifest.finished_at = "complete", datetime.now(UTC).isoformat()
+        manifest.sources, manifest.profile = counts, ProfileTaken.from_dict(profiler.result)
+        manifest.write(run_dir)
         with store.transaction():
-            store.ensure_run(run_id, status="complete", manifest=json.dumps(manifest, sort_keys=True))
+            store.ensure_run(run_id, status="complete", manifest=manifest.to_json())
         return {"run_id": run_id, "run_dir": str(run_dir), "status": "complete", "timings_s": timings,
                 "sources": counts}
     except BaseException as exc:
-        manifest.update(status="incomplete", error=f"{type(exc).__name__}: {exc}".strip(),
-                        finished_at=datetime.now(timezone.utc).isoformat())
-        _write_manifest(run_dir, manifest)
+        manifest.status, manifest.finished_at = "incomplete", datetime.now(UTC).isoformat()
+        manifest.error = f"{type(exc).__name__}: {exc}".strip()
+        manifest.write(run_dir)
         try:
             with store.transaction():
-                store.ensure_run(run_id, status="incomplete", manifest=json.dumps(manifest, sort_keys=True))
+                store.ensure_run(run_id, status="incomplete", manifest=manifest.to_json())
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
@@ -192,8 +183,6 @@ def _run_files(run_dir: Path) -> list[Path]:
 
 
 def ingest_run_dir(store: Store, run_dir: Path, run_id: str) -> dict[str, int]:
-    from perflab.ingest import ingest_path
-
     counts: dict[str, int] = {}
     for path in _run_files(run_dir):
         if path.stat().st_size == 0:
@@ -259,18 +248,9 @@ def _pg_version(dsn: str) -> str:
         engine.dispose()
 
 
-def host_info() -> dict[str, Any]:
-    import psutil
-
-    return {"hostname": socket.gethostname(), "platform": platform.platform(),
-            "cpu_count": psutil.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-            "load_avg_1m_at_start": os.getloadavg()[0]}
-
-
-def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    tmp = run_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(run_dir / "manifest.json")
+def host_info() -> Host:
+    return Host(hostname=socket.gethostname(), platform=platform.platform(), cpu_count=psutil.cpu_count(),
+                memory_bytes=psutil.virtual_memory().total, load_avg_1m_at_start=os.getloadavg()[0])
 
 
 def _last_line(text: str) -> str:

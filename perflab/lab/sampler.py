@@ -11,17 +11,21 @@ backend per connection): a role is a set of root pids plus all their descendants
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import psutil
+
+from perflab.vocab import RESOURCES, SERVICE_VARS
 
 DEFAULT_INTERVAL_S = 0.25  # ≥ 4 Hz, as the lab promises
 VARS_TIMEOUT_S = 0.5
@@ -51,16 +55,16 @@ class Sampler:
     _last_t: float | None = None
     samples: int = 0
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._res = open(self.out_dir / "resources.jsonl", "w")
-        header = {"perflab": "resources", "version": 1, "interval_s": self.interval_s,
+        self._res = open(self.out_dir / "resources.jsonl", "w")  # noqa: SIM115 - open until stop()
+        header = {"perflab": RESOURCES, "version": 1, "interval_s": self.interval_s,
                   "cpu_count": psutil.cpu_count(), "host": _hostname()}
         self._res.write(json.dumps(header) + "\n")
         self._vars: TextIO | None = None
         if self.vars_url:
-            self._vars = open(self.out_dir / "vars.jsonl", "w")
-            self._vars.write(json.dumps({"perflab": "service-vars", "version": 1, "url": self.vars_url}) + "\n")
+            self._vars = open(self.out_dir / "vars.jsonl", "w")  # noqa: SIM115 - open until stop()
+            self._vars.write(json.dumps({"perflab": SERVICE_VARS, "version": 1, "url": self.vars_url}) + "\n")
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="perflab-sampler", daemon=True)
         self._thread.start()
@@ -74,7 +78,7 @@ class Sampler:
             if fh is not None and not fh.closed:
                 fh.close()
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -91,7 +95,7 @@ class Sampler:
 
     def sample_once(self) -> None:
         now = time.monotonic()
-        wall = datetime.now(timezone.utc).isoformat()
+        wall = datetime.now(UTC).isoformat()
         elapsed = round(now - self._t0, 4)
         dt = None if self._last_t is None else now - self._last_t
         self._last_t = now
@@ -116,10 +120,8 @@ class Sampler:
             if p is None:
                 continue
             procs.append(p)
-            try:
+            with contextlib.suppress(psutil.Error):
                 procs.extend(p.children(recursive=True))
-            except psutil.Error:
-                pass
         cpu = 0.0
         rss = threads = vol = invol = 0
         alive = 0
@@ -196,14 +198,10 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, float]:
     if isinstance(obj, dict):
         for k, v in obj.items():
             out.update(_flatten(v, f"{prefix}{k}."))
-    elif isinstance(obj, bool):
-        out[prefix[:-1]] = float(obj)
-    elif isinstance(obj, (int, float)):
+    elif isinstance(obj, (bool, int, float)):
         out[prefix[:-1]] = float(obj)
     return out
 
 
 def _hostname() -> str:
-    import socket
-
     return socket.gethostname()

@@ -30,19 +30,31 @@ here, so a report can also be built from runs made elsewhere (``--runs``).
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from perflab.analysis.compare import MetricRow, compare_runs
+from perflab.analysis.run import Run
+from perflab.analysis.runs import RunSummary, run_summary
+from perflab.analysis.signatures import diagnose
 from perflab.errors import PerflabError
+from perflab.jsonable import to_jsonable
+from perflab.paths import notebooks_dir
+from perflab.report.loadtest_report import write_report
+from perflab.report.night_index import NIGHT_JSON, OPTLOG, render_index
+from perflab.report.optlog import add_entry
+from perflab.store import Store
 
+# Figure JSON for JupyterLab plus an HTML rendering with plotly.js inlined once per
+# notebook, so nbconvert's HTML of an executed notebook works offline.
+NIGHTLY_RENDERER = "plotly_mimetype+notebook"
 NOTEBOOKS = ("00-tour", "01-load-test", "02-profiles", "03-database", "04-signatures", "05-optimization-log")
 # Notebooks run once per night on every run; the others once per scenario (its default run,
 # with the fixed variant as the second run).
@@ -55,7 +67,6 @@ REGRESSION_METRICS = ("latency p95", "error rate")
 # rows at most; ten minutes means something hangs, and the night moves on.
 CELL_TIMEOUT_S = 600
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
-NIGHT_JSON = "night.json"
 
 # nbconvert's JupyterLab page without the scripts it would fetch from a CDN. None of them
 # is needed: plotly.js comes inlined by the renderer, and with no require.js on the page
@@ -113,15 +124,9 @@ class JobResult:
 
 # -- where ------------------------------------------------------------------------------------
 
-def notebooks_dir() -> Path:
-    from perflab.report.notebook_helpers import project_root
-
-    return project_root() / "notebooks"
-
-
 def night_dir(root: str | Path, now: datetime | None = None) -> Path:
     """Create and return tonight's folder: root/YYYY-MM-DD, or a time-stamped one if taken."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for name in (f"{now:%Y-%m-%d}", f"{now:%Y-%m-%dT%H%M%SZ}"):
@@ -243,7 +248,7 @@ def to_offline_html(nb: Any) -> str:
     exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _OFFLINE_TEMPLATE})],
                             template_file=_TEMPLATE_NAME)
     body, _ = exporter.from_notebook_node(nb)
-    return body
+    return str(body)
 
 
 class _ResourceFinder(HTMLParser):
@@ -290,45 +295,42 @@ def offline_problems(page: str) -> list[str]:
 
 # -- verdicts and regressions ------------------------------------------------------------------
 
-def night_verdicts(store: Any, runs: list[NightRun]) -> dict[str, dict[str, Any]]:
+def night_verdicts(store: Store, runs: list[NightRun]) -> dict[str, dict[str, Any]]:
     """The doctor's findings per complete run: {run_id: {"present": [...], "findings": [...]}}."""
-    from perflab.analysis.signatures import diagnose
-
     out: dict[str, dict[str, Any]] = {}
     for r in runs:
         if r.status != "complete" or not r.run_id:
             continue
-        d = diagnose(store, r.run_id)
+        d = diagnose(Run.load(store, r.run_id))
         out[r.run_id] = {
-            "present": [f["signature"] for f in d["findings"] if f["verdict"] == "present"],
-            "findings": [{"signature": f["signature"], "verdict": f["verdict"],
-                          "recommendation": f.get("recommendation")} for f in d["findings"]],
+            "present": [f.signature for f in d.present],
+            "findings": [{"signature": f.signature, "verdict": f.verdict, "recommendation": f.recommendation}
+                         for f in d.findings],
         }
     return out
 
 
-def regression_rows(comparison: dict[str, Any]) -> dict[str, Any]:
-    """From compare_runs(previous, tonight): the REGRESSION_METRICS rows and whether any is
-    worse beyond noise (the regression verdict)."""
-    rows = {r["metric"]: r for r in comparison["metrics"] if r["metric"] in REGRESSION_METRICS}
+def regression_rows(metrics: Sequence[MetricRow]) -> dict[str, Any]:
+    """From compare_runs(previous, tonight).metrics: the REGRESSION_METRICS rows and whether
+    any is worse beyond noise (the regression verdict)."""
+    rows = {r.metric: r for r in metrics if r.metric in REGRESSION_METRICS}
     worse = [m for m in REGRESSION_METRICS
-             if m in rows and rows[m]["direction"] == "worse" and rows[m]["beyond_noise"] is True]
+             if m in rows and rows[m].direction == "worse" and rows[m].beyond_noise is True]
     return {
         "regression": bool(worse),
         "worse": worse,
-        "metrics": {m: {k: rows[m].get(k) for k in ("a", "b", "change_pct", "direction", "beyond_noise", "note")}
+        "metrics": {m: {k: getattr(rows[m], k) for k in ("a", "b", "change_pct", "direction", "beyond_noise", "note")}
                     for m in REGRESSION_METRICS if m in rows},
     }
 
 
-def night_regressions(store: Any, runs: list[NightRun], previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def night_regressions(store: Store, runs: list[NightRun],
+                      previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Per complete run: the comparison with the previous night's run of the same scenario
     and variant, or why there is none."""
-    from perflab.analysis.compare import compare_runs
-
     prev_runs = {(r["scenario"], r["variant"]): r for r in (previous or {}).get("runs", [])
                  if r.get("status") == "complete" and r.get("run_id")}
-    known = set(store.sql("SELECT run_id FROM runs")["run_id"].to_list())
+    known = set(Run.ids(store))
     out: dict[str, dict[str, Any]] = {}
     for r in runs:
         if r.status != "complete" or not r.run_id:
@@ -345,7 +347,8 @@ def night_regressions(store: Any, runs: list[NightRun], previous: dict[str, Any]
                              "note": f"the previous run {prev['run_id']} is no longer in the store"}
         else:
             out[r.run_id] = {"previous_run_id": prev["run_id"], "previous_night": previous["folder"],
-                             **regression_rows(compare_runs(store, prev["run_id"], r.run_id))}
+                             **regression_rows(compare_runs(Run.load(store, prev["run_id"]),
+                                                            Run.load(store, r.run_id)).metrics)}
     return out
 
 
@@ -356,10 +359,6 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
                  source_dir: Path | None = None) -> dict[str, Any]:
     """Everything after the runs: verdicts and regressions, the notebooks, index.html and
     night.json. The store must not be open in this process: each notebook's kernel opens it."""
-    from perflab.analysis.runs import run_summary
-    from perflab.report.notebook_helpers import NIGHTLY_RENDERER
-    from perflab.store import Store
-
     source_dir = source_dir or notebooks_dir()
     previous = previous_night(reports_root, out_dir)
     say("verdicts and regressions" + (f" (previous night: {previous['folder']})" if previous else
@@ -367,7 +366,7 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
     with Store(store_path) as store:
         verdicts = night_verdicts(store, runs)
         regressions = night_regressions(store, runs, previous)
-        summaries = {r.run_id: _summary(run_summary(store, r.run_id)) for r in runs
+        summaries = {r.run_id: _summary(run_summary(Run.load(store, r.run_id))) for r in runs
                      if r.status == "complete" and r.run_id}
         reports = night_reports(store, runs, out_dir, say)
         log_entries = night_log(store, runs, [out_dir / OPTLOG, reports_root_log(reports_root)], say)
@@ -381,12 +380,13 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
             + (f" ({res.error})" if res.error else ""))
     night = {
         "date": out_dir.name,
-        "started_at": started_at or datetime.now(timezone.utc).isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "started_at": started_at or datetime.now(UTC).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "store": str(store_path),
         "previous_night": previous["folder"] if previous else None,
-        "runs": [{**asdict(r), "summary": summaries.get(r.run_id), "verdicts": verdicts.get(r.run_id),
-                  "regression": regressions.get(r.run_id), "report": reports.get(r.run_id)} for r in runs],
+        "runs": [{**asdict(r), "summary": summaries.get(r.run_id or ""), "verdicts": verdicts.get(r.run_id or ""),
+                  "regression": regressions.get(r.run_id or ""), "report": reports.get(r.run_id or "")}
+                 for r in runs],
         "optimization_log": {"file": OPTLOG, "entries": log_entries},
         "notebooks": [asdict(res) for res in results],
     }
@@ -397,36 +397,30 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
     return night
 
 
-OPTLOG = "optimization-log.md"
-
-
 def reports_root_log(reports_root: str | Path) -> Path:
     """The standing optimization log beside the nights (`perflab log add`'s default)."""
     return Path(reports_root) / OPTLOG
 
 
-def night_reports(store: Any, runs: list[NightRun], out_dir: Path, say: Say) -> dict[str, dict[str, str]]:
+def night_reports(store: Store, runs: list[NightRun], out_dir: Path, say: Say) -> dict[str, dict[str, str]]:
     """A load-test report (markdown + offline HTML) per complete run, under runs/."""
-    from perflab.report.loadtest_report import write_report
-
     out: dict[str, dict[str, str]] = {}
     for r in runs:
         if r.status != "complete" or not r.run_id:
             continue
         say(f"report {r.run_id}")
-        written = write_report(store, r.run_id, out_dir=out_dir / "runs")
-        out[r.run_id] = {k: str(Path(written[k]).relative_to(out_dir)) for k in ("markdown", "html")}
+        written = write_report(Run.load(store, r.run_id), out_dir=out_dir / "runs")
+        out[r.run_id] = {"markdown": str(Path(written.markdown).relative_to(out_dir)),
+                         "html": str(Path(written.html).relative_to(out_dir))}
     return out
 
 
-def night_log(store: Any, runs: list[NightRun], logs: list[Path], say: Say) -> list[dict[str, Any]]:
+def night_log(store: Store, runs: list[NightRun], logs: list[Path], say: Say) -> list[dict[str, Any]]:
     """One optimization-log entry per scenario that ran both ways: before = default, after = fixed.
 
     The hypothesis is the scenario's own (its manifest's `why` and `fix`), so every number
     in the entry comes from the two runs; re-adding the same pair replaces its entry.
     """
-    from perflab.report.optlog import add_entry
-
     by: dict[str, dict[str, str]] = {}
     for r in runs:
         if r.status == "complete" and r.run_id:
@@ -435,22 +429,19 @@ def night_log(store: Any, runs: list[NightRun], logs: list[Path], say: Say) -> l
     for scenario, pair in sorted(by.items()):
         if "default" not in pair or "fixed" not in pair:
             continue
-        manifest = _manifest(store, pair["default"])
-        fix = ", ".join(f"{k}={v}" for k, v in sorted((manifest.get("fix") or {}).items()))
+        before, after = Run.load(store, pair["default"]), Run.load(store, pair["fixed"])
+        m = before.manifest
+        fix = ", ".join(f"{k}={v}" for k, v in sorted((m.fix if m else {}).items()))
+        why = (m.why if m else None) or scenario
         title = f"{scenario}: {fix}" if fix else scenario
-        hypothesis = (f"{manifest.get('why', scenario)}; setting {fix} removes the bottleneck"
-                      if fix else str(manifest.get("why", scenario)))
+        hypothesis = f"{why}; setting {fix} removes the bottleneck" if fix else why
         say(f"optimization log: {title}")
+        entry = ""
         for log in logs:
-            entry = add_entry(store, pair["default"], pair["fixed"], title=title, hypothesis=hypothesis, out=log)
+            entry = add_entry(before, after, title=title, hypothesis=hypothesis, out=log)
         entries.append({"scenario": scenario, "before": pair["default"], "after": pair["fixed"], "title": title,
                         "conclusion": _conclusion(entry)})
     return entries
-
-
-def _manifest(store: Any, run_id: str) -> dict[str, Any]:
-    rows = store.sql("SELECT manifest FROM runs WHERE run_id = ?", [run_id]).to_dicts()
-    return json.loads(rows[0]["manifest"]) if rows and rows[0]["manifest"] else {}
 
 
 def _conclusion(entry: str) -> str:
@@ -462,91 +453,8 @@ def _conclusion(entry: str) -> str:
     return ""
 
 
-def _summary(s: dict[str, Any]) -> dict[str, Any]:
+def _summary(summary: RunSummary) -> dict[str, Any]:
+    s = to_jsonable(summary)
     keys = ("requests", "rps", "p95_ms", "error_rate", "dropped_iterations", "service_cpu_p50",
             "db_queries_per_request")
     return {k: s.get(k) for k in keys}
-
-
-# -- index.html -----------------------------------------------------------------------------------
-
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:75em;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:1em 0;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
-th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.present{color:#b00020;font-weight:600}.none{color:#1b7f3b}.bad{background:#fde8ea}.ok{color:#1b7f3b}.muted{color:#777}
-code{font-size:90%}
-"""
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def render_index(night: dict[str, Any]) -> str:
-    """The night's page: runs with their numbers, verdicts and regressions; the notebooks."""
-    e = html.escape
-    rows = []
-    for r in night["runs"]:
-        s = r.get("summary") or {}
-        v = r.get("verdicts") or {}
-        reg = r.get("regression") or {}
-        present = v.get("present") or []
-        verdict = (f'<span class="present">{e(", ".join(present))}</span>' if present
-                   else '<span class="none">no signature present</span>' if v else '<span class="muted">–</span>')
-        if reg.get("regression"):
-            regtext = '<span class="present">REGRESSION: ' + e(", ".join(reg["worse"])) + "</span>"
-        elif reg.get("regression") is False:
-            regtext = f'<span class="ok">none</span> <span class="muted">vs {e(str(reg.get("previous_run_id")))}</span>'
-        else:
-            regtext = f'<span class="muted">{e(str(reg.get("note", "–")))}</span>'
-        for m, row in (reg.get("metrics") or {}).items():
-            regtext += (f'<br><span class="muted">{e(m)}: {_fmt(row.get("a"))} → {_fmt(row.get("b"))}'
-                        f' ({e(str(row.get("direction")))}, beyond noise: {e(str(row.get("beyond_noise")))})</span>')
-        status = e(r["status"]) + (f'<br><span class="muted">{e(str(r.get("error")))}</span>' if r.get("error") else "")
-        if r.get("report"):
-            status += f'<br><a href="{e(r["report"]["html"])}">report</a>'
-        cls = ' class="bad"' if r["status"] != "complete" or reg.get("regression") else ""
-        rows.append(
-            f"<tr{cls}><td>{e(r['scenario'])}</td><td>{e(r['variant'])}</td><td><code>{e(str(r['run_id']))}</code>"
-            f"</td><td>{status}</td><td class=num>{_fmt(s.get('p95_ms'))}</td>"
-            f"<td class=num>{_fmt(s.get('error_rate'))}</td><td class=num>{_fmt(s.get('rps'))}</td>"
-            f"<td class=num>{_fmt(s.get('service_cpu_p50'))}</td><td>{verdict}</td><td>{regtext}</td></tr>")
-    log = night.get("optimization_log") or {}
-    log_rows = "".join(
-        f"<tr><td>{e(x['scenario'])}</td><td><code>{e(x['before'])}</code></td><td><code>{e(x['after'])}</code></td>"
-        f"<td>{e(x['conclusion'])}</td></tr>" for x in log.get("entries", []))
-    nbs = []
-    for n in night["notebooks"]:
-        link = f'<a href="{e(n["html"])}">{e(n["stem"])}</a>' if n.get("html") else e(n["stem"])
-        state = '<span class="ok">ok</span>' if n["status"] == "ok" else f'<span class="present">failed</span>: {e(str(n.get("error")))}'
-        nbs.append(f"<tr><td>{link}</td><td>{state}</td><td class=num>{n['figures']}</td>"
-                   f"<td class=num>{n['seconds']:.1f}</td><td><a href=\"{e(n['ipynb'])}\">.ipynb</a></td></tr>")
-    head = "all runs and notebooks ok" if night.get("ok") else "something failed: see the rows marked red"
-    prev = night.get("previous_night")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>perflab nightly {e(night['date'])}</title>
-<style>{_CSS}</style></head><body>
-<h1>perflab nightly {e(night['date'])}</h1>
-<p>{e(head)}. Started {e(str(night['started_at']))}, finished {e(str(night['finished_at']))}.
-Store <code>{e(night['store'])}</code>. Regressions are judged against
-{f'the night of <a href="../{e(prev)}/index.html">{e(prev)}</a>' if prev else 'no previous night'}:
-p95 latency or error rate worse beyond noise.</p>
-<h2>Runs and the doctor's verdicts</h2>
-<table><tr><th>scenario</th><th>variant</th><th>run</th><th>status</th><th>p95 ms</th><th>error rate</th>
-<th>req/s</th><th>service CPU p50 %</th><th>signatures present</th><th>regression vs previous night</th></tr>
-{''.join(rows) or '<tr><td colspan=10>no runs</td></tr>'}</table>
-<h2>Optimization log</h2>
-<p>One entry per scenario, before (default) → after (fixed): <a href="{e(log.get('file', OPTLOG))}">{e(log.get('file', OPTLOG))}</a>.</p>
-<table><tr><th>scenario</th><th>before</th><th>after</th><th>conclusion</th></tr>
-{log_rows or '<tr><td colspan=4>no scenario ran both ways</td></tr>'}</table>
-<h2>Notebooks</h2>
-<table><tr><th>notebook</th><th>status</th><th>figures</th><th>seconds</th><th>executed notebook</th></tr>
-{''.join(nbs) or '<tr><td colspan=5>no notebooks</td></tr>'}</table>
-<p class="muted">Every page works offline (plotly.js inlined). Machine-readable: <a href="{NIGHT_JSON}">{NIGHT_JSON}</a>.</p>
-</body></html>
-"""

@@ -21,26 +21,32 @@ so adding the same pair again replaces its entry instead of appending a second o
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from perflab.analysis.compare import compare_runs
-from perflab.analysis.runs import cpu_profile_source
-from perflab.store import Store
+from perflab import fmt
+from perflab.analysis.compare import (
+    PRIMARY_METRIC,
+    Comparison,
+    LatencyGroup,
+    MetricRow,
+    RunInfo,
+    compare_runs,
+    optimization_verdict,
+)
+from perflab.analysis.profiles import top_frame
+from perflab.analysis.run import Run
+from perflab.analysis.signatures import Diagnosis, diagnose, signatures
+from perflab.analysis.signatures._measure import Finding
 
 DEFAULT_LOG = Path("reports") / "optimization-log.md"
 LOG_HEADER = (
     "# Optimization log\n\n"
     "One entry per change, each measured by a before and an after run (`perflab log add`).\n"
 )
-# The verdict is judged on p95 latency: what a user of the service waits for, and the
-# number every lab signature moves (LAB-NOTES: judge percentiles, not means).
-PRIMARY_METRIC = "latency p95"
-CONFIRMED, NO_CHANGE, REGRESSED = "confirmed", "no significant change", "regressed"
 # Five frames hold nearly all of a CPU-bound profile; more is a profile, not evidence.
 TOP_FRAMES = 5
 # The doctor's evidence carries bookkeeping (the window, what was used); these are not numbers.
@@ -48,51 +54,10 @@ _EVIDENCE_SKIP = {"used", "missing", "caveats", "window_method"}
 # Evidence keys shown when the doctor's registry does not say which matter most.
 _EVIDENCE_CAP = 12
 
+NO_EXPECTED = "not stated (no --expected given before the change)"
 _ENTRY_RE = re.compile(
     r"<!-- perflab-optlog (?P<id>[^>]*?) -->\n(?P<body>.*?)<!-- /perflab-optlog -->\n?", re.S)
 _NUMBER_RE = re.compile(r"^## Optimization #(\d+):", re.M)
-
-
-# -- numbers as text ------------------------------------------------------------------------
-
-def fmt_number(v: Any) -> str:
-    """A number as the log prints it: thousands separated, 3-4 significant digits."""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    v = float(v)
-    if not math.isfinite(v):
-        return "not measured (not a finite number)"
-    a = abs(v)
-    if v == int(v) and a < 1e15:
-        return f"{int(v):,}"
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
-
-
-def fmt_value(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "not measured"
-    text = fmt_number(v)
-    if unit in ("", "count"):
-        return text
-    return f"{text} {unit}"
-
-
-def fmt_pct(p: float | None) -> str:
-    if p is None:
-        return "n/a (before was 0)"
-    return f"{p:+.1f} %"
-
-
-def fmt_p(p: float) -> str:
-    return f"{p:.2g}"
 
 
 def _cell(text: str) -> str:
@@ -101,107 +66,68 @@ def _cell(text: str) -> str:
 
 # -- the parts ---------------------------------------------------------------------------------
 
-def _diagnosis(store: Store, run_id: str) -> dict[str, Any] | None:
-    """The doctor's findings, or None when perflab.analysis.signatures is not installed."""
-    try:
-        from perflab.analysis.signatures import diagnose
-    except ImportError:
-        return None
-    return diagnose(store, run_id)
+def _present(diag: Diagnosis) -> list[Finding]:
+    return diag.present
 
 
-def _key_evidence() -> dict[str, tuple[str, ...]]:
-    try:
-        from perflab.analysis.signatures import signatures
-    except ImportError:
-        return {}
-    return {name: sig.key_evidence for name, sig in signatures().items()}
-
-
-def _summaries() -> dict[str, str]:
-    try:
-        from perflab.analysis.signatures import signatures
-    except ImportError:
-        return {}
-    return {name: sig.summary for name, sig in signatures().items()}
-
-
-def _present(diag: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if diag is None:
-        return []
-    return [f for f in diag["findings"] if f["verdict"] == "present"]
-
-
-def _issue(cmp: dict[str, Any], diag: dict[str, Any] | None) -> str:
-    a = cmp["a"]
-    what = f"run `{a['run_id']}`"
-    if a["scenario"]:
-        what += f" (scenario {a['scenario']}, variant {a['variant'] or 'default'})"
-    if diag is None:
-        if a["signature"] and a["signature"] != "none":
-            return (f"{what}: the scenario reproduces the {a['signature']} signature: {a['why']} "
-                    "(from the run's manifest; the doctor, perflab.analysis.signatures, is not available).")
-        return f"{what}: no signature known (the doctor, perflab.analysis.signatures, is not available)."
+def _issue(cmp: Comparison, diag: Diagnosis) -> str:
+    a = cmp.a
+    what = f"run `{a.run_id}`"
+    if a.scenario:
+        what += f" (scenario {a.scenario}, variant {a.variant or 'default'})"
     present = _present(diag)
     if not present:
         return f"{what}: the doctor finds no signature present."
-    summaries = _summaries()
-    parts = [f"{f['signature']}" + (f" ({summaries[f['signature']]})" if f["signature"] in summaries else "")
+    summaries = {name: sig.summary for name, sig in signatures().items()}
+    parts = [f"{f.signature}" + (f" ({summaries[f.signature]})" if f.signature in summaries else "")
              for f in present]
     return f"{what}: the doctor finds {'; '.join(parts)} present."
 
 
-def _evidence_lines(store: Store, cmp: dict[str, Any], diag: dict[str, Any] | None) -> list[str]:
+def _evidence_lines(run_a: Run, cmp: Comparison, diag: Diagnosis) -> list[str]:
     lines: list[str] = []
-    keys = _key_evidence()
+    keys = {name: sig.key_evidence for name, sig in signatures().items()}
     for f in _present(diag):
-        ev = f["evidence"]
-        wanted = [k for k in keys.get(f["signature"], ()) if ev.get(k) is not None]
+        ev = f.evidence
+        wanted = [k for k in keys.get(f.signature, ()) if ev.get(k) is not None]
         if not wanted:
             wanted = [k for k, v in ev.items() if k not in _EVIDENCE_SKIP and v is not None][:_EVIDENCE_CAP]
-        nums = ", ".join(f"{k} = {fmt_number(ev[k]) if isinstance(ev[k], (int, float)) else ev[k]}"
+        nums = ", ".join(f"{k} = {fmt.number(ev[k]) if isinstance(ev[k], (int, float)) else ev[k]}"
                          for k in wanted)
         window = ""
         if ev.get("window_start_s") is not None and ev.get("window_end_s") is not None:
-            window = (f" (steady window {fmt_number(ev['window_start_s'])}–{fmt_number(ev['window_end_s'])} s "
+            window = (f" (steady window {fmt.number(ev['window_start_s'])}–{fmt.number(ev['window_end_s'])} s "
                       "of the run)")
-        lines.append(f"- {f['signature']}{window}: {nums}")
-        if f.get("recommendation"):
-            lines.append(f"  - the doctor: {f['recommendation']}")
-    if diag is None:
-        lines.append("- the doctor (perflab.analysis.signatures) is not available; the before run's "
-                     "headline numbers:")
-    elif not _present(diag):
+        lines.append(f"- {f.signature}{window}: {nums}")
+        if f.recommendation:
+            lines.append(f"  - the doctor: {f.recommendation}")
+    if not _present(diag):
         lines.append("- the doctor finds no signature present; the before run's headline numbers:")
-    if diag is None or not _present(diag):
-        for row in cmp["metrics"]:
-            if row["metric"] in ("latency p95", "service CPU p50", "dropped iterations", "waiting tasks p50",
-                                 "DB queries per request"):
-                lines.append(f"  - {row['metric']}: {_value_or_reason(row, 'a')}")
-    lines += _frames(store, cmp)
+        for row in cmp.metrics:
+            if row.metric in ("latency p95", "service CPU p50", "dropped iterations", "waiting tasks p50",
+                              "DB queries per request"):
+                lines.append(f"  - {row.metric}: {_value_or_reason(row, 'a')}")
+    lines += _frames(run_a)
     return lines
 
 
-def _frames(store: Store, cmp: dict[str, Any]) -> list[str]:
-    from perflab.analysis.profiles import top_frame
-
-    run_id = cmp["a"]["run_id"]
-    sid = cpu_profile_source(store, run_id)
-    if sid is None:
-        return [f"- top CPU frames: not measured (no CPU profile in run `{run_id}`)"]
-    src = store.source(sid)
-    df = top_frame(store, sid).head(TOP_FRAMES)
-    out = [f"- top CPU frames of the before run ({Path(src['path']).name}, source {sid}; share of all CPU samples):"]
+def _frames(run: Run) -> list[str]:
+    prof = run.cpu_profile
+    if prof is None:
+        return [f"- top CPU frames: not measured (no CPU profile in run `{run.run_id}`)"]
+    sid = prof.source_id
+    df = top_frame(run.store, sid).head(TOP_FRAMES)
+    out = [f"- top CPU frames of the before run ({prof.name}, source {sid}; share of all CPU samples):"]
     for r in df.to_dicts():
-        out.append(f"  - `{r['name']}`: flat {fmt_number(r['flat_pct'])} %, cum {fmt_number(r['cum_pct'])} %")
+        out.append(f"  - `{r['name']}`: flat {fmt.number(r['flat_pct'])} %, cum {fmt.number(r['cum_pct'])} %")
     if df.is_empty():
         out[-1] = f"- top CPU frames: not measured (the profile, source {sid}, has no samples)"
     return out
 
 
-def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def settings_diff(a: RunInfo, b: RunInfo) -> list[str]:
     """``KEY: before → after`` for every setting that differs between the two manifests."""
-    sa, sb = a["settings"], b["settings"]
+    sa, sb = a.settings, b.settings
     out = []
     for key in sorted(set(sa) | set(sb)):
         va, vb = sa.get(key), sb.get(key)
@@ -210,9 +136,9 @@ def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return out
 
 
-def _implementation(cmp: dict[str, Any], implementation: str | None) -> list[str]:
-    a, b = cmp["a"], cmp["b"]
-    missing = [r["run_id"] for r in (a, b) if not r["manifest"]]
+def _implementation(cmp: Comparison, implementation: str | None) -> list[str]:
+    a, b = cmp.a, cmp.b
+    missing = [r.run_id for r in (a, b) if not r.manifest]
     if missing:
         diff_text = ("not recorded: run " + " and ".join(f"`{m}`" for m in missing)
                      + " has no manifest (not a lab run), so its settings are unknown")
@@ -225,11 +151,11 @@ def _implementation(cmp: dict[str, Any], implementation: str | None) -> list[str
     return [f"- Changed: {diff_text}"]
 
 
-def _value_or_reason(row: dict[str, Any], side: str) -> str:
-    v = row[side]
+def _value_or_reason(row: MetricRow, side: str) -> str:
+    v = row.a if side == "a" else row.b
     if v is None:
-        return row["note"] or "not measured"
-    return fmt_value(v, row["unit"])
+        return row.note or "not measured"
+    return fmt.value(v, row.unit)
 
 
 RESULT_ROWS = (
@@ -248,12 +174,12 @@ RESULT_ROWS = (
 )
 
 
-def _results(cmp: dict[str, Any]) -> list[str]:
-    a, b = cmp["a"], cmp["b"]
-    by_metric = {r["metric"]: r for r in cmp["metrics"]}
+def _results(cmp: Comparison) -> list[str]:
+    a, b = cmp.a, cmp.b
+    by_metric = {r.metric: r for r in cmp.metrics}
     lines = [
-        f"- Before: run `{a['run_id']}`, started {a['started_at']}",
-        f"- After: run `{b['run_id']}`, started {b['started_at']}",
+        f"- Before: run `{a.run_id}`, started {a.started_at}",
+        f"- After: run `{b.run_id}`, started {b.started_at}",
         "",
         "| metric | before | after |",
         "| --- | ---: | ---: |",
@@ -261,7 +187,7 @@ def _results(cmp: dict[str, Any]) -> list[str]:
     for key, label in RESULT_ROWS:
         row = by_metric[key]
         lines.append(f"| {_cell(label)} | {_cell(_value_or_reason(row, 'a'))} | {_cell(_value_or_reason(row, 'b'))} |")
-    endpoints = cmp["latency"]["endpoints"]
+    endpoints: dict[str, LatencyGroup] = cmp.latency["endpoints"]
     if len(endpoints) > 1:
         for ep, g in endpoints.items():
             lines.append(f"| p95 latency, endpoint {_cell(ep)} | {_cell(_latency_cell(g, 'a'))} | "
@@ -269,34 +195,34 @@ def _results(cmp: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _latency_cell(group: dict[str, Any], side: str) -> str:
-    v = group[side]["p95"]
-    return fmt_value(v, "ms") if v is not None else f"not measured (no requests in run {side.upper()})"
+def _latency_cell(group: LatencyGroup, side: str) -> str:
+    v = (group.a if side == "a" else group.b)["p95"]
+    return fmt.value(v, "ms") if v is not None else f"not measured (no requests in run {side.upper()})"
 
 
-def _impact_line(row: dict[str, Any]) -> str:
-    name = row["metric"]
-    if row["better"] is None:
+def _impact_line(row: MetricRow) -> str:
+    name = row.metric
+    if row.better is None:
         name += " (context: other work on the machine, not a result)"
-    if row["a"] is None or row["b"] is None:
-        return f"- {name}: {row['note'] or 'not measured'}"
-    head = (f"- {name}: {fmt_value(row['a'], row['unit'])} → {fmt_value(row['b'], row['unit'])} "
-            f"({fmt_pct(row['change_pct'])})")
-    test = row["test"]
-    if row["beyond_noise"] is None:
-        return f"{head}; {row['note'] or 'not tested'}"
-    verdict = "beyond noise" if row["beyond_noise"] else "within noise"
+    if row.a is None or row.b is None:
+        return f"- {name}: {row.note or 'not measured'}"
+    head = (f"- {name}: {fmt.value(row.a, row.unit)} → {fmt.value(row.b, row.unit)} "
+            f"({fmt.signed_percent(row.change_pct)})")
+    test = row.test
+    if row.beyond_noise is None:
+        return f"{head}; {row.note or 'not tested'}"
+    judged = "beyond noise" if row.beyond_noise else "within noise"
     detail = ""
     if test is not None:
-        detail = f"{test['name']}: p = {fmt_p(test['p_value'])}"
+        detail = f"{test['name']}: p = {fmt.p_value(test['p_value'])}"
         if test.get("effect_size") is not None:
-            detail += f", common-language effect size {fmt_number(test['effect_size'])}"
+            detail += f", common-language effect size {fmt.number(test['effect_size'])}"
         if test.get("ci") is not None:
             lo, hi = test["ci"]
             detail += (f"; bootstrap {int(test['ci_level'] * 100)} % interval of after - before: "
-                       f"{fmt_value(lo, row['unit'])} to {fmt_value(hi, row['unit'])}")
-    better = f", {row['direction']}" if row["direction"] in ("better", "worse") else ""
-    return f"{head}{better}: {verdict} ({detail})" if detail else f"{head}{better}: {verdict}"
+                       f"{fmt.value(lo, row.unit)} to {fmt.value(hi, row.unit)}")
+    better = f", {row.direction}" if row.direction in ("better", "worse") else ""
+    return f"{head}{better}: {judged} ({detail})" if detail else f"{head}{better}: {judged}"
 
 
 IMPACT_ROWS = ("latency p50", "latency p95", "latency p99", "latency mean", "throughput", "error rate",
@@ -304,61 +230,47 @@ IMPACT_ROWS = ("latency p50", "latency p95", "latency p99", "latency mean", "thr
                "waiting tasks p50", "waiting tasks max", "service RSS p50", "other CPU on the host p50")
 
 
-def verdict(cmp: dict[str, Any]) -> str:
-    """confirmed / no significant change / regressed, judged on p95 latency (PRIMARY_METRIC)."""
-    row = next(r for r in cmp["metrics"] if r["metric"] == PRIMARY_METRIC)
-    if row["beyond_noise"] is True and row["direction"] == "better":
-        return CONFIRMED
-    if row["beyond_noise"] is True and row["direction"] == "worse":
-        return REGRESSED
-    return NO_CHANGE
-
-
-def _conclusion(cmp: dict[str, Any], diag_a: dict[str, Any] | None, diag_b: dict[str, Any] | None) -> str:
-    v = verdict(cmp)
-    row = next(r for r in cmp["metrics"] if r["metric"] == PRIMARY_METRIC)
-    if row["a"] is None or row["b"] is None:
-        text = f"**{v}**: p95 latency {row['note'] or 'not measured'}."
-    elif row["beyond_noise"] is None:
-        text = (f"**{v}**: p95 latency {fmt_value(row['a'], 'ms')} → {fmt_value(row['b'], 'ms')} "
-                f"({fmt_pct(row['change_pct'])}), {row['note']}.")
+def _conclusion(cmp: Comparison, diag_a: Diagnosis, diag_b: Diagnosis) -> str:
+    v = optimization_verdict(cmp)
+    row = cmp.metric(PRIMARY_METRIC)
+    assert row is not None  # compare_runs always has the primary metric's row
+    if row.a is None or row.b is None:
+        text = f"**{v}**: p95 latency {row.note or 'not measured'}."
+    elif row.beyond_noise is None:
+        text = (f"**{v}**: p95 latency {fmt.value(row.a, 'ms')} → {fmt.value(row.b, 'ms')} "
+                f"({fmt.signed_percent(row.change_pct)}), {row.note}.")
     else:
-        how = "beyond noise" if row["beyond_noise"] else "within noise"
-        text = (f"**{v}**: p95 latency {fmt_value(row['a'], 'ms')} → {fmt_value(row['b'], 'ms')} "
-                f"({fmt_pct(row['change_pct'])}), {how}.")
-    judged = [r for r in cmp["metrics"] if r["better"] is not None and r["beyond_noise"] is True
-              and r["metric"] != PRIMARY_METRIC]
-    better = [r["metric"] for r in judged if r["direction"] == "better"]
-    worse = [r["metric"] for r in judged if r["direction"] == "worse"]
+        how = "beyond noise" if row.beyond_noise else "within noise"
+        text = (f"**{v}**: p95 latency {fmt.value(row.a, 'ms')} → {fmt.value(row.b, 'ms')} "
+                f"({fmt.signed_percent(row.change_pct)}), {how}.")
+    judged = [r for r in cmp.metrics if r.better is not None and r.beyond_noise is True
+              and r.metric != PRIMARY_METRIC]
+    better = [r.metric for r in judged if r.direction == "better"]
+    worse = [r.metric for r in judged if r.direction == "worse"]
     if better:
         text += " Also better beyond noise: " + ", ".join(better) + "."
     if worse:
         text += " Worse beyond noise: " + ", ".join(worse) + "."
-    text += " " + _signature_fate(cmp, diag_a, diag_b)
+    text += " " + _signature_fate(diag_a, diag_b)
     return text
 
 
-def _signature_fate(cmp: dict[str, Any], diag_a: dict[str, Any] | None, diag_b: dict[str, Any] | None) -> str:
-    if diag_a is None or diag_b is None:
-        sig = cmp["a"]["signature"]
-        name = f"the {sig} signature" if sig and sig != "none" else "the before run's signature"
-        return (f"Whether {name} is gone is not judged: the doctor (perflab.analysis.signatures) "
-                "is not available.")
+def _signature_fate(diag_a: Diagnosis, diag_b: Diagnosis) -> str:
     present = _present(diag_a)
     if not present:
         return "The doctor found no signature in the before run, so none could go away."
-    after = {f["signature"]: f for f in diag_b["findings"]}
     parts = []
     for f in present:
-        name = f["signature"]
-        va = after.get(name, {}).get("verdict")
+        name = f.signature
+        after = diag_b.finding(name)
+        va = after.verdict if after else None
         if va == "absent":
             parts.append(f"the {name} signature is gone in the after run (the doctor: absent)")
         elif va == "present":
             parts.append(f"the {name} signature is still present in the after run")
         else:
             parts.append(f"the {name} signature is not judged in the after run (the doctor: insufficient data)")
-    still = [f["signature"] for f in _present(diag_b) if f["signature"] not in {p["signature"] for p in present}]
+    still = [f.signature for f in _present(diag_b) if f.signature not in {p.signature for p in present}]
     text = "; ".join(parts)
     text = text[0].upper() + text[1:] + "."
     if still:
@@ -376,34 +288,34 @@ def entry_id(before: str, after: str) -> str:
     return f"{safe(before)} {safe(after)}"
 
 
-def render_entry(store: Store, before: str, after: str, title: str, hypothesis: str,
+def render_entry(run_a: Run, run_b: Run, title: str, hypothesis: str,
                  expected: str | None = None, implementation: str | None = None, number: int = 1,
-                 comparison: dict[str, Any] | None = None) -> str:
+                 comparison: Comparison | None = None) -> str:
     """The markdown of one entry (between its id comments), pure: no file is touched."""
-    cmp = comparison if comparison is not None else compare_runs(store, before, after)
-    diag_a, diag_b = _diagnosis(store, before), _diagnosis(store, after)
-    a, b = cmp["a"], cmp["b"]
-    by_metric = {r["metric"]: r for r in cmp["metrics"]}
+    cmp = comparison if comparison is not None else compare_runs(run_a, run_b)
+    diag_a, diag_b = diagnose(run_a), diagnose(run_b)
+    a, b = cmp.a, cmp.b
+    by_metric = {r.metric: r for r in cmp.metrics}
 
-    def label(r: dict[str, Any]) -> str:
-        bits = [x for x in (r["scenario"], r["variant"]) if x]
-        return f"`{r['run_id']}`" + (f" ({', '.join(bits)})" if bits else "")
+    def label(r: RunInfo) -> str:
+        bits = [x for x in (r.scenario, r.variant) if x]
+        return f"`{r.run_id}`" + (f" ({', '.join(bits)})" if bits else "")
 
     lines = [
-        f"<!-- perflab-optlog {entry_id(before, after)} -->",
+        f"<!-- perflab-optlog {entry_id(run_a.run_id, run_b.run_id)} -->",
         f"## Optimization #{number}: {title.strip()}",
         "",
-        f"**Date:** {a['started_at']} (before) → {b['started_at']} (after)",
+        f"**Date:** {a.started_at} (before) → {b.started_at} (after)",
         f"**Runs:** before {label(a)} → after {label(b)}",
         "",
         f"**Issue:** {_issue(cmp, diag_a)}",
         "",
         "**Evidence:**",
-        *_evidence_lines(store, cmp, diag_a),
+        *_evidence_lines(run_a, cmp, diag_a),
         "",
         f"**Hypothesis:** {hypothesis.strip()}",
         "",
-        f"**Expected impact:** {expected.strip() if expected and expected.strip() else 'not stated (no --expected given before the change)'}",
+        f"**Expected impact:** {expected.strip() if expected and expected.strip() else NO_EXPECTED}",
         "",
         "**Implementation:**",
         *_implementation(cmp, implementation),
@@ -413,9 +325,9 @@ def render_entry(store: Store, before: str, after: str, title: str, hypothesis: 
         "",
         "**Actual impact:**",
         *[_impact_line(by_metric[m]) for m in IMPACT_ROWS],
-        f"- tests: two-sided, beyond noise at p < {cmp['alpha']}; latency also needs the bootstrap "
-        f"{int(cmp['bootstrap']['level'] * 100)} % interval ({cmp['bootstrap']['resamples']:,} resamples, "
-        f"seed {cmp['bootstrap']['seed']}) of after − before to exclude 0",
+        f"- tests: two-sided, beyond noise at p < {cmp.alpha}; latency also needs the bootstrap "
+        f"{int(cmp.bootstrap['level'] * 100)} % interval ({cmp.bootstrap['resamples']:,} resamples, "
+        f"seed {cmp.bootstrap['seed']}) of after − before to exclude 0",
         "",
         f"**Conclusion:** {_conclusion(cmp, diag_a, diag_b)}",
         "<!-- /perflab-optlog -->",
@@ -454,20 +366,20 @@ def write_entry(path: str | os.PathLike[str], before: str, after: str, text_for_
     return entry, number, bool(existing)
 
 
-def add_entry(store: Store, before: str, after: str, title: str, hypothesis: str,
+def add_entry(run_a: Run, run_b: Run, title: str, hypothesis: str,
               expected: str | None = None, implementation: str | None = None,
               out: str | os.PathLike[str] | None = None) -> str:
     """Render the entry for (before, after) and put it into the log (``out``, default
     reports/optimization-log.md, created with a title if missing). Returns the entry."""
-    entry, _, _ = add_entry_detail(store, before, after, title, hypothesis, expected, implementation, out)
+    entry, _, _ = add_entry_detail(run_a, run_b, title, hypothesis, expected, implementation, out)
     return entry
 
 
-def add_entry_detail(store: Store, before: str, after: str, title: str, hypothesis: str,
+def add_entry_detail(run_a: Run, run_b: Run, title: str, hypothesis: str,
                      expected: str | None = None, implementation: str | None = None,
                      out: str | os.PathLike[str] | None = None) -> tuple[str, int, bool]:
     """As :func:`add_entry`, also returning the entry's number and whether it replaced one."""
-    cmp = compare_runs(store, before, after)
+    cmp = compare_runs(run_a, run_b)
     path = Path(out) if out is not None else DEFAULT_LOG
-    return write_entry(path, before, after, lambda n: render_entry(
-        store, before, after, title, hypothesis, expected, implementation, number=n, comparison=cmp))
+    return write_entry(path, run_a.run_id, run_b.run_id, lambda n: render_entry(
+        run_a, run_b, title, hypothesis, expected, implementation, number=n, comparison=cmp))

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from perflab.analysis.compare import compare_runs
 from perflab.lab.runner import RunOptions, run
-from perflab.report.optlog import add_entry
 from perflab.store import Store
 from tests.helpers import run_cli, wait_for_a_quiet_machine
-from tests.unit.test_optlog import assert_filled
+from tests.unit.test_optlog import add_entry, assert_filled, compare_runs
 
 pytestmark = pytest.mark.slow
 

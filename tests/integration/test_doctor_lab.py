@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from perflab.analysis.run import Run
 from perflab.analysis.signatures import diagnose, login_storm
+from perflab.jsonable import to_jsonable
 from perflab.lab.runner import RunOptions, run
 from perflab.store import Store
 from tests.helpers import wait_for_a_quiet_machine
@@ -42,7 +44,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, st
             wait_for_a_quiet_machine()
             load = os.getloadavg()[0]
             result = run(store, RunOptions(scenario, variant, duration_s=DURATION_S, live=False))
-            diagnosis = diagnose(store, result["run_id"])
+            diagnosis = to_jsonable(diagnose(Run.load(store, result["run_id"])))
             diagnosis["load_avg_1m_before"] = load
             out[(scenario, variant)] = diagnosis
         _print_summary(out)

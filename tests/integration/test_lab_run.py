@@ -18,11 +18,16 @@ import pytest
 
 from perflab.analysis.database import pg_top
 from perflab.analysis.loadtest import k6_summary
-from perflab.analysis.runs import list_runs
+from perflab.analysis.runs import list_runs as _list_runs
+from perflab.jsonable import to_jsonable
 from perflab.store import Store
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
+
+
+def list_runs(store):
+    return to_jsonable(_list_runs(store))
 
 
 def _perflab_children_gone(before: set[int]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from perflab.analysis.loadtest import k6_summary
+from perflab.api import k6_summary  # a file is ingested first (the analysis reads the store only)
 from perflab.lab.loadgen import LiveStats, find_k6, k6_version, run_k6
 
 SCRIPT = """

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from perflab.analysis.signatures import diagnose
+from perflab.analysis.run import Run
+from perflab.analysis.signatures import diagnose as _diagnose
+from perflab.jsonable import to_jsonable
 from perflab.report.nightly import offline_problems
 from perflab.store import Store
 from tests.helpers import run_cli, wait_for_a_quiet_machine
@@ -95,7 +97,7 @@ def test_a_night_end_to_end(tmp_path: Path) -> None:
     # the verdicts are the doctor's for those runs
     with Store(store_path, read_only=True) as store:
         for r in runs.values():
-            d = diagnose(store, r["run_id"])
+            d = to_jsonable(_diagnose(Run.load(store, r["run_id"])))
             assert r["verdicts"]["findings"] == [{"signature": f["signature"], "verdict": f["verdict"],
                                                   "recommendation": f.get("recommendation")} for f in d["findings"]]
             assert r["regression"] == {"regression": None, "note": "no previous night"}

@@ -19,7 +19,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 from perflab.analysis.database import table_deltas
-from perflab.ingest.pgstat import ingest_live
+from perflab.ingest.pgstat_live import ingest_live
 from perflab.lab.postgres import EphemeralPostgres, pid_alive, port_listens
 from perflab.store import Store
 from tests.helpers import run_cli

@@ -8,7 +8,7 @@ lives in tests/notebooks/expected/NOTEBOOK__CELLID.txt; after nbval has run such
 its stdout, passed through the same sanitize file, must equal that text.
 
 nbval starts one kernel per notebook, which inherits this process's environment, and a
-notebook opens ``$PERFLAB_STORE`` (notebook_helpers.resolve_store_path). Without this the
+notebook opens ``$PERFLAB_STORE`` (perflab.notebook.resolve_store_path). Without this the
 tests would write the samples into the developer's data/perflab.duckdb, and fail when a
 JupyterLab kernel holds that file open (DuckDB allows one writing process). All notebooks
 of a session share one temporary store: the first ingests the samples, the rest find them.

@@ -1,4 +1,4 @@
-"""perflab.report.notebook_helpers and the parts of perflab.report.nightly that need no lab:
+"""perflab.notebook and the parts of perflab.report.nightly that need no lab:
 what a notebook finds for a run or the samples, the offline check of a page, the night's
 plan, the regression verdict, the index."""
 
@@ -18,7 +18,10 @@ import pytest
 from perflab.analysis.database import activity_states
 from perflab.errors import PerflabError
 from perflab.report import nightly
-from perflab.report import notebook_helpers as nh
+from perflab import notebook as nh
+from perflab.analysis.compare import MetricRow
+from perflab.analysis.run import Run
+from perflab.analysis.signatures import Diagnosis, Finding
 from perflab.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,26 +63,27 @@ def test_samples_get_the_same_source_ids_and_groups_in_every_fresh_store(samples
 
 def test_run_sources_of_a_group_say_what_is_missing(samples_store: Any) -> None:
     store, samples = samples_store
-    pg = nh.run_sources(store, "sample-pg")
+    pg = nh.run_subject(Run.load(store, "sample-pg"))
     assert pg.pg == {"pg_stat_statements": (samples.pg_before, samples.pg_after)}
     assert pg.pg_activity == samples.pg_activity
     assert isinstance(pg.k6, nh.Missing) and not pg.k6
     assert pg.k6.reason == "run sample-pg: no k6 samples"
     before, after = pg.pg_pair("pg_stat_user_indexes")
     assert isinstance(before, nh.Missing) and "no before/after snapshots of pg_stat_user_indexes" in before.reason
-    storm = nh.run_sources(store, "sample-login-storm")
+    storm = nh.run_subject(Run.load(store, "sample-login-storm"))
     assert storm.cpu_profile == samples.cpu and storm.other_view == (samples.cpu, "samples")
     assert storm.profile_with("inuse_space") == samples.heap
     assert isinstance(storm.profile_with("delay"), nh.Missing)
-    assert nh.run_sources(store, "sample-false-idle").profile_with("delay", "contentions") == samples.block
+    assert nh.run_subject(Run.load(store, "sample-false-idle")).profile_with("delay", "contentions") == samples.block
     with pytest.raises(PerflabError, match="no run 'nope'"):
-        nh.run_sources(store, "nope")
+        nh.subject(store, None, "nope")
 
 
 def test_subject_without_a_run_is_the_samples(samples_store: Any) -> None:
     store, samples = samples_store
     src = nh.subject(store, samples, None)
-    assert (src.run, src.k6, src.cpu_profile, src.pg_activity) == ("sample-k6", 4, 1, samples.pg_activity)
+    assert isinstance(src.run, Run) and src.run.run_id == "sample-k6"
+    assert (src.k6, src.cpu_profile, src.pg_activity) == (4, 1, samples.pg_activity)
     assert src.diff_pair == (samples.cprofile_login, samples.cprofile_json)
     assert src.other_view == (samples.heap, "alloc_space")
     assert nh.profile_pair(store, src) == src.diff_pair
@@ -98,12 +102,13 @@ def test_call_show_and_print_table_turn_missing_data_into_one_line(
     shown: list[Any] = []
     monkeypatch.setattr(IPython.display, "display", shown.append)
 
-    missing = nh.call(charts.cpu_vs_latency, store, "sample-k6")  # a PerflabError inside
+    sample_k6 = Run.load(store, "sample-k6")
+    missing = nh.call(charts.cpu_vs_latency, sample_k6)  # a PerflabError inside
     assert isinstance(missing, nh.Missing) and "no resource samples" in missing.reason
     called: list[int] = []
     assert nh.call(lambda *a: called.append(1), nh.Missing("x")).reason == "x" and not called
     assert nh.call(lambda runs: runs, [1, nh.Missing("inside a list")]).reason == "inside a list"
-    nh.show(charts.cpu_vs_latency, store, "sample-k6")
+    nh.show(charts.cpu_vs_latency, sample_k6)
     nh.show(nh.k6_table, store, samples.k6)
     assert shown[0].data.startswith("*Not shown (cpu_vs_latency): run sample-k6 has no resource samples")
     assert isinstance(shown[1], pl.DataFrame) and shown[1].height == 22
@@ -154,13 +159,11 @@ def test_activity_chart_stacks_every_backend_of_every_sample(samples_store: Any)
 
 
 def test_verdict_tables() -> None:
-    diagnosis = {"run_id": "r1", "findings": [
-        {"signature": "login-storm", "verdict": "present", "recommendation": "lower the cost",
-         "evidence": {"service_cpu_p50": 195.25, "p95_ms": 6500.0, "other": 1}},
-        {"signature": "false-idle", "verdict": "insufficient-data", "recommendation": "collect more",
-         "evidence": {"missing": ["k6 request samples"]}},
-        {"signature": "retry-storm", "verdict": "absent", "recommendation": None, "evidence": {}},
-    ]}
+    diagnosis = Diagnosis("r1", [
+        Finding("login-storm", "present", {"service_cpu_p50": 195.25, "p95_ms": 6500.0, "other": 1}, "lower the cost"),
+        Finding("false-idle", "insufficient-data", {"missing": ["k6 request samples"]}, "collect more"),
+        Finding("retry-storm", "absent", {}, None),
+    ])
     table = nh.verdict_table([diagnosis]).to_dicts()
     assert table[0]["key_evidence"] == "service_cpu_p50=195.2, p95_ms=6500"
     assert table[1]["key_evidence"] == "missing: k6 request samples"
@@ -263,9 +266,10 @@ def test_plan_of_a_night(tmp_path: Path) -> None:
     assert [j.stem for j in only] == ["04-signatures"]
 
 
-def _row(metric: str, direction: str | None, beyond: bool | None, a: float = 1.0, b: float = 2.0) -> dict[str, Any]:
-    return {"metric": metric, "a": a, "b": b, "change_pct": 100.0, "direction": direction,
-            "beyond_noise": beyond, "note": None}
+def _row(metric: str, direction: str | None, beyond: bool | None, a: float = 1.0, b: float = 2.0) -> MetricRow:
+    return MetricRow(metric=metric, unit="", better="lower", a=a, b=b, change=b - a, change_pct=100.0,
+                     beyond_noise=beyond, direction=direction, test=None, note=None)
+
 
 
 @pytest.mark.parametrize("rows, regression, worse", [
@@ -274,8 +278,8 @@ def _row(metric: str, direction: str | None, beyond: bool | None, a: float = 1.0
     ([_row("latency p95", "better", True), _row("error rate", "worse", True)], True, ["error rate"]),
     ([_row("latency p50", "worse", True), _row("throughput", "worse", True)], False, []),
 ])
-def test_a_regression_is_worse_beyond_noise(rows: list[dict[str, Any]], regression: bool, worse: list[str]) -> None:
-    verdict = nightly.regression_rows({"metrics": rows})
+def test_a_regression_is_worse_beyond_noise(rows: list[MetricRow], regression: bool, worse: list[str]) -> None:
+    verdict = nightly.regression_rows(rows)
     assert verdict["regression"] is regression and verdict["worse"] == worse
 
 
@@ -286,7 +290,7 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
                        "error": None, "summary": {"p95_ms": 6500.0, "error_rate": 0.0, "rps": 3.0},
                        "verdicts": {"present": ["login-storm"], "findings": []},
                        "regression": {"regression": True, "worse": ["latency p95"], "previous_run_id": "r0",
-                                      "metrics": {"latency p95": _row("latency p95", "worse", True, 80.0, 6500.0)}}},
+                                      "metrics": {"latency p95": vars(_row("latency p95", "worse", True, 80.0, 6500.0))}}},
                       {"scenario": "false-idle", "variant": "default", "run_id": None, "status": "failed",
                        "error": "k6 <crashed>", "summary": None, "verdicts": None, "regression": None}],
              "notebooks": [{"stem": "00-tour", "html": "00-tour.html", "ipynb": "00-tour.ipynb", "status": "ok",

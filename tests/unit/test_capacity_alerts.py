@@ -44,32 +44,32 @@ ALERT_TABLE = [
 def test_alert_decision_table(rule, values, fired, above, longest, peak, n_above):
     t = [float(i) for i in range(len(values))]
     r = evaluate_rule(rule, t, values, [1.0] * len(values))
-    assert r["fired"] is fired
-    assert r["seconds_above"] == pytest.approx(above)
-    assert r["longest_above_s"] == pytest.approx(longest)
-    assert r["peak"] == pytest.approx(peak)
-    assert r["samples_above"] == n_above
-    assert r["samples"] == sum(v is not None for v in values)
-    assert r["sustained"] is False  # a few seconds never last the guide's `for:`
-    assert (r["first_above_s"] is None) is (not fired)
+    assert r.fired is fired
+    assert r.seconds_above == pytest.approx(above)
+    assert r.longest_above_s == pytest.approx(longest)
+    assert r.peak == pytest.approx(peak)
+    assert r.samples_above == n_above
+    assert r.samples == sum(v is not None for v in values)
+    assert r.sustained is False  # a few seconds never last the guide's `for:`
+    assert (r.first_above_s is None) is (not fired)
 
 
 def test_sustained_when_the_longest_stretch_lasts_the_rules_for():
     n = int(ERROR_RULE.for_s)  # 60 one-second intervals above 1 %
     r = evaluate_rule(ERROR_RULE, list(range(n)), [0.05] * n, [1.0] * n)
-    assert r["sustained"] is True and r["longest_above_s"] == ERROR_RULE.for_s
+    assert r.sustained is True and r.longest_above_s == ERROR_RULE.for_s
     r = evaluate_rule(ERROR_RULE, list(range(n)), [0.05] * (n - 1) + [0.0], [1.0] * n)
-    assert r["sustained"] is False
+    assert r.sustained is False
 
 
 def test_peak_is_where_the_series_peaks():
     r = evaluate_rule(LATENCY_RULE, [10.0, 11.0, 12.0], [300, 800, 700], [1.0] * 3)
-    assert (r["peak"], r["peak_at_s"], r["first_above_s"]) == (800.0, 11.0, 11.0)
+    assert (r.peak, r.peak_at_s, r.first_above_s) == (800.0, 11.0, 11.0)
 
 
 def test_no_values_no_peak():
     r = evaluate_rule(LATENCY_RULE, [0.0, 1.0], [None, float("nan")], [1.0, 1.0])
-    assert r["fired"] is False and r["peak"] is None and r["samples"] == 0
+    assert r.fired is False and r.peak is None and r.samples == 0
 
 
 def test_gauge_samples_hold_until_the_next():
@@ -77,7 +77,7 @@ def test_gauge_samples_hold_until_the_next():
     assert sample_durations([5.0]).tolist() == [0.0]
     r = evaluate_rule(POOL_RULE, [0.0, 0.25, 0.75, 1.0], [0.9, 0.9, 0.5, 0.9],
                       sample_durations([0.0, 0.25, 0.75, 1.0]))
-    assert r["seconds_above"] == pytest.approx(1.0) and r["longest_above_s"] == pytest.approx(0.75)
+    assert r.seconds_above == pytest.approx(1.0) and r.longest_above_s == pytest.approx(0.75)
 
 
 def test_mismatched_lengths_are_refused():
@@ -112,28 +112,28 @@ def test_capacity_decision_table(rps, mean, p50, cores, target, dropped, host, p
                                  saturated):
     c = estimate(rps, mean, cpu_p50_pct=p50, cores=cores, target_rps=target, dropped_iterations=dropped,
                  host_cpu_p50_pct=host)
-    assert c["reason"] is None
-    assert c["rps_per_core"] == pytest.approx(per_core)
-    assert c["replica_rps"] == pytest.approx(replica)
-    assert c["replicas"] == replicas
-    assert c["target_rps"] == pytest.approx(target if target is not None else DEFAULT_TARGET_MULTIPLIER * rps)
-    assert c["cores_needed"] == pytest.approx(c["target_rps"] / (per_core * HEADROOM_CPU_FRACTION))
-    assert c["saturated"] is saturated and c["upper_bound"] is saturated
-    assert bool(c["saturation_reasons"]) is saturated
+    assert c.reason is None
+    assert c.rps_per_core == pytest.approx(per_core)
+    assert c.replica_rps == pytest.approx(replica)
+    assert c.replicas == replicas
+    assert c.target_rps == pytest.approx(target if target is not None else DEFAULT_TARGET_MULTIPLIER * rps)
+    assert c.cores_needed == pytest.approx(c.target_rps / (per_core * HEADROOM_CPU_FRACTION))
+    assert c.saturated is saturated and c.upper_bound is saturated
+    assert bool(c.saturation_reasons) is saturated
 
 
 def test_a_machine_pinned_by_the_service_is_one_reason_not_two():
     c = estimate(4.0, 195.0, cpu_p50_pct=196.0, cores=2, host_cpu_p50_pct=199.0)
-    assert len(c["saturation_reasons"]) == 1 and c["saturation_reasons"][0].startswith("service CPU p50 196 %")
+    assert len(c.saturation_reasons) == 1 and c.saturation_reasons[0].startswith("service CPU p50 196 %")
     c = estimate(4.0, 40.0, cpu_p50_pct=40.0, cores=2, host_cpu_p50_pct=199.0, dropped_iterations=2)
-    assert [r.split(" ")[:2] for r in c["saturation_reasons"]] == [["k6", "dropped"], ["the", "machine's"]]
+    assert [r.split(" ")[:2] for r in c.saturation_reasons] == [["k6", "dropped"], ["the", "machine's"]]
 
 
 def test_unknown_cores_still_give_cores_needed():
     c = estimate(10.0, 50.0, cpu_p50_pct=50.0, cores=None, target_rps=56.0)
-    assert c["replicas"] is None and c["replica_rps"] is None
-    assert c["cores_needed"] == pytest.approx(4.0)
-    assert c["saturated"] is False
+    assert c.replicas is None and c.replica_rps is None
+    assert c.cores_needed == pytest.approx(4.0)
+    assert c.saturated is False
 
 
 @pytest.mark.parametrize("rps, mean, why", [
@@ -142,19 +142,19 @@ def test_unknown_cores_still_give_cores_needed():
 ])
 def test_no_estimate_without_both_numbers(rps, mean, why):
     c = estimate(rps, mean, cores=2)
-    assert why in c["reason"]
-    assert c["rps_per_core"] is None and c["replicas"] is None
+    assert why in c.reason
+    assert c.rps_per_core is None and c.replicas is None
 
 
 def test_low_cpu_carries_a_caveat():
     c = estimate(40.0, 4.0, cpu_p50_pct=4.0, cores=2)
-    assert c["rps_per_core"] == pytest.approx(1000.0)
-    assert len(c["caveats"]) == 1 and "4.0 %" in c["caveats"][0]
-    assert estimate(40.0, 40.0, cores=2)["caveats"] == []
+    assert c.rps_per_core == pytest.approx(1000.0)
+    assert len(c.caveats) == 1 and "4.0 %" in c.caveats[0]
+    assert estimate(40.0, 40.0, cores=2).caveats == []
 
 
 def test_replicas_round_up_not_down():
     # 28 req/s per replica, 28.0001 req/s wanted: a second replica.
-    assert estimate(10.0, 50.0, cores=2, target_rps=28.0001)["replicas"] == 2
-    assert estimate(10.0, 50.0, cores=2, target_rps=28.0)["replicas"] == 1
-    assert math.isclose(estimate(10.0, 50.0, cores=2, target_rps=28.0)["replica_rps"], 28.0)
+    assert estimate(10.0, 50.0, cores=2, target_rps=28.0001).replicas == 2
+    assert estimate(10.0, 50.0, cores=2, target_rps=28.0).replicas == 1
+    assert math.isclose(estimate(10.0, 50.0, cores=2, target_rps=28.0).replica_rps, 28.0)

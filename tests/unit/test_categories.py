@@ -20,6 +20,10 @@ from perflab.analysis.profiles import stacks
 from perflab.errors import PerflabError
 from perflab.store import Store
 from tests.helpers import run_cli
+from tests.helpers import via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+categories = via_files(categories)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 GENERATED = FIXTURES / "pprof" / "generated"

@@ -16,14 +16,53 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
+from perflab.analysis import loadtest, runs
 from perflab.analysis.database import pg_top_frame
-from perflab.analysis.loadtest import k6_timeseries
 from perflab.analysis.profiles import stacks, top
-from perflab.analysis.runs import counter_delta
+from perflab.analysis.run import Run
 from perflab.errors import PerflabError
 from perflab.ingest import ingest_path
-from perflab.report import charts
+from perflab.report import charts as _charts
+from perflab.report.charts import _base
 from perflab.store import Store
+from tests.helpers import stored, via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+pg_top_frame, top = via_files(pg_top_frame), via_files(top)
+RUN_CHARTS = {"latency_over_time", "cpu_vs_latency", "cpu_latency_scatter", "app_vs_db_rate", "inflight_and_waiting",
+              "errors_by_kind", "process_resources"}
+
+
+class _Charts:
+    """perflab.report.charts as these tests reach it: a run by its id (Run.load), a k6 file's
+    latency chart by the file, a profile or snapshot file ingested first."""
+
+    def __getattr__(self, name: str) -> Any:
+        module = next(m for m in (_charts, _charts.timeline, _charts.database, _base) if hasattr(m, name))
+        attr = getattr(module, name)
+        if not callable(attr):
+            return attr
+
+        def call(store: Store, *args: Any, **kwargs: Any) -> Any:
+            if name in RUN_CHARTS:
+                ref, rest = args[0], args[1:]
+                if Path(str(ref)).is_file():
+                    return _charts.source_latency_over_time(store, stored(store, ref), *rest, **kwargs)
+                return attr(Run.load(store, ref), *rest, **kwargs)
+            return attr(store, *(stored(store, a) for a in args), **{k: stored(store, v) for k, v in kwargs.items()})
+        return call
+
+
+charts = _Charts()
+
+
+def k6_timeseries(store: Store, ref: Any, interval_s: float) -> pl.DataFrame:
+    sources = Run.load(store, ref).k6_point_sources if Run.exists(store, str(ref)) else stored(store, ref)
+    return loadtest.k6_timeseries(store, sources, interval_s)
+
+
+def counter_delta(store: Store, run_id: str, key: str) -> float | None:
+    return runs.counter_delta(Run.load(store, run_id), key)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PPROF = FIXTURES / "pprof"
@@ -180,7 +219,7 @@ def test_latency_over_time_of_a_source_and_wider_intervals(lab: Store) -> None:
 
 
 def test_latency_points_are_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(charts, "MAX_POINTS", 4)
+    monkeypatch.setattr(_base, "MAX_POINTS", 4)
     fig = charts.latency_over_time(lab, K6_SMALL, interval_s=1)
     # 11 one-second buckets do not fit in 4 points: re-bucketed to 3 s, with 3 s percentiles
     ts = k6_timeseries(lab, K6_SMALL, 3)
@@ -233,7 +272,7 @@ def test_app_vs_db_rate(lab: Store) -> None:
 
 
 def test_app_vs_db_rate_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(charts, "MAX_POINTS", 4)
+    monkeypatch.setattr(_base, "MAX_POINTS", 4)
     fig = charts.app_vs_db_rate(lab, RUN)
     db = trace(fig, "DB queries/s")
     # 11 s of run in at most 4 points: 3 s intervals, and the increases still add up
@@ -255,7 +294,7 @@ def test_inflight_and_waiting(lab: Store) -> None:
 
 
 def test_inflight_keeps_peaks_when_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(charts, "MAX_POINTS", 10)
+    monkeypatch.setattr(_base, "MAX_POINTS", 10)
     fig = charts.inflight_and_waiting(lab, RUN)
     waiting = trace(fig, "tasks waiting for a DB connection")
     assert len(waiting.y) <= 10

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from perflab.analysis import compare
+from perflab.analysis.run import Run
+from perflab.jsonable import to_jsonable
 from perflab.analysis.compare import (
-    ALPHA, bootstrap_diff, compare_runs, mann_whitney, profile_diff,
+    ALPHA, bootstrap_diff, mann_whitney, profile_diff,
 )
 from perflab.analysis.loadtest import k6_points, k6_summary
 from perflab.analysis.profiles import top_frame
@@ -25,6 +28,16 @@ from perflab.errors import PerflabError
 from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
+from tests.helpers import via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+profile_diff = via_files(profile_diff)
+
+
+def compare_runs(store: Store, a: str, b: str, **options: Any) -> dict[str, Any]:
+    """The comparison of two runs by id, as its JSON (the shape `perflab compare --json` prints)."""
+    return to_jsonable(compare.compare_runs(Run.load(store, a), Run.load(store, b), **options))
+top_frame = via_files(top_frame)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 K6_SMALL = FIXTURES / "k6" / "main_small.ndjson"
@@ -155,7 +168,7 @@ def test_endpoints_are_tested_only_with_enough_requests(two_runs: Store):
     assert {k: g["a"]["count"] for k, g in eps.items()} == {
         "cpu": 20, "echo": 17, "fast": 39, "flaky": 37, "missing": 20, "refused": 1, "slow": 17, "timeout": 2}
     assert eps["fast"]["beyond_noise"] is True
-    assert eps["fast"]["a"]["p95"] == k6_summary(two_runs, compare.k6_source(two_runs, "a"), by="endpoint")[
+    assert eps["fast"]["a"]["p95"] == k6_summary(two_runs, Run.load(two_runs, "a").k6_source, by="endpoint")[
         "metrics"]["http_req_duration{endpoint:fast}"]["p(95)"]
     assert eps["slow"]["beyond_noise"] is None
     assert "fewer than 20 requests" in eps["slow"]["note"]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from perflab.analysis.loadtest import k6_summary
-from perflab.commands.k6 import data, duration, percent
+from perflab.fmt import k6_data as data
+from perflab.fmt import k6_duration as duration
+from perflab.fmt import k6_percent as percent
 from perflab.store import Store
 from tests.helpers import run_cli
 

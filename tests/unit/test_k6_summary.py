@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from perflab.analysis.loadtest import (evaluate_threshold, k6_percentile, k6_points, k6_summary,
                                        k6_timeseries, sequential_sum)
+from perflab.analysis.run import Run
 from perflab.errors import PerflabError
 from perflab.ingest import ingest_path
 from perflab.store import Store
@@ -39,6 +40,12 @@ RUNS = {
     "main_dropped": ("main_dropped.ndjson", ["main_dropped.summary.json"]),
     "summary_small": ("summary_small.ndjson", ["summary_small.summary.json", "summary_small.handle.json"]),
 }
+from tests.helpers import via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+k6_summary = via_files(k6_summary)
+k6_points = via_files(k6_points)
+k6_timeseries = via_files(k6_timeseries)
 NOT_VALUES = {"ndjson_points", "submetric_of", "tags", "thresholds"}
 
 
@@ -338,7 +345,7 @@ def test_k6_points_has_one_column_per_tag_in_arrival_order(store: Store) -> None
 
 def test_k6_timeseries_adds_up_to_the_run(store: Store) -> None:
     sid = ingest_run(store, "main_small", run_id="small")
-    ts = k6_timeseries(store, "small", interval_s=1)
+    ts = k6_timeseries(store, Run.load(store, "small").k6_point_sources, interval_s=1)
     want = oracle("main_small")
     assert ts["requests"].sum() == want["totals"]["http_reqs"]
     assert ts["elapsed_s"].to_list() == [float(i) for i in range(len(ts))]  # no missing interval

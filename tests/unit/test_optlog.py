@@ -15,13 +15,33 @@ from pathlib import Path
 
 import pytest
 
-from perflab.analysis.compare import compare_runs
+from typing import Any
+
+from perflab import fmt
+from perflab.analysis import compare
+from perflab.analysis.run import Run
 from perflab.ingest import ingest_path
+from perflab.jsonable import to_jsonable
 from perflab.report import optlog
-from perflab.report.optlog import add_entry, fmt_pct, fmt_value, render_entry
 from perflab.store import Store
 from tests.helpers import run_cli
 from tests.unit.test_compare import K6_SMALL, lab_samples, scaled_copy
+
+fmt_value, fmt_pct = fmt.value, fmt.signed_percent
+
+
+# The entry of two runs by id, as `perflab log add --before A --after B` makes it.
+def add_entry(store: Store, before: str, after: str, *args: Any, **kwargs: Any) -> str:
+    return optlog.add_entry(Run.load(store, before), Run.load(store, after), *args, **kwargs)
+
+
+def render_entry(store: Store, before: str, after: str, *args: Any, **kwargs: Any) -> str:
+    return optlog.render_entry(Run.load(store, before), Run.load(store, after), *args, **kwargs)
+
+
+def compare_runs(store: Store, before: str, after: str) -> dict[str, Any]:
+    return to_jsonable(compare.compare_runs(Run.load(store, before), Run.load(store, after)))
+
 
 HEADINGS = ("## Optimization #", "**Date:**", "**Issue:**", "**Evidence:**", "**Hypothesis:**",
             "**Expected impact:**", "**Implementation:**", "**Results:**", "- Before:", "- After:",
@@ -113,18 +133,11 @@ def test_absent_numbers_say_why(store: Store, tmp_path: Path):
     assert "**Date:** 2026-11-22T10:08:33.567150+00:00 (before)" in entry
 
 
-def test_without_the_doctor_the_manifest_names_the_issue(runs: Store, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(sys.modules, "perflab.analysis.signatures", None)  # import fails
-    entry = render_entry(runs, "a", "b", "t", "h")
-    assert_filled(entry)
-    assert "reproduces the login-storm signature: bcrypt at cost 12 needs more than 2 cores" in entry
-    assert "is not judged: the doctor (perflab.analysis.signatures) is not available" in entry
-    assert "- the doctor (perflab.analysis.signatures) is not available; the before run's headline numbers:\n" \
-           "  - latency p95: 53.70 ms\n" in entry
-
-
 def test_with_the_doctor_and_no_signature_the_headline_numbers_are_the_evidence(runs: Store):
-    from perflab.analysis.signatures import diagnose
+    from perflab.analysis.signatures import diagnose as _diagnose
+
+    def diagnose(store: Store, run: str) -> dict[str, Any]:
+        return to_jsonable(_diagnose(Run.load(store, run)))
 
     # Run a: 60 % of a core, p95 54 ms, no waits, no profile: nothing for the doctor to find.
     assert [f["verdict"] for f in diagnose(runs, "a")["findings"] if f["verdict"] == "present"] == []

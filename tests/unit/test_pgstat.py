@@ -42,6 +42,15 @@ csv.field_size_limit(sys.maxsize)  # the 173,959-character query is above the 13
 
 SNAPSHOT_VIEWS = ["pg_stat_statements", "pg_stat_statements_info", "pg_stat_user_tables",
                   "pg_stat_user_indexes", "pg_stat_database"]
+from tests.helpers import via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+pg_top = via_files(pg_top)
+pg_top_frame = via_files(pg_top_frame)
+activity_states = via_files(activity_states)
+database_deltas = via_files(database_deltas)
+index_usage = via_files(index_usage)
+table_deltas = via_files(table_deltas)
 FILES = [(f"{v}_{w}.{ext}", v) for v in SNAPSHOT_VIEWS for w in ("before", "after") for ext in ("csv", "jsonl")]
 FILES += [(f"pg_stat_activity_samples.{ext}", "pg_stat_activity") for ext in ("csv", "jsonl")]
 HUGE_QUERY_CHARS = 173_959

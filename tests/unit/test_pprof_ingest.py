@@ -21,6 +21,11 @@ from perflab.ingest import pprof as pprof_format
 from perflab.ingest.pprof_proto import Profile
 from perflab.store import Store
 from tests.helpers import assert_ingest_refused, assert_refused, run_cli, store_fingerprint
+from tests.helpers import via_files
+
+# The analyses read the store only; these tests hand them fixture files, ingested first.
+top = via_files(top)
+top_frame = via_files(top_frame)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pprof"
 GOOGLE = FIXTURES / "public" / "google-pprof"

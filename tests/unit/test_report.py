@@ -20,11 +20,23 @@ from typing import Any
 import polars as pl
 import pytest
 
-from perflab.analysis.alerts import steady_window
+from perflab.analysis.run import Run
+from perflab.jsonable import to_jsonable
 from perflab.analysis.loadtest import k6_summary
 from perflab.ingest import ingest_path
-from perflab.report.loadtest_report import write_report
+from perflab.report import loadtest_report
 from perflab.store import Store
+
+
+def write_report(store: Store, run_id: str, **options: Any) -> dict[str, Any]:
+    """`perflab report RUN --json`'s answer: the paths written and the report."""
+    return to_jsonable(loadtest_report.write_report(Run.load(store, run_id), **options))
+
+
+def steady_window(store: Store, run_id: str) -> dict[str, float]:
+    w = Run.load(store, run_id).window
+    assert w is not None
+    return {"start_s": w.start_s, "end_s": w.end_s}
 from tests.conftest import FIXTURES
 from tests.helpers import run_cli
 
@@ -245,7 +257,7 @@ def test_each_alert_fires_exactly_when_its_series_crosses(built):
     try:
         from perflab.analysis.loadtest import k6_timeseries
 
-        ts = k6_timeseries(store, RUN, 1.0)
+        ts = k6_timeseries(store, Run.load(store, RUN).k6_point_sources, 1.0)
     finally:
         store.close()
     w = built["window"]
@@ -301,15 +313,15 @@ def test_comparison_with_the_previous_run_of_the_scenario(built):
 
 
 def test_the_first_run_of_a_scenario_has_no_previous(built):
-    from perflab.report.loadtest_report import comparison_section
+    from perflab.analysis.run_report import comparison_section
 
     store = Store(built["store_path"], read_only=True)
     try:
-        row = store.sql("SELECT * FROM runs WHERE run_id = ?", [PREVIOUS]).to_dicts()[0]
-        assert comparison_section(store, PREVIOUS, row) == {
+        run = Run.load(store, PREVIOUS)
+        assert to_jsonable(comparison_section(run)) == {
             "previous": None, "reason": "no previous run of this scenario"}
-        row["scenario"] = None
-        assert comparison_section(store, PREVIOUS, row)["reason"] == (
+        run.scenario = None
+        assert to_jsonable(comparison_section(run))["reason"] == (
             "no previous run of this scenario (the run has no scenario: a group of files)")
     finally:
         store.close()
@@ -365,20 +377,24 @@ class _Unexportable:
 
 
 def test_png_export_failure_links_nothing(tmp_path):
+    from perflab.analysis.report_sections import ChartEntry
     from perflab.report.loadtest_report import export_pngs
 
-    entries = [{"name": "a", "drawn": True, "png": None}, {"name": "b", "drawn": False, "png": None}]
+    entries = [ChartEntry("a", "s", "perflab-a", drawn=True), ChartEntry("b", "s", "perflab-b")]
     why = export_pngs(entries, {"a": _Unexportable()}, tmp_path)
     assert why == "RuntimeError: Kaleido requires Google Chrome to be installed"
-    assert [e["png"] for e in entries] == [None, None]
+    assert [e.png for e in entries] == [None, None]
 
 
 def test_png_export_writes_linked_files(tmp_path):
     import plotly.graph_objects as go
 
-    from perflab.report.loadtest_report import export_pngs, render_markdown
+    from perflab.analysis.report_sections import ChartEntry
+    from perflab.report.document import Charts
+    from perflab.report.loadtest_report import export_pngs
+    from perflab.report.markdown import render_markdown
 
-    entries = [{"name": "tiny", "drawn": True, "png": None, "section": "s", "title": "Tiny", "div_id": "perflab-tiny"}]
+    entries = [ChartEntry("tiny", "s", "perflab-tiny", drawn=True, title="Tiny")]
     assert export_pngs(entries, {"tiny": go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))}, tmp_path) is None
     assert (tmp_path / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "- [Tiny](tiny.png)" in render_markdown([("charts", "s")], entries)
+    assert "- [Tiny](tiny.png)" in render_markdown([Charts("s")], entries)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
-from perflab.analysis.runs import list_runs
+from perflab.analysis.runs import list_runs as _list_runs
+from perflab.jsonable import to_jsonable
 from perflab.ingest import ingest_path
 from tests.conftest import FIXTURES
 from tests.helpers import run_cli
+
+
+def list_runs(store):
+    return to_jsonable(_list_runs(store))
 
 
 def test_a_user_group_reports_k6s_numbers(store):

@@ -22,6 +22,7 @@ import polars as pl
 import pytest
 
 from perflab.analysis import rundata
+from perflab.jsonable import to_jsonable
 from perflab.analysis.rundata import Profile, RunData
 from perflab.analysis.signatures import (
     diagnose_data, false_idle, lock_contention, loadgen_saturated, login_storm, memory_pressure,
@@ -29,7 +30,7 @@ from perflab.analysis.signatures import (
 )
 from perflab.analysis.signatures import _frames
 from perflab.analysis.signatures._measure import MIN_REQUESTS, MIN_SAMPLES, Evidence, all_of, any_of
-from perflab.analysis.signatures.steady import TRIM_FRACTION, find_window
+from perflab.analysis.steady import TRIM_FRACTION, find_window
 from tests.helpers import run_cli
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -164,11 +165,11 @@ def block_stacks(pool_s: float, lock_s: float, other_s: float) -> pl.DataFrame:
 
 
 def verdict(module: Any, data: RunData) -> str:
-    return module.judge(data, window_of(data))["verdict"]
+    return module.judge(data, window_of(data)).verdict
 
 
 def finding(module: Any, data: RunData) -> dict[str, Any]:
-    return module.judge(data, window_of(data))
+    return to_jsonable(module.judge(data, window_of(data)))
 
 
 # -- the decision table ---------------------------------------------------------------------
@@ -401,7 +402,7 @@ def test_false_idle_counts_waiters_from_a_timed_block_profile() -> None:
 
 
 def test_a_run_without_any_data_is_insufficient_everywhere() -> None:
-    result = diagnose_data(RunData(run_id="empty"))
+    result = to_jsonable(diagnose_data(RunData(run_id="empty")))
     assert result["run_id"] == "empty"
     assert [f["signature"] for f in result["findings"]] == list(signatures())
     assert {f["verdict"] for f in result["findings"]} == {"insufficient-data"}
@@ -409,8 +410,8 @@ def test_a_run_without_any_data_is_insufficient_everywhere() -> None:
 
 
 def test_diagnose_is_deterministic_and_json_clean() -> None:
-    a = json.dumps(diagnose_data(synth(**FALSE_IDLE)), sort_keys=True, allow_nan=False)
-    b = json.dumps(diagnose_data(synth(**FALSE_IDLE)), sort_keys=True, allow_nan=False)
+    a = json.dumps(to_jsonable(diagnose_data(synth(**FALSE_IDLE))), sort_keys=True, allow_nan=False)
+    b = json.dumps(to_jsonable(diagnose_data(synth(**FALSE_IDLE))), sort_keys=True, allow_nan=False)
     assert a == b
 
 

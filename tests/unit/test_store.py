@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from perflab import schema
-from perflab.errors import InputError, StoreError
-from perflab.ingest import Context, Format, ingest_path, register, REGISTRY
+from perflab.errors import InputError, PerflabError, StoreError
+from perflab.ingest import Context, Format, ingest_path, register, resolve, REGISTRY
 from perflab.store import Store, list_sources
 from tests.helpers import store_fingerprint
 
@@ -163,8 +163,17 @@ def test_missing_empty_and_directory_paths(store: Store, tmp_path: Path):
 def test_resolve_by_id_and_by_path(store: Store, tmp_path: Path, toy_format):
     a = tmp_path / "a.toy"
     a.write_text("TOY\nx=1\n")
-    sid = store.resolve(str(a))
-    assert store.resolve(str(sid)) == sid
-    assert store.resolve(a) == sid  # idempotent
+    sid = resolve(store, str(a))
+    assert resolve(store, str(sid)) == sid
+    assert resolve(store, a) == sid  # idempotent
+    assert store.find_source(a) == store.find_source(str(sid)) == sid  # found, never ingested
     with pytest.raises(Exception, match="no source 99"):
-        store.resolve("99")
+        resolve(store, "99")
+
+
+def test_the_store_finds_only_what_was_ingested(store: Store, tmp_path: Path, toy_format):
+    a = tmp_path / "a.toy"
+    a.write_text("TOY\nx=1\n")
+    with pytest.raises(PerflabError, match="not in the store"):
+        store.find_source(a)
+    assert store.sql("SELECT count(*) AS n FROM sources")["n"][0] == 0

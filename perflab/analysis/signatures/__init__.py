@@ -1,15 +1,14 @@
 """Bottleneck signatures with evidence (the clinic.js Doctor pattern).
 
-``diagnose(store, run_id)`` gathers a run's data (perflab.analysis.rundata, the only
-I/O), finds the steady-state window (steady.py), and asks every registered signature
-for a verdict::
+``diagnose(run)`` takes a run's frames (``Run.frames``) and its steady-state window
+(``Run.window``) and asks every registered signature for a verdict::
 
-    {"run_id": ..., "findings": [{"signature", "verdict": "present" | "absent" |
-     "insufficient-data", "evidence": {numbers..., "used": [...], "missing": [...]},
-     "recommendation": str | None}]}
+    Diagnosis(run_id, findings=[Finding(signature, verdict: "present" | "absent" |
+              "insufficient-data", evidence: {numbers..., "used": [...], "missing": [...]},
+              recommendation: str | None)])
 
 A signature is a module with ``NAME``, ``SUMMARY``, ``KEY_EVIDENCE`` (what a reader
-should see first) and ``judge(data, window) -> finding``, a pure function of the
+should see first) and ``judge(data, window) -> Finding``, a pure function of the
 frames. Each names its thresholds as constants with the reason beside them. Adding a
 signature is one module and one :func:`register` call (the papermill pattern).
 """
@@ -17,22 +16,21 @@ signature is one module and one :func:`register` call (the papermill pattern).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
-import polars as pl
-
+from perflab.analysis.run import Run
+from perflab.analysis.run import window_of as frames_window
 from perflab.analysis.rundata import RunData
-from perflab.analysis.signatures.steady import Window, find_window
-from perflab.store import Store
+from perflab.analysis.signatures._measure import PRESENT, Finding
+from perflab.analysis.steady import Window
 
 
 @dataclass(frozen=True)
 class Signature:
     name: str
     summary: str
-    judge: Callable[[RunData, Window | None], dict[str, Any]]
+    judge: Callable[[RunData, Window | None], Finding]
     key_evidence: tuple[str, ...]
 
 
@@ -62,22 +60,35 @@ def signatures() -> dict[str, Signature]:
     return REGISTRY
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """``perflab doctor RUN --json``: every signature's finding for one run, in registry order."""
+
+    run_id: str
+    findings: list[Finding]
+
+    def finding(self, signature: str) -> Finding | None:
+        return next((f for f in self.findings if f.signature == signature), None)
+
+    @property
+    def present(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == PRESENT]
+
+
 def window_of(data: RunData) -> Window | None:
-    """The steady window: on the k6 requests, else on the resource or /debug/vars samples."""
-    fallback = pl.concat([data.resources["t_s"], data.vars["t_s"]]) if data.resources.height or data.vars.height \
-        else None
-    return find_window(data.requests["t_s"], fallback)
+    """The steady window of gathered frames (as ``Run.window`` finds it)."""
+    return frames_window(data.requests, data.resources, data.vars)
 
 
-def diagnose_data(data: RunData) -> dict[str, Any]:
+def diagnose_data(data: RunData, window: Window | None = None) -> Diagnosis:
     """The doctor's answer for gathered data (pure: what the tests drive)."""
-    window = window_of(data)
-    findings = [sig.judge(data, window) for sig in signatures().values()]
-    return {"run_id": data.run_id, "findings": findings}
+    window = window if window is not None else window_of(data)
+    return Diagnosis(data.run_id, [sig.judge(data, window) for sig in signatures().values()])
 
 
-def diagnose(store: Store, run_id: str) -> dict[str, Any]:
-    """``perflab doctor RUN --json`` as a function: every signature's verdict for one run."""
-    from perflab.analysis.rundata import gather
+def diagnose(run: Run) -> Diagnosis:
+    """Every signature's verdict for one run."""
+    return diagnose_data(run.frames, run.window)
 
-    return diagnose_data(gather(store, run_id))
+
+__all__ = ["Diagnosis", "Finding", "Signature", "diagnose", "diagnose_data", "register", "signatures", "window_of"]

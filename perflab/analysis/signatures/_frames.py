@@ -23,7 +23,8 @@ import polars as pl
 
 # Mutexes and read-write locks: Go's sync (and internal/sync since Go 1.24), the runtime's
 # semaphore entry points that only mutexes use, pthreads, Python's thread locks.
-LOCK_FRAME = (r"^sync\.\(\*(RW)?Mutex\)\.|^internal/sync\.\(\*(RW)?Mutex\)\.|^sync\.runtime_Semacquire(Mutex|RWMutex\w*)$"
+LOCK_FRAME = (r"^sync\.\(\*(RW)?Mutex\)\.|^internal/sync\.\(\*(RW)?Mutex\)\."
+              r"|^sync\.runtime_Semacquire(Mutex|RWMutex\w*)$"
               r"|pthread_mutex_lock|pthread_rwlock_\w*lock|__lll_lock_wait"
               r"|^threading\.(R?Lock|_RLock)\.acquire$|'_thread\.(lock|RLock)'")
 # Connection (or worker) pools: a pool type's acquire/get/checkout, database/sql's conn,
@@ -47,7 +48,8 @@ def classify(stacks: pl.DataFrame) -> pl.DataFrame:
     """
     if stacks.is_empty():
         return stacks.with_columns(pl.lit(None, pl.String).alias("what"), pl.lit(None, pl.String).alias("site"))
-    ex = (stacks.with_row_index("stack").explode("frames").with_columns(pl.int_range(pl.len()).over("stack").alias("pos"))
+    ex = (stacks.with_row_index("stack").explode("frames")
+          .with_columns(pl.int_range(pl.len()).over("stack").alias("pos"))
           .with_columns(
               (pl.col("frames").str.contains(POOL_FRAME) & ~pl.col("frames").str.contains(NOT_POOL))
               .fill_null(False).alias("is_pool"),

@@ -17,12 +17,13 @@ reported beside them: at 4 Hz a CPU sample moves in ~4 % steps (LAB-NOTES), so a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from perflab.analysis.rundata import Profile, RunData
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 Tri = bool | None
 
@@ -110,9 +111,18 @@ class Evidence:
         return out
 
 
-def finding(name: str, cond: Tri, ev: Evidence, recommendation: str | None) -> dict[str, Any]:
-    return {"signature": name, "verdict": verdict(cond), "evidence": ev.as_dict(),
-            "recommendation": recommendation}
+@dataclass(frozen=True)
+class Finding:
+    """One signature's answer: its verdict, the numbers behind it, what to do."""
+
+    signature: str
+    verdict: str  # present | absent | insufficient-data
+    evidence: dict[str, Any]  # named numbers, plus "used", "missing" (and "caveats") in words
+    recommendation: str | None
+
+
+def finding(name: str, cond: Tri, ev: Evidence, recommendation: str | None) -> Finding:
+    return Finding(name, verdict(cond), ev.as_dict(), recommendation)
 
 
 def missing_recommendation(ev: Evidence, how: str) -> str:

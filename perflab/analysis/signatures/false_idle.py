@@ -18,17 +18,25 @@ the resource samples or, without them, from the CPU profile's own CPU ÷ duratio
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures import _frames
 from perflab.analysis.signatures._measure import (
-    Evidence, all_of, at_least, at_most, finding, gauge_p50, latency, missing_recommendation, quantile,
-    service_cpu, window_values,
+    Evidence,
+    Finding,
+    all_of,
+    at_least,
+    at_most,
+    finding,
+    gauge_p50,
+    latency,
+    missing_recommendation,
+    quantile,
+    service_cpu,
+    window_values,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "false-idle"
 SUMMARY = "IO-bound: low CPU, high latency, many requests waiting for a database connection"
@@ -71,7 +79,7 @@ def waiting_tasks(data: RunData, window: Window | None, ev: Evidence) -> float |
     return None
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     p95 = latency(data, window, ev)
     waiting = waiting_tasks(data, window, ev)

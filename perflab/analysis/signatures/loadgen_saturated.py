@@ -19,15 +19,20 @@ is reported as a caveat: k6 then shares the CPU with the target.
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
-    Evidence, Tri, at_least, finding, host_saturated, missing_recommendation, role_cpu,
+    Evidence,
+    Finding,
+    Tri,
+    at_least,
+    finding,
+    host_saturated,
+    missing_recommendation,
+    role_cpu,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "loadgen-saturated"
 SUMMARY = "k6 itself CPU-bound (or dropping iterations): the run's numbers measure the load generator"
@@ -93,7 +98,7 @@ def busy_share_at_drops(k6: pl.DataFrame, drops: pl.DataFrame) -> float | None:
     return float(shares.median()) if shares.len() else None  # type: ignore[arg-type]
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     n_dropped = dropped(data, window, ev)
     k6_cpu = role_cpu(data, window, "k6", ev, "k6_cpu")
@@ -109,6 +114,7 @@ def judge(data: RunData, window: Window | None) -> dict[str, Any]:
         why = ("every VU was busy waiting on a slow target, so k6 could not start them"
                if busy else "k6 could not start them on time")
         ev.caveat(f"{n_dropped:.0f} iterations were dropped: {why}; latency percentiles leave them out")
+    rec: str | None
     if cond is True:
         rec = (f"k6 used {k6_cpu:.0f} % of a core: the load generator is the bottleneck and the run cannot "
                "be trusted. Give k6 its own CPU (another machine, or split the test with "

@@ -21,16 +21,22 @@ it, absent if those present do not, insufficient-data without any:
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures import _frames
 from perflab.analysis.signatures._measure import (
-    MIN_SAMPLES, Evidence, Tri, any_of, finding, missing_recommendation, quantile, window_values,
+    MIN_SAMPLES,
+    Evidence,
+    Finding,
+    Tri,
+    any_of,
+    finding,
+    missing_recommendation,
+    quantile,
+    window_values,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "lock-contention"
 SUMMARY = "waiting time dominated by locks or pool checkouts (block/mutex profiles, pool gauges, pg locks)"
@@ -132,7 +138,7 @@ def from_pg_activity(data: RunData, window: Window | None, ev: Evidence) -> Tri:
     return share >= PG_LOCK_SHARE_MIN
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     prof, site = from_profiles(data, ev)
     pool = from_pool_gauges(data, window, ev)

@@ -19,16 +19,24 @@ says which was used. The latency-CPU rank correlation per second is reported bes
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
-    MIN_PROFILE_SAMPLES, Evidence, all_of, at_least, cpu_profile, finding, host_saturated, latency,
-    missing_recommendation, service_cpu, spearman,
+    MIN_PROFILE_SAMPLES,
+    Evidence,
+    Finding,
+    all_of,
+    at_least,
+    cpu_profile,
+    finding,
+    host_saturated,
+    latency,
+    missing_recommendation,
+    service_cpu,
+    spearman,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "login-storm"
 SUMMARY = "CPU-bound: service CPU pinned, latency following it, hashing or serialization hot in the profile"
@@ -93,7 +101,7 @@ def hot_share(data: RunData, ev: Evidence) -> tuple[float | None, str | None]:
     return best
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     p95 = latency(data, window, ev)
     cpu = service_cpu(data, window, ev)

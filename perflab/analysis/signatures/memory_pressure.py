@@ -18,15 +18,21 @@ rule out a leak that has not yet made the collector busy). Otherwise insufficien
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
-    MIN_PROFILE_SAMPLES, MIN_SAMPLES, Evidence, Tri, any_of, cpu_profile, finding, missing_recommendation,
+    MIN_PROFILE_SAMPLES,
+    MIN_SAMPLES,
+    Evidence,
+    Finding,
+    Tri,
+    any_of,
+    cpu_profile,
+    finding,
+    missing_recommendation,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "memory-pressure"
 SUMMARY = "memory grows over the steady state, or garbage collection takes a large share of the CPU"
@@ -98,7 +104,7 @@ def gc_share(data: RunData, ev: Evidence) -> Tri:
     return share >= GC_SHARE_MIN
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     rss = rss_growth(data, window, ev)
     heap = heap_growth(data, ev)

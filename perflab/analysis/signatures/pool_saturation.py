@@ -13,15 +13,21 @@ pool size. Needs the service's pool gauges: a k6 file or a profile cannot show t
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
-    MIN_SAMPLES, Evidence, all_of, at_least, finding, gauge_p50, last_value, missing_recommendation,
+    MIN_SAMPLES,
+    Evidence,
+    Finding,
+    all_of,
+    at_least,
+    finding,
+    gauge_p50,
+    last_value,
+    missing_recommendation,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "pool-saturation"
 SUMMARY = "the connection pool is at capacity most of the steady state, with requests waiting"
@@ -40,7 +46,7 @@ HOW_TO_COLLECT = ("needs the pool's gauges (checked-out connections, pool size, 
 KEY_EVIDENCE = ("pool_capacity", "pool_checked_out_p50", "pool_full_fraction", "db_waiting_tasks_p50")
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     full = _full_fraction(data, window, ev)
     waiting = gauge_p50(data, window, "gauges.db_waiting_tasks", ev, "db_waiting_tasks")

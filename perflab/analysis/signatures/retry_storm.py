@@ -21,15 +21,21 @@ Timeouts come from the service's counters (errors.timeout) or from k6 (status 50
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
-    MIN_REQUESTS, Evidence, all_of, at_least, counter_delta, finding, latency, missing_recommendation,
+    MIN_REQUESTS,
+    Evidence,
+    Finding,
+    all_of,
+    at_least,
+    counter_delta,
+    finding,
+    latency,
+    missing_recommendation,
 )
-from perflab.analysis.signatures.steady import Window
+from perflab.analysis.steady import Window
 
 NAME = "retry-storm"
 SUMMARY = "timeouts retried at once: several database queries per request"
@@ -112,7 +118,7 @@ def timeout_rate(data: RunData, window: Window | None, ev: Evidence) -> float | 
     return rate
 
 
-def judge(data: RunData, window: Window | None) -> dict[str, Any]:
+def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     latency(data, window, ev)
     # Latency is context here, not a condition: do not list it as missing.

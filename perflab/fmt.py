@@ -1,0 +1,252 @@
+"""Numbers as people read them: units, digits, and "not measured (why)" instead of None.
+
+One module for every place perflab writes a number for a person: the CLI's tables, the
+reports (markdown and HTML), the nightly index, the optimization log and the notebooks.
+Each function takes a value in the unit the analyses keep (fractions for rates and
+shares, % of one core for CPU, ms for latency, bytes, seconds) and says in its name what
+it prints. None, NaN and infinities print as ``not measured (reason)`` (or a dash where a
+table cell must stay short).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+MIB = 1024.0 * 1024.0
+DASH = "–"
+
+# A profile's values in the unit its sample type names, scaled to a readable one.
+UNIT_SCALES: dict[str, tuple[tuple[float, str], ...]] = {
+    "nanoseconds": ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1, "ns")),
+    "microseconds": ((1e6, "s"), (1e3, "ms"), (1, "µs")),
+    "milliseconds": ((1e3, "s"), (1, "ms")),
+    "seconds": ((1, "s"), (1e-3, "ms"), (1e-6, "µs")),
+    "bytes": ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")),
+}
+
+# Evidence keys are named for their unit: fractions end in one of these, bytes in _bytes.
+PERCENT_SUFFIXES = ("_share", "_rate", "_fraction", "_growth")
+BYTES_SUFFIX = "_bytes"
+
+
+def ok(v: Any) -> bool:
+    """A value that can be printed as a number (not None, not NaN, not infinite)."""
+    return v is not None and not (isinstance(v, float) and not math.isfinite(v))
+
+
+def missing(reason: str) -> str:
+    return f"not measured ({reason})"
+
+
+def ms(v: Any, reason: str = "no data") -> str:
+    """A latency: ``12.34 ms``."""
+    return f"{v:.2f} ms" if ok(v) else missing(reason)
+
+
+def percent(fraction: Any, reason: str = "no data", digits: int = 2) -> str:
+    """A fraction (0..1) as a percentage: ``34.88 %``."""
+    return f"{100 * fraction:.{digits}f} %" if ok(fraction) else missing(reason)
+
+
+def signed_percent(pct: float | None) -> str:
+    """A change already in percent, with its sign: ``-65.0 %``; None when the base was 0."""
+    if pct is None:
+        return "n/a (before was 0)"
+    return f"{pct:+.1f} %"
+
+
+def cpu(v: Any, reason: str = "no samples") -> str:
+    """CPU in % of one core (2 cores = 200 %): ``195.0 %``."""
+    return f"{v:.1f} %" if ok(v) else missing(reason)
+
+
+def count(v: Any, digits: int = 2, reason: str = "no data") -> str:
+    """A count or a rate with thousands separated: ``1,098`` or ``72.93``."""
+    if not ok(v):
+        return missing(reason)
+    if float(v) == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:,.{digits}f}"
+
+
+def mib(v: Any, reason: str = "no samples") -> str:
+    """Bytes as MiB: ``48.3 MiB``."""
+    return f"{v / MIB:.1f} MiB" if ok(v) else missing(reason)
+
+
+def seconds(v: Any, reason: str = "no data") -> str:
+    return f"{v:.1f} s" if ok(v) else missing(reason)
+
+
+def number(v: Any) -> str:
+    """A number with 3-4 significant digits and thousands separated: ``3,209``, ``1.36``."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    v = float(v)
+    if not math.isfinite(v):
+        return missing("not a finite number")
+    a = abs(v)
+    if v == int(v) and a < 1e15:
+        return f"{int(v):,}"
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def value(v: Any, unit: str = "") -> str:
+    """:func:`number` with its unit (none for a bare count)."""
+    if v is None:
+        return "not measured"
+    text = number(v)
+    return text if unit in ("", "count") else f"{text} {unit}"
+
+
+def p_value(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def short(v: Any, digits: int = 3) -> str:
+    """A compact cell: floats to ``digits`` significant digits, None as a dash."""
+    if v is None:
+        return DASH
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def profile_value(v: float, unit: str) -> str:
+    """A profile value in a readable unit: CPU nanoseconds as seconds (pprof prints 1.44s)."""
+    if unit == "nanoseconds":
+        return f"{v / 1e9:.2f} s"
+    if unit == "seconds":
+        return f"{v:.3f} s"
+    if unit == "bytes":
+        return f"{v / MIB:.2f} MiB" if abs(v) >= MIB / 10 else f"{v / 1024:.1f} KiB"
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.2f}"
+
+
+def scaled(v: float, unit: str) -> str:
+    """A profile value with the largest unit under it, 3 significant digits: ``1.44 s``."""
+    for scale, suffix in UNIT_SCALES.get(unit, ()):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {suffix}"
+    return f"{v:.6g}" + (f" {unit}" if unit and unit != "count" else "")
+
+
+def cell(v: Any) -> str:
+    """A value in a CLI table: ``-`` for None, integers without decimals, 6 significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v == int(v) and abs(v) < 1e15:
+            return f"{int(v)}"
+        return f"{v:.6g}" if abs(v) < 1e6 else f"{v:.0f}"
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    return str(v)
+
+
+def evidence_value(key: str, v: Any) -> str:
+    """One piece of a signature's evidence, read from its name: ``*_bytes`` in MiB, fractions
+    (``*_share``, ``*_rate``, ...) as %, ``*_ms`` in ms, ``*cpu*`` as % of a core."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if key.endswith(BYTES_SUFFIX):
+        return f"{v / MIB:.1f} MiB"
+    if key.endswith(PERCENT_SUFFIXES):
+        return f"{100 * v:.1f} %" if abs(v) < 0.1 else f"{100 * v:.0f} %"
+    if key.endswith("_ms"):
+        return f"{v:.1f} ms" if abs(v) < 100 else f"{v:.0f} ms"
+    if "cpu" in key and not key.endswith("_samples") and not key.endswith("correlation"):
+        return f"{v:.1f} % of a core"
+    if isinstance(v, float) and v != int(v):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return f"{int(v)}"
+
+
+def evidence_brief(key: str, v: Any) -> str:
+    """Evidence as the report's table cell shows it (MiB, % with one decimal, 4 digits)."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and key.endswith(BYTES_SUFFIX):
+        return mib(v)
+    if isinstance(v, (int, float)) and key.endswith(PERCENT_SUFFIXES):
+        return percent(v, digits=1)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+# -- as k6 prints them (its end-of-test summary, v1.1.0) ----------------------------------
+
+def k6_fixed(value: float, digits: int) -> str:
+    """JavaScript's Number.toFixed: the exact binary value, rounded half up."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _no_trailing_zeros(value: float, digits: int) -> str:
+    text = k6_fixed(value, digits)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _trunc(value: float, digits: int) -> str:
+    mult = 10 ** digits
+    return _no_trailing_zeros(math.trunc(value * mult) / mult, digits)
+
+
+def k6_duration(ms: float) -> str:
+    if ms == 0:
+        return "0s"
+    if ms < 0.001:
+        return f"{math.trunc(ms * 1e6)}ns"
+    if ms < 1:
+        return _trunc(ms * 1000, 2) + "µs"
+    if ms < 1000:
+        return _trunc(ms, 2) + "ms"
+    text = _trunc((ms % 60000) / 1000, 0 if ms > 60000 else 2) + "s"
+    minutes = math.trunc(ms / 60000)
+    if minutes < 1:
+        return text
+    text = f"{minutes % 60}m{text}"
+    hours = math.trunc(minutes / 60)
+    return text if hours < 1 else f"{hours}h{text}"
+
+
+def k6_data(nbytes: float) -> str:
+    if nbytes < 10:
+        return f"{_no_trailing_zeros(nbytes, 6)} B"
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    e = min(int(math.floor(math.log(nbytes) / math.log(1000))), len(units) - 1)
+    val = math.floor(nbytes / 1000**e * 10 + 0.5) / 10
+    return f"{k6_fixed(val, 1 if val < 10 else 0)} {units[e]}"
+
+
+def k6_value(v: Any, contains: str | None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if contains == "time":
+        return k6_duration(v)
+    if contains == "data":
+        return k6_data(v)
+    return _no_trailing_zeros(v, 6)
+
+
+def k6_percent(rate: float) -> str:
+    return f"{k6_fixed(math.trunc(rate * 10000) / 100, 2)}%"

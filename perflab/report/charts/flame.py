@@ -1,0 +1,286 @@
+"""Flame graphs of a profile, and the differential flame graph of two.
+
+Each takes the store and a stored profile's source id (pprof or cProfile).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import plotly.graph_objects as go
+import polars as pl
+
+from perflab import fmt
+from perflab.analysis.categories import OTHER, categorize_frame
+from perflab.analysis.profiles import resolve_sample_type, stacks
+from perflab.analysis.pstats import cprofile_top
+from perflab.errors import PerflabError
+from perflab.report.charts._base import (
+    CATEGORY_COLORS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MIN_SHARE,
+    FLAME_COLORS,
+    MAX_NODES,
+    finish,
+)
+from perflab.store import Store
+from perflab.vocab import PROFILE_KINDS
+
+
+def _profile_source(store: Store, source: int) -> tuple[int, str]:
+    sid = store.find_source(source, kinds=PROFILE_KINDS)
+    return sid, str(store.source(sid)["kind"])
+
+
+def _pprof_total(store: Store, sid: int, idx: int) -> int:
+    return int(store.con.execute(
+        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
+        {"idx": idx + 1, "sid": sid},
+    ).fetchall()[0][0])
+
+
+def _path_tree(df: pl.DataFrame, value_cols: list[str], score: pl.Expr, min_score: float,
+               max_depth: int, max_nodes: int) -> pl.DataFrame:
+    """The nodes of the call tree of ``df``'s stacks (``frames`` leaf first + value columns).
+
+    Level by level from the root: a node is (parent node, function name) and holds the
+    summed values of the stacks through it (pprof's cum along that path). A node whose
+    ``score`` is below ``min_score`` is dropped with everything under it; its value stays
+    in its parent. At most ``max_nodes`` nodes are kept, by score (then depth, then id):
+    a child never outscores its parent, so the kept set is always a tree.
+    Returns id (> 0; the root is 0), parent, depth, name and the value columns.
+    """
+    work = df.select(pl.col("frames").list.reverse().alias("path"), *value_cols).with_columns(
+        pl.lit(0, pl.Int64).alias("parent"))
+    levels: list[pl.DataFrame] = []
+    next_id = 1
+    for depth in range(1, max_depth + 1):
+        work = work.filter(pl.col("path").list.len() >= depth)
+        if work.is_empty():
+            break
+        work = work.with_columns(pl.col("path").list.get(depth - 1).alias("name"))
+        nodes = (
+            work.group_by("parent", "name").agg(*[pl.col(c).sum() for c in value_cols])
+            .filter((score >= min_score) & (score > 0))
+            .sort("parent", "name")
+            .with_row_index("id", offset=next_id).with_columns(pl.col("id").cast(pl.Int64))
+        )
+        next_id += nodes.height
+        if nodes.height > max_nodes:
+            # No node beyond the max_nodes best of its own level can be among the best overall.
+            nodes = nodes.with_columns(score.alias("_s")).sort(["_s", "id"], descending=[True, False]) \
+                .head(max_nodes).drop("_s").sort("id")
+        if nodes.is_empty():
+            break
+        levels.append(nodes.with_columns(pl.lit(depth, pl.Int64).alias("depth")))
+        work = work.join(nodes.select("parent", "name", "id"), on=["parent", "name"], how="inner") \
+            .select("path", *value_cols, pl.col("id").alias("parent"))
+    if not levels:
+        return pl.DataFrame(schema={"id": pl.Int64, "parent": pl.Int64, "name": pl.String,
+                                    **{c: pl.Float64 for c in value_cols}, "depth": pl.Int64})
+    tree = pl.concat(levels)
+    if tree.height > max_nodes:
+        tree = tree.with_columns(score.alias("_s")).sort(["_s", "depth", "id"], descending=[True, False, False]) \
+            .head(max_nodes).drop("_s")
+    return tree.sort("id")
+
+
+def _id_part(name: str) -> str:
+    # ';' separates the frames of an id, as in folded stacks; a name holding one is escaped.
+    return name.replace("%", "%25").replace(";", "%3B")
+
+
+def _paths(tree: pl.DataFrame, root_id: str) -> list[str]:
+    """Each node's id: the root's id and the names from the root down, joined by ';'."""
+    path = {0: root_id}
+    out = []
+    for node, parent, name in zip(tree["id"].to_list(), tree["parent"].to_list(), tree["name"].to_list(), strict=True):
+        path[node] = f"{path[parent]};{_id_part(name)}"
+        out.append(path[node])
+    return out
+
+
+def _frame_color(name: str) -> str:
+    cat = categorize_frame(name)
+    if cat is not None:
+        return CATEGORY_COLORS.get(cat, "#bcbd22")
+    package = name.rsplit(".", 1)[0] if "." in name else name
+    return FLAME_COLORS[zlib.crc32(package.encode()) % len(FLAME_COLORS)]
+
+
+def _check_signs(df: pl.DataFrame, sid: int) -> None:
+    if not df.is_empty() and df["value"].to_numpy().min() < 0:
+        raise PerflabError(
+            f"source {sid} has negative values (a delta profile); a flame graph needs sizes >= 0. "
+            "Compare the two profiles it was made from with diff_flame_graph instead")
+
+
+def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
+                max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
+                max_nodes: int = MAX_NODES) -> go.Figure:
+    """An icicle of the profile's stacks, root on top: each node is a call path, sized by
+    pprof's cum along that path, coloured by hot-frame category (grey-orange: other).
+
+    The root's value is pprof's total (samples without frames included); a node below
+    ``min_share`` of the total is folded into its parent, paths deeper than ``max_depth``
+    are cut, and at most ``max_nodes`` nodes are drawn (root included). Any sample type
+    works (``cpu``, ``alloc_space``, ``delay``...). A cProfile dump has no stacks, so its
+    graph is one level: every function by its own time (tottime) under the pstats total.
+    """
+    if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
+        raise PerflabError("flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
+    sid, kind = _profile_source(store, source)
+    if kind == "cprofile":
+        return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
+    idx, stype, unit = resolve_sample_type(store, sid, sample_type)
+    total = _pprof_total(store, sid, idx)
+    df = stacks(store, sid, sample_type=idx)
+    _check_signs(df, sid)
+    if total == 0:
+        raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
+    tree = _path_tree(df, ["value"], pl.col("value"), min_share * total, max_depth, max_nodes - 1)
+    root = "root"
+    ids = [root, *_paths(tree, root)]
+    index = {n: i + 1 for i, n in enumerate(tree["id"].to_list())}
+    parents = [""] + [root if p == 0 else ids[index[p]] for p in tree["parent"].to_list()]
+    names = tree["name"].to_list()
+    values = [total, *tree["value"].to_list()]
+    cats = ["", *[categorize_frame(n) or OTHER for n in names]]
+    colors = ["#e0e0e0", *[_frame_color(n) for n in names]]
+    custom = [[v / total, fmt.scaled(v, unit), c] for v, c in zip(values, cats, strict=True)]
+    fig = go.Figure(go.Icicle(
+        ids=ids, labels=[root, *names], parents=parents, values=values, branchvalues="total",
+        marker={"colors": colors}, customdata=custom, tiling={"orientation": "v"}, sort=False,
+        hovertemplate="%{label}<br>%{customdata[1]} (%{customdata[0]:.2%} of total)"
+                      "<br>%{customdata[2]}<extra></extra>",
+    ))
+    folded = f"; paths under {min_share:.2%} folded into their callers" if min_share else ""
+    return finish(fig, f"Flame graph of source {sid}: {stype}, {fmt.scaled(total, unit)} total{folded}",
+                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+
+
+def _cprofile_functions(store: Store, sid: int, sample_type: str | int | None) -> tuple[float, pl.DataFrame]:
+    if sample_type not in (None, "cpu", 0, "0"):
+        raise PerflabError(f"source {sid} is a cProfile dump; its only sample type is cpu (seconds)")
+    total, df = cprofile_top(store, sid)
+    return float(total), df.select("name", pl.col("flat").alias("value")).filter(pl.col("value") > 0)
+
+
+def _cprofile_flame(store: Store, sid: int, sample_type: str | int | None, min_share: float,
+                    max_nodes: int) -> go.Figure:
+    total, funcs = _cprofile_functions(store, sid, sample_type)
+    if total <= 0:
+        raise PerflabError(f"source {sid} has no time (pstats total 0)")
+    kept = (funcs.filter(pl.col("value") >= min_share * total)
+            .sort(["value", "name"], descending=[True, False]).head(max_nodes - 1))
+    names = kept["name"].to_list()
+    own = kept["value"].to_list()
+    # The root's own part is what the folded functions took; 'remainder' adds the children,
+    # so a float sum of the functions can never exceed the pstats total it is drawn under.
+    values = [max(total - math.fsum(own), 0.0), *own]
+    root = "all functions"
+    cats = ["", *[categorize_frame(n) or OTHER for n in names]]
+    custom = [[v / total, fmt.scaled(v, "seconds"), c] for v, c in zip([total, *own], cats, strict=True)]
+    fig = go.Figure(go.Icicle(
+        ids=[root, *[f"{root};{_id_part(n)}" for n in names]], labels=[root, *names],
+        parents=["", *[root] * len(names)], values=values, branchvalues="remainder",
+        marker={"colors": ["#e0e0e0", *[_frame_color(n) for n in names]]}, customdata=custom,
+        tiling={"orientation": "v"}, sort=False,
+        hovertemplate="%{label}<br>%{customdata[1]} self time (%{customdata[0]:.2%} of total)"
+                      "<br>%{customdata[2]}<extra></extra>",
+    ))
+    return finish(fig, f"Self time by function of cProfile source {sid} ({fmt.scaled(total, 'seconds')} "
+                        "total; cProfile keeps no stacks, so one level)",
+                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+
+
+def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: str | int | None = None,
+                     max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
+                     max_nodes: int = MAX_NODES) -> go.Figure:
+    """A differential flame graph: the union of both profiles' call paths, each node
+    coloured by its change in share of its profile's total (B − A, in percentage points;
+    red grew, blue shrank, white unchanged) and sized by the larger of its two shares, so
+    a path that vanished in B stays visible. Shares (not raw values) make profiles of
+    different lengths or sample counts comparable. The hover shows A, B and the change.
+
+    A node's own size is the larger of its two self shares; a node below ``min_share`` in
+    both profiles is folded into its parent. cProfile sources give one level (functions by
+    self time), as in :func:`flame_graph`.
+    """
+    if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
+        raise PerflabError("diff_flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
+    sid_a, kind_a = _profile_source(store, source_a)
+    sid_b, kind_b = _profile_source(store, source_b)
+    if kind_a != kind_b:
+        raise PerflabError(f"source {sid_a} is {kind_a} and source {sid_b} is {kind_b}; compare profiles of one format")
+    if kind_a == "cprofile":
+        total_a, fa = _cprofile_functions(store, sid_a, sample_type)
+        total_b, fb = _cprofile_functions(store, sid_b, sample_type)
+        unit, stype = "seconds", "cpu"
+        df = pl.concat([
+            fa.select(pl.concat_list("name").alias("frames"), pl.col("value").cast(pl.Float64).alias("va"),
+                      pl.lit(0.0).alias("vb")),
+            fb.select(pl.concat_list("name").alias("frames"), pl.lit(0.0).alias("va"),
+                      pl.col("value").cast(pl.Float64).alias("vb")),
+        ])
+        max_depth = 1
+    else:
+        idx_a, stype, unit = resolve_sample_type(store, sid_a, sample_type)
+        idx_b, stype_b, unit_b = resolve_sample_type(store, sid_b, sample_type)
+        if (stype, unit) != (stype_b, unit_b):
+            raise PerflabError(f"source {sid_a} shows {stype} ({unit}) and source {sid_b} {stype_b} ({unit_b}); "
+                               "pass sample_type to compare the same thing")
+        total_a, total_b = _pprof_total(store, sid_a, idx_a), _pprof_total(store, sid_b, idx_b)
+        sa, sb = stacks(store, sid_a, sample_type=idx_a), stacks(store, sid_b, sample_type=idx_b)
+        _check_signs(sa, sid_a)
+        _check_signs(sb, sid_b)
+        df = pl.concat([
+            sa.select("frames", pl.col("value").cast(pl.Float64).alias("va"), pl.lit(0.0).alias("vb")),
+            sb.select("frames", pl.lit(0.0).alias("va"), pl.col("value").cast(pl.Float64).alias("vb")),
+        ])
+    for sid, total in ((sid_a, total_a), (sid_b, total_b)):
+        if total <= 0:
+            raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
+    share_a = pl.col("va") / total_a
+    share_b = pl.col("vb") / total_b
+    tree = _path_tree(df, ["va", "vb"], pl.max_horizontal(share_a, share_b), min_share, max_depth, max_nodes - 1)
+    # Remainder sizes: a node's own part is the larger of its two self shares, so the
+    # drawn size of a node (own part + children) is never less than what it holds.
+    children = tree.group_by("parent").agg(pl.col("va").sum().alias("ca"), pl.col("vb").sum().alias("cb"))
+    tree = tree.join(children.rename({"parent": "id"}), on="id", how="left").with_columns(
+        pl.col("ca").fill_null(0.0), pl.col("cb").fill_null(0.0)).sort("id")
+    root_a, root_b = float(df["va"].sum()), float(df["vb"].sum())
+    top_a = float(tree.filter(pl.col("parent") == 0)["va"].sum())
+    top_b = float(tree.filter(pl.col("parent") == 0)["vb"].sum())
+
+    def own(a: float, b: float, ca: float, cb: float) -> float:
+        return max((a - ca) / total_a, (b - cb) / total_b, 0.0)
+
+    root = "root"
+    ids = [root, *_paths(tree, root)]
+    index = {n: i + 1 for i, n in enumerate(tree["id"].to_list())}
+    parents = [""] + [root if p == 0 else ids[index[p]] for p in tree["parent"].to_list()]
+    names = tree["name"].to_list()
+    va, vb = [root_a, *tree["va"].to_list()], [root_b, *tree["vb"].to_list()]
+    sizes = [own(root_a, root_b, top_a, top_b),
+             *[own(a, b, ca, cb) for a, b, ca, cb in zip(tree["va"].to_list(), tree["vb"].to_list(),
+                                                        tree["ca"].to_list(), tree["cb"].to_list(), strict=True)]]
+    a_share = [a / total_a for a in va]
+    b_share = [b / total_b for b in vb]
+    delta = [b - a for a, b in zip(a_share, b_share, strict=True)]
+    bound = max((abs(d) for d in delta), default=0.0) or 1e-9
+    custom = [[a, b, d, fmt.scaled(x, unit), fmt.scaled(y, unit)]
+              for a, b, d, x, y in zip(a_share, b_share, delta, va, vb, strict=True)]
+    fig = go.Figure(go.Icicle(
+        ids=ids, labels=[root, *names], parents=parents, values=sizes, branchvalues="remainder",
+        marker={"colors": delta, "colorscale": "RdBu_r", "cmid": 0.0, "cmin": -bound, "cmax": bound,
+                "colorbar": {"title": {"text": "B − A<br>(share of total)"}, "tickformat": "+.1%"}},
+        customdata=custom, tiling={"orientation": "v"}, sort=False,
+        hovertemplate="%{label}<br>A: %{customdata[3]} (%{customdata[0]:.2%})"
+                      "<br>B: %{customdata[4]} (%{customdata[1]:.2%})"
+                      "<br>change: %{customdata[2]:+.2%} of total<extra></extra>",
+    ))
+    return finish(fig, f"What changed from source {sid_a} (A) to source {sid_b} (B): {stype}, "
+                        "share of each profile's total (red grew, blue shrank)",
+                   margin={"t": 60, "l": 10, "r": 10, "b": 10})

@@ -1,0 +1,392 @@
+"""Time charts of a run: latency, CPU, the service's own counters and gauges, resources.
+
+Each takes a ``Run`` (perflab.analysis.run). The charts of one run share one time axis:
+seconds since the run's first sample of any kind (k6 point, resource sample,
+/debug/vars sample), so they line up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+from perflab.analysis.loadtest import k6_points, k6_timeseries
+from perflab.analysis.run import Run
+from perflab.errors import PerflabError
+from perflab.report.charts import _base
+from perflab.report.charts._base import (
+    ERROR_COLOR,
+    LEGEND_RIGHT,
+    cap_points,
+    finish,
+    fit_interval,
+)
+from perflab.store import Store
+from perflab.vocab import ROLES
+
+
+def _extent_us(run: Run) -> tuple[int, int]:
+    """The run's first and last instant over every kind of sample, in µs since the epoch."""
+    row = run.store.con.execute(
+        """SELECT min(lo), max(hi) FROM (
+               SELECT min(epoch_us(t)) AS lo, max(epoch_us(t)) AS hi FROM resource_samples WHERE run_id = $r
+               UNION ALL SELECT min(epoch_us(t)), max(epoch_us(t)) FROM service_vars WHERE run_id = $r
+               UNION ALL SELECT min(time_ns) // 1000, max(time_ns) // 1000 FROM k6_points WHERE run_id = $r)""",
+        {"r": run.run_id},
+    ).fetchall()
+    if row[0][0] is None:
+        raise PerflabError(f"run {run.run_id} has no samples (no k6 points, resource samples or service vars)")
+    return int(row[0][0]), int(row[0][1])
+
+
+def _origin_us(run: Run) -> int:
+    return _extent_us(run)[0]
+
+
+def _span_s(run: Run, origin: int) -> float:
+    """Seconds from the run's first sample to its last, over every kind of sample."""
+    return (_extent_us(run)[1] - origin) / 1e6
+
+
+def _resources(run: Run, origin: int, roles: tuple[str, ...] | None = None) -> pl.DataFrame:
+    where = "run_id = ?" + (" AND role IN ?" if roles else "")
+    params: list[Any] = [origin, run.run_id] + ([list(roles)] if roles else [])
+    return run.store.sql(
+        f"SELECT role, (epoch_us(t) - ?) / 1e6 AS x, cpu_pct, rss_bytes FROM resource_samples "
+        f"WHERE {where} ORDER BY role, elapsed_s, t",
+        params,
+    )
+
+
+def _vars(run: Run, origin: int, keys: list[str] | None = None, prefix: str | None = None) -> pl.DataFrame:
+    where, params = "run_id = ?", list[Any]([origin, run.run_id])
+    if keys is not None:
+        where += " AND key IN ?"
+        params.append(keys)
+    if prefix is not None:
+        where += " AND starts_with(key, ?)"
+        params.append(prefix)
+    return run.store.sql(
+        f"SELECT key, (epoch_us(t) - ?) / 1e6 AS x, elapsed_s, value FROM service_vars "
+        f"WHERE {where} ORDER BY key, elapsed_s, t",
+        params,
+    )
+
+
+def _counter_buckets(df: pl.DataFrame, interval_s: float) -> pl.DataFrame:
+    """Per key and interval: the counter's increase and the time it covered.
+
+    Each increase between two samples is booked to the interval of the later sample; a
+    counter that went down was reset (the service restarted), so its new value is the
+    increase. rate = increase / covered seconds.
+    """
+    d = pl.col("value").diff().over("key")
+    out = (
+        df.with_columns(
+            pl.when(d < 0).then(pl.col("value")).otherwise(d).alias("delta"),
+            pl.col("elapsed_s").diff().over("key").alias("dt"),
+            (pl.col("x") / interval_s).floor().cast(pl.Int64).alias("bucket"),
+        )
+        .filter(pl.col("delta").is_not_null())
+        .group_by("key", "bucket").agg(pl.col("delta").sum(), pl.col("dt").sum())
+        .sort("key", "bucket")
+        .with_columns(
+            (pl.col("bucket") * interval_s).alias("x"),
+            pl.when(pl.col("dt") > 0).then(pl.col("delta") / pl.col("dt")).alias("rate"),
+        )
+        .select("key", "x", "delta", "dt", "rate")
+    )
+    return out
+
+
+def _k6_series(store: Store, sids: list[int], interval_s: float) -> tuple[pl.DataFrame, float]:
+    """k6_timeseries of the sources, re-bucketed to at most MAX_POINTS intervals."""
+    if interval_s <= 0:
+        raise PerflabError("interval_s must be positive")
+    ts = k6_timeseries(store, sids, interval_s)
+    if ts.height > _base.MAX_POINTS:
+        interval_s = interval_s * math.ceil(ts.height / _base.MAX_POINTS)
+        ts = k6_timeseries(store, sids, interval_s)
+    return ts, interval_s
+
+
+def _k6_run(run: Run, interval_s: float) -> tuple[pl.DataFrame, float, int]:
+    """The run's k6 series with ``x`` in seconds since the run's first sample, and that origin."""
+    if interval_s <= 0:
+        raise PerflabError("interval_s must be positive")
+    sids = run.k6_point_sources
+    ts, step = _k6_series(run.store, sids, interval_s) if sids else (pl.DataFrame(), interval_s)
+    if ts.is_empty():
+        raise PerflabError(f"run {run.run_id} has no k6 samples")
+    origin = _origin_us(run)
+    return ts.with_columns(((pl.col("t").dt.epoch("us") - origin) / 1e6).alias("x")), step, origin
+
+
+def _seconds_axis(fig: go.Figure, run: bool = True, **kw: Any) -> None:
+    fig.update_xaxes(title_text="seconds since the run started" if run else "seconds since the first request", **kw)
+
+
+# -- load-test charts ---------------------------------------------------------------------
+
+def latency_over_time(run: Run, interval_s: float = 1) -> go.Figure:
+    """p50/p95/p99 of http_req_duration per interval, with requests/s and errors/s on a
+    second axis (k6_timeseries: k6's own percentile rule)."""
+    ts, step, _ = _k6_run(run, interval_s)
+    return _latency(ts, step, f"run {run.run_id}", run=True)
+
+
+def source_latency_over_time(store: Store, source_id: int, interval_s: float = 1) -> go.Figure:
+    """:func:`latency_over_time` of one k6 file, in seconds since its first request."""
+    ts, step = _k6_series(store, [source_id], interval_s)
+    if ts.is_empty():
+        raise PerflabError(f"source {source_id} has no k6 samples")
+    return _latency(ts.with_columns(pl.col("elapsed_s").alias("x")), step, f"source {source_id}", run=False)
+
+
+def _latency(ts: pl.DataFrame, step: float, label: str, run: bool) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = ts["x"].to_list()
+    for col, name, width in (("p50_ms", "p50", 1.5), ("p95_ms", "p95", 2.5), ("p99_ms", "p99", 1.5)):
+        fig.add_trace(go.Scatter(x=x, y=ts[col].to_list(), name=f"{name} latency", mode="lines",
+                                 line={"width": width},
+                                 hovertemplate=f"{name} %{{y:.1f}} ms<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=x, y=ts["rps"].to_list(), name="requests/s", mode="lines",
+                             line={"dash": "dot", "color": "#7f7f7f"},
+                             hovertemplate="%{y:.1f} requests/s<extra></extra>"), secondary_y=True)
+    # Each request writes one http_reqs and one http_req_failed point, so the failed count
+    # of an interval is its error rate times its requests.
+    errors = ts.select((pl.col("error_rate").fill_null(0) * pl.col("requests")).round() / step)
+    fig.add_trace(go.Bar(x=x, y=errors.to_series().to_list(), name="errors/s", marker_color=ERROR_COLOR,
+                         opacity=0.45, hovertemplate="%{y:.1f} errors/s<extra></extra>"), secondary_y=True)
+    _seconds_axis(fig, run=run)
+    fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="requests/s, errors/s", rangemode="tozero", secondary_y=True, showgrid=False)
+    return finish(fig, f"Response time and throughput over time ({label}, {step:g} s intervals)",
+                   hovermode="x unified", bargap=0)
+
+
+def _service_cpu(run: Run, origin: int) -> pl.DataFrame:
+    cpu = _resources(run, origin, roles=("service",)).filter(pl.col("cpu_pct").is_not_null())
+    if cpu.is_empty():
+        raise PerflabError(f"run {run.run_id} has no resource samples of the service's CPU")
+    return cpu
+
+
+def cpu_vs_latency(run: Run, interval_s: float = 1) -> go.Figure:
+    """Service CPU % over time (of one core: 2 cores = 200 %) with k6's p95 on a second
+    axis: the login-storm picture, where p95 jumps once CPU saturates."""
+    origin = _origin_us(run)
+    cpu = cap_points(_service_cpu(run, origin), ["cpu_pct"], "mean")
+    ts, step, _ = _k6_run(run, interval_s)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=cpu["x"].to_list(), y=cpu["cpu_pct"].to_list(), name="service CPU",
+                             mode="lines", line={"color": "#ff7f0e"},
+                             hovertemplate="CPU %{y:.0f} %<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=ts["x"].to_list(), y=ts["p95_ms"].to_list(), name="p95 latency",
+                             mode="lines", line={"color": "#1f77b4", "width": 2.5},
+                             hovertemplate="p95 %{y:.1f} ms<extra></extra>"), secondary_y=True)
+    _seconds_axis(fig)
+    fig.update_yaxes(title_text="service CPU (% of one core)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="p95 latency (ms)", rangemode="tozero", secondary_y=True, showgrid=False)
+    return finish(fig, f"Service CPU and p95 latency (run {run.run_id}, p95 per {step:g} s)",
+                   hovermode="x unified")
+
+
+def cpu_latency_scatter(run: Run, interval_s: float = 1) -> go.Figure:
+    """One point per interval: the service's mean CPU % against k6's p95 in that interval,
+    coloured by time. Below saturation p95 stays flat; at saturation it climbs a wall."""
+    origin = _origin_us(run)
+    cpu = _service_cpu(run, origin)
+    ts, step, _ = _k6_run(run, interval_s)
+    t0 = (int(ts["t"].dt.epoch("us").to_numpy().min()) - origin) / 1e6
+    per_bucket = (
+        cpu.with_columns(((pl.col("x") - t0) / step).floor().cast(pl.Int64).alias("bucket"))
+        .group_by("bucket").agg(pl.col("cpu_pct").mean().alias("cpu_mean"))
+    )
+    points = (
+        ts.with_row_index("bucket").with_columns(pl.col("bucket").cast(pl.Int64))
+        .join(per_bucket, on="bucket", how="inner")
+        .filter(pl.col("p95_ms").is_not_null())
+        .sort("bucket")
+    )
+    if points.is_empty():
+        raise PerflabError(f"run {run.run_id}: no interval has both CPU samples and k6 requests")
+    fig = go.Figure(go.Scatter(
+        x=points["cpu_mean"].to_list(), y=points["p95_ms"].to_list(), mode="markers", name="interval",
+        marker={"color": points["x"].to_list(), "colorscale": "Viridis", "size": 8,
+                "colorbar": {"title": {"text": "seconds"}}},
+        customdata=points.select("x", "requests").rows(),
+        hovertemplate="CPU %{x:.0f} %<br>p95 %{y:.1f} ms<br>at %{customdata[0]:.0f} s, "
+                      "%{customdata[1]} requests<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="service CPU (% of one core, mean of the interval)", rangemode="tozero")
+    fig.update_yaxes(title_text="p95 latency (ms)", rangemode="tozero")
+    return finish(fig, f"p95 latency against service CPU (run {run.run_id}, one point per {step:g} s)")
+
+
+# -- the service's own counters -------------------------------------------------------------
+
+REQUESTS_KEY = "counters.requests_total"
+QUERIES_KEY = "counters.db_queries"
+
+
+def app_vs_db_rate(run: Run, interval_s: float = 1) -> go.Figure:
+    """Requests/s the service answered against DB queries/s it sent (per-interval
+    differences of its /debug/vars counters), and queries per request: the retry-storm
+    picture, where the DB rate runs away from the request rate."""
+    origin = _origin_us(run)
+    raw = _vars(run, origin, keys=[REQUESTS_KEY, QUERIES_KEY])
+    have = set(raw["key"].unique().to_list()) if not raw.is_empty() else set()
+    missing = [k for k in (REQUESTS_KEY, QUERIES_KEY) if k not in have]
+    if missing:
+        raise PerflabError(f"run {run.run_id} has no service vars {' and '.join(missing)}")
+    step = fit_interval(_span_s(run, origin), interval_s)
+    rates = _counter_buckets(raw, step)
+    req = rates.filter(pl.col("key") == REQUESTS_KEY)
+    db = rates.filter(pl.col("key") == QUERIES_KEY)
+    ratio = (
+        req.select("x", pl.col("delta").alias("r"))
+        .join(db.select("x", pl.col("delta").alias("q")), on="x", how="inner")
+        .filter(pl.col("r") > 0)
+        .with_columns((pl.col("q") / pl.col("r")).alias("per_request"))
+        .sort("x")
+    )
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=req["x"].to_list(), y=req["rate"].to_list(), name="app requests/s", mode="lines",
+                             line={"color": "#1f77b4"},
+                             hovertemplate="%{y:.1f} requests/s<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=db["x"].to_list(), y=db["rate"].to_list(), name="DB queries/s", mode="lines",
+                             line={"color": "#d62728"},
+                             hovertemplate="%{y:.1f} queries/s<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=ratio["x"].to_list(), y=ratio["per_request"].to_list(),
+                             name="DB queries per request", mode="lines", line={"dash": "dot", "color": "#7f7f7f"},
+                             hovertemplate="%{y:.2f} queries/request<extra></extra>"), secondary_y=True)
+    _seconds_axis(fig)
+    fig.update_yaxes(title_text="per second", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="DB queries per request", rangemode="tozero", secondary_y=True, showgrid=False)
+    return finish(fig, f"App requests/s against DB queries/s (run {run.run_id}, {step:g} s intervals)",
+                   hovermode="x unified")
+
+
+INFLIGHT_KEYS = {
+    "gauges.in_flight_requests": ("requests in flight", 1, "#1f77b4", None),
+    "gauges.db_waiting_tasks": ("tasks waiting for a DB connection", 1, "#d62728", None),
+    "gauges.pool_checked_out": ("pool connections checked out", 2, "#2ca02c", None),
+    "gauges.pool_size": ("pool size", 2, "#7f7f7f", "dash"),
+}
+
+
+def inflight_and_waiting(run: Run) -> go.Figure:
+    """Requests in flight and tasks waiting for a DB connection, over pool connections
+    checked out against the pool size: the false-idle picture (CPU idle, pool full,
+    a queue of waiters)."""
+    origin = _origin_us(run)
+    raw = _vars(run, origin, keys=list(INFLIGHT_KEYS))
+    if raw.is_empty():
+        raise PerflabError(f"run {run.run_id} has no service vars gauges ({', '.join(INFLIGHT_KEYS)})")
+    # Peaks are the story here (how many waited at worst), so long series keep the max.
+    gauges = cap_points(raw.select("key", "x", "value"), ["value"], "max", by="key")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("requests in flight and tasks waiting for a connection",
+                                        "DB pool: connections checked out and pool size"))
+    for key, (name, row, color, dash) in INFLIGHT_KEYS.items():
+        part = gauges.filter(pl.col("key") == key)
+        if part.is_empty():
+            continue
+        fig.add_trace(go.Scatter(x=part["x"].to_list(), y=part["value"].to_list(), name=name, mode="lines",
+                                 line={"color": color, "dash": dash, "shape": "hv"},
+                                 hovertemplate=f"{name}: %{{y:.0f}}<extra></extra>"), row=row, col=1)
+    _seconds_axis(fig, row=2, col=1)
+    fig.update_yaxes(title_text="requests / tasks", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="connections", rangemode="tozero", row=2, col=1)
+    return finish(fig, f"In-flight requests, DB waiters and pool use (run {run.run_id})", hovermode="x unified",
+                   legend=LEGEND_RIGHT)
+
+
+ERRORS_PREFIX = "counters.errors."
+
+
+def errors_by_kind(run: Run, interval_s: float = 1) -> go.Figure:
+    """Stacked bars of errors per interval: by kind from the service's counters
+    (counters.errors.*: timeout, pool_timeout, ...) and by HTTP status from k6's failed
+    requests (http_req_failed; status 0 is a request that got no response)."""
+    origin = _origin_us(run)
+    raw = _vars(run, origin, prefix=ERRORS_PREFIX)
+    sids = run.k6_point_sources
+    if raw.is_empty() and not sids:
+        raise PerflabError(f"run {run.run_id} has no error counters (service vars {ERRORS_PREFIX}*) and no k6 samples")
+    panels: list[tuple[str, pl.DataFrame]] = []
+    step = fit_interval(_span_s(run, origin), interval_s)
+    if not raw.is_empty():
+        counts = _counter_buckets(raw, step).select(
+            pl.col("key").str.strip_prefix(ERRORS_PREFIX).alias("kind"), "x", pl.col("delta").alias("n"))
+        panels.append(("service errors by kind (counters.errors.*)", counts))
+    if sids:
+        parts = []
+        for sid in sids:
+            pts = k6_points(run.store, sid, metric="http_req_failed")
+            status = pl.col("status") if "status" in pts.columns else pl.lit(None, pl.String)
+            parts.append(pts.select("time_ns", "value", status.alias("status")))
+        failed = pl.concat(parts)
+        failed = failed.filter(pl.col("value") != 0)
+        by_status = (
+            failed.with_columns(
+                ((pl.col("time_ns") / 1000 - origin) / 1e6 / step).floor().cast(pl.Int64).alias("bucket"),
+                pl.concat_str(pl.lit("status "), pl.col("status").fill_null("?")).alias("kind"),
+            )
+            .group_by("kind", "bucket").len("n")
+            .with_columns((pl.col("bucket") * step).alias("x"), pl.col("n").cast(pl.Float64))
+            .select("kind", "x", "n")
+        )
+        panels.append(("k6 failed requests by status (http_req_failed)", by_status))
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=[t for t, _ in panels])
+    for row, (_, df) in enumerate(panels, start=1):
+        totals = df.group_by("kind").agg(pl.col("n").sum()).filter(pl.col("n") > 0).sort("kind")
+        for kind in totals["kind"].to_list():
+            part = df.filter(pl.col("kind") == kind).sort("x")
+            fig.add_trace(go.Bar(x=part["x"].to_list(), y=part["n"].to_list(), name=kind,
+                                 legendgroup=f"row{row}",
+                                 hovertemplate=f"{kind}: %{{y:.0f}}<extra></extra>"), row=row, col=1)
+        if totals.is_empty():
+            fig.add_annotation(text="no errors", showarrow=False, xref=f"x{row if row > 1 else ''} domain",
+                               yref=f"y{row if row > 1 else ''} domain", x=0.5, y=0.5)
+        fig.update_yaxes(title_text=f"errors per {step:g} s", rangemode="tozero", row=row, col=1)
+    _seconds_axis(fig, row=len(panels), col=1)
+    return finish(fig, f"Errors by kind (run {run.run_id}, {step:g} s intervals)", barmode="stack", bargap=0.1,
+                   hovermode="x unified", legend=LEGEND_RIGHT)
+
+
+def process_resources(run: Run) -> go.Figure:
+    """CPU % (of one core) and resident memory over time of every role of the run:
+    the service, PostgreSQL, k6 and the whole host (host memory is the machine's used
+    memory), to tell a busy service from a busy neighbour."""
+    origin = _origin_us(run)
+    res = _resources(run, origin)
+    if res.is_empty():
+        raise PerflabError(f"run {run.run_id} has no resource samples")
+    roles = sorted(res["role"].unique().to_list(), key=lambda r: (ROLES.index(r) if r in ROLES else len(ROLES), r))
+    res = cap_points(res.with_columns((pl.col("rss_bytes") / 2**20).alias("rss_mib")),
+                      ["cpu_pct", "rss_mib"], "mean", by="role")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("CPU (% of one core)", "resident memory (MiB)"))
+    palette = ("#ff7f0e", "#2ca02c", "#9467bd", "#7f7f7f", "#8c564b", "#e377c2")
+    for i, role in enumerate(roles):
+        part = res.filter(pl.col("role") == role).sort("x")
+        color = palette[i % len(palette)]
+        name = "host (used memory)" if role == "host" else role
+        fig.add_trace(go.Scatter(x=part["x"].to_list(), y=part["cpu_pct"].to_list(), name=role, mode="lines",
+                                 legendgroup=role, line={"color": color},
+                                 hovertemplate=f"{role}: %{{y:.0f}} % CPU<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=part["x"].to_list(), y=part["rss_mib"].to_list(), name=name, mode="lines",
+                                 legendgroup=role, showlegend=False, line={"color": color},
+                                 hovertemplate=f"{name}: %{{y:.0f}} MiB<extra></extra>"), row=2, col=1)
+    _seconds_axis(fig, row=2, col=1)
+    fig.update_yaxes(title_text="CPU (% of one core)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="RSS (MiB)", rangemode="tozero", row=2, col=1)
+    return finish(fig, f"CPU and memory of every process role (run {run.run_id})", hovermode="x unified",
+                   legend=LEGEND_RIGHT)

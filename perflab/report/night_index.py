@@ -1,0 +1,86 @@
+"""The night's index page: runs with their numbers, verdicts and regressions; the
+optimization log; the notebooks. Written in the document model and rendered by the one
+HTML writer (perflab.report.html)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perflab import fmt
+from perflab.report.document import Block, Cell, Heading, Paragraph, Table
+from perflab.report.html import render_html
+
+NIGHT_JSON = "night.json"
+OPTLOG = "optimization-log.md"
+
+
+def _md(text: Any) -> str:
+    """Text from a run or a file name, safe inside the document's inline markup."""
+    return str(text).replace("`", "'").replace("*", "\\*").replace("[", "(").replace("]", ")")
+
+
+def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
+    s = r.get("summary") or {}
+    v = r.get("verdicts") or {}
+    reg = r.get("regression") or {}
+    present = v.get("present") or []
+    verdict = (Cell(", ".join(present), "present") if present
+               else Cell("no signature present", "none") if v else Cell(fmt.DASH, "muted"))
+    if reg.get("regression"):
+        regtext = Cell("REGRESSION: " + ", ".join(reg["worse"]), "present")
+    elif reg.get("regression") is False:
+        regtext = Cell(f"none vs `{_md(reg.get('previous_run_id'))}`", "ok")
+    else:
+        regtext = Cell(_md(reg.get("note", fmt.DASH)), "muted")
+    details = [f"{_md(m)}: {fmt.short(row.get('a'))} → {fmt.short(row.get('b'))} ({row.get('direction')}, "
+               f"beyond noise: {row.get('beyond_noise')})" for m, row in (reg.get("metrics") or {}).items()]
+    if details:
+        regtext = Cell(regtext.text + "  \n" + "  \n".join(details), regtext.cls)
+    status = _md(r["status"]) + (f"  \n{_md(r.get('error'))}" if r.get("error") else "")
+    if r.get("report"):
+        status += f"  \n[report]({r['report']['html']})"
+    row: list[str | Cell] = [
+        _md(r["scenario"]), _md(r["variant"]), f"`{_md(r['run_id'])}`", status,
+        Cell(fmt.short(s.get("p95_ms")), num=True), Cell(fmt.short(s.get("error_rate")), num=True),
+        Cell(fmt.short(s.get("rps")), num=True), Cell(fmt.short(s.get("service_cpu_p50")), num=True), verdict,
+        regtext]
+    bad = r["status"] != "complete" or bool(reg.get("regression"))
+    return row, "bad" if bad else None
+
+
+def index_document(night: dict[str, Any]) -> list[Block]:
+    runs = [_run_row(r) for r in night["runs"]]
+    log = night.get("optimization_log") or {}
+    log_file = log.get("file", OPTLOG)
+    prev = night.get("previous_night")
+    head = "all runs and notebooks ok" if night.get("ok") else "something failed: see the rows marked red"
+    against = f"the night of [{_md(prev)}](../{prev}/index.html)" if prev else "no previous night"
+    nbs: list[list[str | Cell]] = []
+    for n in night["notebooks"]:
+        link = f"[{_md(n['stem'])}]({n['html']})" if n.get("html") else _md(n["stem"])
+        state = Cell("ok", "ok") if n["status"] == "ok" else Cell(f"failed: {_md(n.get('error'))}", "present")
+        nbs.append([link, state, Cell(str(n["figures"]), num=True), Cell(f"{n['seconds']:.1f}", num=True),
+                    f"[.ipynb]({n['ipynb']})"])
+    return [
+        Heading(1, f"perflab nightly {night['date']}"),
+        Paragraph(f"{head}. Started {night['started_at']}, finished {night['finished_at']}. Store "
+                  f"`{_md(night['store'])}`. Regressions are judged against {against}: p95 latency or error rate "
+                  "worse beyond noise."),
+        Heading(2, "Runs and the doctor's verdicts"),
+        Table(["scenario", "variant", "run", "status", "p95 ms", "error rate", "req/s", "service CPU p50 %",
+               "signatures present", "regression vs previous night"],
+              [row for row, _ in runs], [cls for _, cls in runs], empty="no runs"),
+        Heading(2, "Optimization log"),
+        Paragraph(f"One entry per scenario, before (default) → after (fixed): [{_md(log_file)}]({log_file})."),
+        Table(["scenario", "before", "after", "conclusion"],
+              [[_md(x["scenario"]), f"`{_md(x['before'])}`", f"`{_md(x['after'])}`", _md(x["conclusion"])]
+               for x in log.get("entries", [])], empty="no scenario ran both ways"),
+        Heading(2, "Notebooks"),
+        Table(["notebook", "status", "figures", "seconds", "executed notebook"], nbs, empty="no notebooks"),
+        Paragraph(f"Every page works offline (plotly.js inlined). Machine-readable: [{NIGHT_JSON}]({NIGHT_JSON}).",
+                  "muted"),
+    ]
+
+
+def render_index(night: dict[str, Any]) -> str:
+    return render_html(index_document(night), f"perflab nightly {night['date']}")
