@@ -14,7 +14,7 @@ the previous version to MIGRATIONS in store.py.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CORE_DDL = """
 CREATE TABLE perflab_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -357,14 +357,45 @@ CREATE TABLE bench_flush_intervals (
 );
 """
 
-DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL]
+# --- a service's own metrics (perflab/ingest/prometheus*.py, expvar.py, process_csv.py) ----
+# One row per sample of any metrics format: Prometheus text/OpenMetrics scrapes, the
+# Prometheus HTTP API's results, Go expvar series, process CPU/RSS samples. ``name`` is the
+# sample's own name (``x_bucket``, ``x_sum``, ``x_count`` of a histogram ``x``), ``family``
+# the metric it belongs to, ``labels`` a JSON object with sorted keys (``le`` and
+# ``quantile`` included), so that (name, labels) is a series. Values keep NaN and ±Inf.
+# Version 2 added these tables (MIGRATIONS[1] in store.py).
+METRICS_DDL = """
+CREATE TABLE metric_samples (
+    source_id BIGINT NOT NULL,
+    run_id    VARCHAR,
+    t         TIMESTAMPTZ,           -- its own timestamp, else its scrape's; NULL: unknown
+    name      VARCHAR NOT NULL,
+    family    VARCHAR NOT NULL,
+    type      VARCHAR NOT NULL,      -- counter, gauge, histogram, summary, untyped (OpenMetrics: info, ...)
+    labels    JSON NOT NULL,         -- {} when none
+    value     DOUBLE NOT NULL,
+    exemplar  JSON                   -- OpenMetrics exemplar {labels, value, timestamp}; NULL when none
+);
+-- Which metric plays which role (perflab.analysis.roles) in a run, as the user mapped it
+-- (`perflab ingest --run R --role ROLE=METRIC`, a target file's [roles]).
+CREATE TABLE run_roles (
+    run_id VARCHAR NOT NULL,
+    role   VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,         -- a family or sample name, optionally with {label="value",...}
+    PRIMARY KEY (run_id, role)
+);
+"""
+
+DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL, METRICS_DDL]
+
+
+def block_statements(block: str) -> list[str]:
+    """The CREATE statements of one DDL block."""
+    # Comments go first, so a ';' or ',' inside one cannot split or break a statement.
+    text = "\n".join(ln.split("--", 1)[0].rstrip() for ln in block.splitlines())
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
 
 
 def statements() -> list[str]:
     """Every CREATE statement of the current schema, in order."""
-    out: list[str] = []
-    for block in DDL:
-        # Comments go first, so a ';' or ',' inside one cannot split or break a statement.
-        text = "\n".join(ln.split("--", 1)[0].rstrip() for ln in block.splitlines())
-        out.extend(stmt.strip() for stmt in text.split(";") if stmt.strip())
-    return out
+    return [stmt for block in DDL for stmt in block_statements(block)]

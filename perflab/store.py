@@ -23,9 +23,14 @@ from perflab.errors import PerflabError, StoreError
 
 DEFAULT_STORE = Path("data") / "perflab.duckdb"
 
-# Migrations from version N to N+1, applied in one transaction when an older store
-# is opened. Version 1 is the first release, so there is nothing to migrate yet.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+def _add_metrics_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in schema.block_statements(schema.METRICS_DDL):
+        con.execute(stmt)
+
+
+# Migrations from version N to N+1, applied in one transaction when an older store is
+# opened: 1 → 2 added a service's metric samples and the run's role mappings.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _add_metrics_tables}
 
 
 def default_store_path() -> Path:

@@ -16,11 +16,22 @@ PGSTAT = "pgstat"
 RESOURCES = "resources"  # the lab sampler's JSONL
 SERVICE_VARS = "service-vars"  # the lab sampler's /debug/vars JSONL
 BENCH_WRITES = "bench-writes"
+# A service's own metrics, all read into metric_samples.
+PROMETHEUS = "prometheus"  # text exposition 0.0.4 or OpenMetrics: one scrape or a series of scrapes
+PROMETHEUS_API = "prometheus-api"  # the HTTP API's /api/v1/query(_range) JSON
+EXPVAR = "expvar"  # Go's /debug/vars: one object, or NDJSON of objects with a time key
+PROCESS_SAMPLES = "process-samples"  # time,cpu...,rss_bytes CSV
+METRIC_KINDS = (PROMETHEUS, PROMETHEUS_API, EXPVAR, PROCESS_SAMPLES)
+# Stack profiles other tools write, read into the pprof tables (so every profile view reads them).
+COLLAPSED = "collapsed"  # folded stacks: py-spy --format raw, FlameGraph stackcollapse-*, async-profiler
+SPEEDSCOPE = "speedscope"  # speedscope's file format (py-spy, and many profilers' exporters)
 
 # The k6 kinds that hold every sample (the same samples in two encodings), and all three.
 K6_POINT_KINDS = (K6, K6_CSV)
 K6_KINDS = (K6, K6_CSV, K6_SUMMARY)
-PROFILE_KINDS = (PPROF, CPROFILE)
+# Profiles held in the pprof tables (profile.proto and the stack formats converted into them).
+PPROF_SHAPED_KINDS = (PPROF, COLLAPSED, SPEEDSCOPE)
+PROFILE_KINDS = (*PPROF_SHAPED_KINDS, CPROFILE)
 
 # k6 v1.1.0's built-in metrics: (type, contains). A CSV carries no Metric lines and a
 # summary-export no types, so these fill in what the file does not say.
@@ -63,3 +74,30 @@ ROLES = ("service", "postgres", "k6", "host")
 # -- profile sample types ----------------------------------------------------------------------
 # Heap profiles are recognised by their sample types (Go's heap/allocs profiles).
 HEAP_TYPES = ("inuse_space", "alloc_space", "space")
+
+# -- a service's signals by role (perflab.analysis.roles) -----------------------------------------
+# What a diagnosis reads from a service's metrics, whatever the service calls them: each role
+# is a counter (read as increases and rates, resets handled) or a gauge (read as levels).
+SIGNAL_ROLES: dict[str, str] = {
+    "requests": "counter",            # requests the service answered
+    "errors": "counter",              # failed requests, by kind (a label)
+    "in_flight": "gauge",             # requests being served
+    "downstream_calls": "counter",    # database queries or dependency calls, retries included
+    "retries": "counter",
+    "pool_size": "gauge",             # the connection pool's capacity
+    "pool_in_use": "gauge",
+    "pool_waiting": "gauge",          # tasks waiting for a connection
+    "pool_wait_count": "counter",     # waits for a connection (database/sql's WaitCount)
+    "pool_wait_seconds": "counter",   # total time waited (WaitDuration): its rate is the mean waiters
+    "tasks": "gauge",                 # goroutines, threads or event-loop handles
+    "cpu_seconds": "counter",         # the process's CPU time
+    "rss_bytes": "gauge",
+    "heap_inuse_bytes": "gauge",
+    "gc_pause_seconds": "counter",    # total GC pause time
+    "event_loop_lag_seconds": "gauge",
+}
+
+# A series of scrapes concatenated in one file marks each scrape's time with this comment
+# (unix seconds or RFC 3339), as `echo "# scrape_timestamp $(date +%s.%N)"; curl .../metrics`
+# in a loop writes it; the lab writes its scrapes the same way.
+SCRAPE_TIMESTAMP_COMMENT = "# scrape_timestamp"
