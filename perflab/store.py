@@ -180,6 +180,14 @@ class Store:
                 raise ValueError(f"unknown run field {key}")
             self.con.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", [value, run_id])
 
+    def set_roles(self, run_id: str, roles: dict[str, str]) -> None:
+        """Record which metric plays each role in a run (replacing an earlier mapping of a role).
+
+        Callers check role names against perflab.vocab.SIGNAL_ROLES; the store keeps rows."""
+        self.ensure_run(run_id)
+        for role, metric in sorted(roles.items()):
+            self.con.execute("INSERT OR REPLACE INTO run_roles VALUES (?, ?, ?)", [run_id, role, metric])
+
     def find_source(self, ref: str | int | os.PathLike[str], kinds: tuple[str, ...] | None = None) -> int:
         """A stored source: by its id, or by the path of a file whose content is stored.
 
