@@ -1,4 +1,4 @@
-"""A run's manifest: what made it (scenario, settings, versions, host, timings), typed.
+"""A run's manifest: what made it (scenario or target, settings, versions, host, timings), typed.
 
 The lab writes one per run (``data/runs/RUN_ID/manifest.json`` and the ``runs.manifest``
 column); ``Manifest.from_json`` is the only reader of that JSON. A group of files a user
@@ -39,19 +39,63 @@ class Host:
 
 @dataclass(frozen=True)
 class ProfileTaken:
-    """The steady-state CPU profile the lab pulled from the service (or why it did not)."""
+    """The steady-state profiles the lab pulled from the service (or why it did not)."""
 
     cpu_profile: str | None = None  # the file name in the run folder
     seconds: float | None = None
     started_after_s: float | None = None
     bytes: int | None = None
     error: str | None = None
+    # net/http/pprof snapshots taken in the middle of the CPU window: name → file in the run
+    # folder; a profile the service does not serve (404) or that failed is in `notes`.
+    snapshots: dict[str, str] = field(default_factory=dict)
+    pyspy: str | None = None  # py-spy's file in the run folder
+    notes: list[str] = field(default_factory=list)  # one line per profile not taken, and why
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ProfileTaken:
         taken: ProfileTaken = _split(cls, raw)
         return taken
+
+
+@dataclass(frozen=True)
+class TargetTaken:
+    """The target a run was made from (``perflab run --target``): the file as it was read,
+    and how its service was reached. A lab scenario's run has a target without a file."""
+
+    name: str | None = None
+    path: str | None = None  # the TOML file, absolute
+    sha256: str | None = None  # of the file's bytes
+    text: str | None = None  # the file itself
+    url: str | None = None  # the service's base URL (k6's BASE_URL)
+    started: bool | None = None  # perflab started the service (and stopped it)
+    pid: int | None = None  # the process sampled as the service
+    pid_from: str | None = None  # started | pid (the file's) | port (found listening) | None: not sampled
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TargetTaken:
+        taken: TargetTaken = _split(cls, raw)
+        return taken
+
+
+@dataclass(frozen=True)
+class MetricsScraped:
+    """The service's metrics endpoint, scraped once a second during the run."""
+
+    url: str | None = None
+    format: str | None = None  # prometheus | expvar (detected on each answer)
+    files: list[str] = field(default_factory=list)  # in the run folder
+    scrapes: int = 0
+    failed: int = 0  # answers that were errors or neither format
+    error: str | None = None  # the first failure, as one line
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> MetricsScraped:
+        scraped: MetricsScraped = _split(cls, raw)
+        return scraped
 
 
 @dataclass
@@ -77,7 +121,11 @@ class Manifest:
     error: str | None = None
     postgres: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # run-folder files not ingested, and why
     profile: ProfileTaken = field(default_factory=ProfileTaken)
+    target: TargetTaken | None = None
+    metrics: MetricsScraped | None = None
+    roles: dict[str, str] = field(default_factory=dict)  # SIGNAL_ROLE → metric, as the run declared them
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -91,7 +139,11 @@ class Manifest:
             raise PerflabError("a run manifest is not a JSON object")
         host = Host.from_dict(raw.pop("host", None) or {})
         profile = ProfileTaken.from_dict(raw.pop("profile", None) or {})
-        manifest: Manifest = _split(cls, raw, host=host, profile=profile)
+        target = raw.pop("target", None)
+        metrics = raw.pop("metrics", None)
+        manifest: Manifest = _split(cls, raw, host=host, profile=profile,
+                                    target=TargetTaken.from_dict(target) if target else None,
+                                    metrics=MetricsScraped.from_dict(metrics) if metrics else None)
         return manifest
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +153,11 @@ class Manifest:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if isinstance(value, (Host, ProfileTaken)):
+            if isinstance(value, _Part):
                 value = _join(value)
-            if value is not None:
-                out[f.name] = value
+            if value is None or (f.name in _OMITTED_WHEN_EMPTY and not value):
+                continue
+            out[f.name] = value
         out.update(self.extra)
         return out
 
@@ -125,8 +178,17 @@ def _split(cls: Any, raw: dict[str, Any], **given: Any) -> Any:
     return cls(**known, extra={k: v for k, v in raw.items() if k not in names})
 
 
-def _join(obj: Host | ProfileTaken) -> dict[str, Any]:
+# Fields newer than the first manifests, left out while empty: a manifest written before
+# them reads and writes back unchanged.
+_OMITTED_WHEN_EMPTY = frozenset({"roles", "skipped"})
+# The parts of a manifest that are objects of their own in its JSON.
+_Part = Host | ProfileTaken | TargetTaken | MetricsScraped
+
+
+def _join(obj: _Part) -> dict[str, Any]:
     out = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name != "extra"}
-    out = {k: v for k, v in out.items() if v is not None}
+    # Unset and empty fields are left out, so a manifest written before a field existed
+    # reads and writes back unchanged.
+    out = {k: v for k, v in out.items() if v is not None and v != [] and v != {}}
     out.update(obj.extra)
     return out

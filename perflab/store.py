@@ -20,12 +20,17 @@ import polars as pl
 
 from perflab import schema
 from perflab.errors import PerflabError, StoreError
+from perflab.vocab import SAMPLE_SERVICE_VARS_ROLES
 
 DEFAULT_STORE = Path("data") / "perflab.duckdb"
 
 def _add_metrics_tables(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in schema.block_statements(schema.METRICS_DDL):
         con.execute(stmt)
+    con.execute(
+        "INSERT INTO run_roles SELECT DISTINCT v.run_id, r.role, r.metric FROM service_vars v, "
+        "(SELECT unnest(?) AS role, unnest(?) AS metric) r WHERE v.run_id IS NOT NULL",
+        [list(SAMPLE_SERVICE_VARS_ROLES), list(SAMPLE_SERVICE_VARS_ROLES.values())])
 
 
 # Migrations from version N to N+1, applied in one transaction when an older store is

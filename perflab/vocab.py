@@ -95,9 +95,29 @@ SIGNAL_ROLES: dict[str, str] = {
     "heap_inuse_bytes": "gauge",
     "gc_pause_seconds": "counter",    # total GC pause time
     "event_loop_lag_seconds": "gauge",
+    # The tuning guide's BufferSizeHigh alert: a write buffer's depth and its limit.
+    "buffer_depth": "gauge",
+    "buffer_limit": "gauge",
 }
 
 # A series of scrapes concatenated in one file marks each scrape's time with this comment
 # (unix seconds or RFC 3339), as `echo "# scrape_timestamp $(date +%s.%N)"; curl .../metrics`
 # in a loop writes it; the lab writes its scrapes the same way.
 SCRAPE_TIMESTAMP_COMMENT = "# scrape_timestamp"
+
+# The sample service's /debug/vars keys by role, as perflab's lab sampled them into
+# `service-vars` files (perflab 0.1). Such a file is always the sample service's, so its
+# run reads them through these roles (the ingest records them; the 1 → 2 migration records
+# them for runs already stored).
+SAMPLE_SERVICE_VARS_ROLES = {
+    "requests": "counters.requests_total",
+    "errors": "counters.errors",
+    "in_flight": "gauges.in_flight_requests",
+    "downstream_calls": "counters.db_queries",
+    "retries": "counters.retries",
+    "pool_size": "gauges.pool_size",
+    "pool_in_use": "gauges.pool_checked_out",
+    "pool_waiting": "gauges.db_waiting_tasks",
+    "buffer_depth": "gauges.buffer_depth",
+    "buffer_limit": "settings.buffer_limit",
+}

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sample_workload import auth, challenges, debug, dependency, profiling, records
+from sample_workload import auth, challenges, debug, dependency, profiling, prometheus, records
 from sample_workload.db import Database, error_kind
 from sample_workload.metrics import Metrics, current_route
 from sample_workload.records import RecordBuffer, restore_spills
@@ -48,6 +48,7 @@ ROUTES = [
     Route("/challenges/{user_id}", challenges.get_challenges, methods=["GET"]),
     Route("/report/{user_id}", dependency.get_report, methods=["GET"]),
     Route("/debug/vars", debug.debug_vars, methods=["GET"]),
+    Route("/metrics", prometheus.metrics, methods=["GET"]),
     Route("/debug/pprof/", profiling.index, methods=["GET"]),
     Route("/debug/pprof/profile", profiling.cpu_profile, methods=["GET"]),
     Route("/debug/pprof/heap", profiling.heap, methods=["GET"]),
@@ -86,9 +87,9 @@ class Instrument:
                 status, started = message["status"], True
             await send(message)
 
-        # The admin endpoints are not the workload: a sampler polling /debug/vars must
-        # not show up as an in-flight request, nor dilute requests_total.
-        workload = not scope["path"].startswith(("/debug", "/healthz"))
+        # The admin endpoints are not the workload: a sampler polling /debug/vars or a
+        # scraper of /metrics must not show up as an in-flight request, nor dilute requests_total.
+        workload = not scope["path"].startswith(("/debug", "/healthz", "/metrics"))
         m.in_flight += workload
         token = current_route.set(route)
         try:
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 state.buffer.start()
             state.reports = dependency.ReportClient(db, settings, metrics)
             app.state.workload = state
+            app.state.metrics_registry = prometheus.registry(state)
             log.info("ready on %s:%d (write_mode=%s, pool=%d+%d, bcrypt cost %d, retry %s)",
                      settings.host, settings.port, settings.write_mode, settings.pool_size,
                      settings.pool_max_overflow, settings.bcrypt_cost, settings.retry_policy)

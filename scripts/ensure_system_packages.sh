@@ -5,6 +5,9 @@
 #               it, and kaleido draws the charts' PNGs with it
 #   postgresql  PostgreSQL server binaries (initdb, pg_ctl, postgres) for the lab's ephemeral
 #               cluster; not needed when PERFLAB_PG_DSN names an existing server
+#   prometheus  the Prometheus server (Debian's package, 2.42): the tests start one on 127.0.0.1
+#               and check perflab's rates and histogram quantiles against its answers
+#               ($PERFLAB_PROMETHEUS may name the binary instead)
 # Found where perflab.lab looks for them. When one is missing: as root, apt-get installs it;
 # otherwise this stops with one line saying the exact command to run.
 set -euo pipefail
@@ -32,16 +35,24 @@ have_pg_server() {
   return 1
 }
 
+have_prometheus() {
+  if [ -n "${PERFLAB_PROMETHEUS:-}" ] && [ -x "$PERFLAB_PROMETHEUS" ]; then
+    return 0
+  fi
+  command -v prometheus >/dev/null 2>&1
+}
+
 missing=()
 have_chromium || missing+=(chromium)
 have_pg_server || missing+=(postgresql)
+have_prometheus || missing+=(prometheus)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 install="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "perflab: ${missing[*]} missing (Chromium; PostgreSQL server binaries): install them with your system's package manager, or PERFLAB_PG_DSN for an existing server" >&2
+  echo "perflab: ${missing[*]} missing (Chromium; PostgreSQL server binaries; Prometheus): install them with your system's package manager, or PERFLAB_PG_DSN for an existing server" >&2
   exit 1
 fi
 if [ "$(id -u)" != 0 ]; then

@@ -19,13 +19,13 @@ The guide's ``for:`` durations (1–5 minutes) are longer than a lab run (12–3
 lasted the rule's ``for:`` as well, i.e. whether a production alert would have paged.
 
     rule                        series                                        threshold
-    DatabaseConnectionPoolHigh  gauges.pool_checked_out / gauges.pool_size    > 0.8
+    DatabaseConnectionPoolHigh  pool_in_use / pool_size (roles)               > 0.8
     HighAPILatency              k6 p95 of http_req_duration per interval      > 500 ms
     HighErrorRate               k6 http_req_failed rate per interval          > 1 %
-    BufferSizeHigh              gauges.buffer_depth / BUFFER_LIMIT            > 0.8
+    BufferSizeHigh              buffer_depth / buffer_limit (roles)           > 0.8
 
 Samples carry the time they cover (``dt_s``): a k6 interval covers the interval; a
-/debug/vars gauge sample holds until the next sample (the last one for the median
+gauge sample (the service's metrics, by role) holds until the next sample (the last one for the median
 spacing of the series). The pure functions (:func:`evaluate_rule`,
 :func:`sample_durations`) take plain arrays and are what the decision-table tests
 drive; :func:`evaluate_alerts` reads the series of a run.
@@ -42,6 +42,7 @@ import numpy as np
 import polars as pl
 
 from perflab.analysis.loadtest import k6_timeseries
+from perflab.analysis.roles import gauge_levels
 from perflab.analysis.run import Run
 from perflab.analysis.steady import Window
 from perflab.jsonable import optional
@@ -50,8 +51,8 @@ from perflab.jsonable import optional
 # at 4 Hz and k6 at every request, and a second holds 10–40 requests at the lab's rates,
 # enough for an error rate of 1 % to be told from 0 (a shorter interval holds too few).
 ALERT_INTERVAL_S = 1.0
-# sample_workload's default BUFFER_LIMIT (settings.py) and the guide's "80% of 100,000
-# limit": used only when the run does not publish its own (settings.buffer_limit).
+# The guide's "80% of 100,000 limit": used only when the run publishes no buffer_limit and
+# its settings name no BUFFER_LIMIT.
 DEFAULT_BUFFER_LIMIT = 100_000.0
 # "80 % of" is the guide's margin for the pool and the buffer: enough warning to add
 # connections or flush faster before requests queue or are refused.
@@ -62,9 +63,7 @@ P95_THRESHOLD_MS = 500.0
 # The guide's HighErrorRate: more than 1 % of requests failing.
 ERROR_RATE_THRESHOLD = 0.01
 
-POOL_KEYS = ("gauges.pool_checked_out", "gauges.pool_size")
-BUFFER_KEY = "gauges.buffer_depth"
-BUFFER_LIMIT_KEY = "settings.buffer_limit"
+POOL_ROLES = ("pool_in_use", "pool_size")
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,9 @@ class AlertRule:
 
 
 POOL_RULE = AlertRule(
-    "DatabaseConnectionPoolHigh", f"gauges.pool_checked_out / gauges.pool_size > {FILL_FRACTION:g}",
+    "DatabaseConnectionPoolHigh", f"pool_in_use / pool_size > {FILL_FRACTION:g}",
     FILL_FRACTION, "ratio", 300.0, "warning", "Increase connection pool or scale database",
-    "the service's /debug/vars pool gauges")
+    "the service's pool metrics (roles pool_in_use, pool_size)")
 LATENCY_RULE = AlertRule(
     "HighAPILatency", f"k6 http_req_duration p95 per {ALERT_INTERVAL_S:g} s > {P95_THRESHOLD_MS:g} ms",
     P95_THRESHOLD_MS, "ms", 120.0, "warning", "Scale up backend instances", "k6 requests")
@@ -92,9 +91,9 @@ ERROR_RULE = AlertRule(
     "HighErrorRate", f"k6 http_req_failed rate per {ALERT_INTERVAL_S:g} s > {ERROR_RATE_THRESHOLD:.0%}",
     ERROR_RATE_THRESHOLD, "rate", 60.0, "critical", "Investigate immediately, check logs", "k6 requests")
 BUFFER_RULE = AlertRule(
-    "BufferSizeHigh", f"gauges.buffer_depth / BUFFER_LIMIT > {FILL_FRACTION:g}",
+    "BufferSizeHigh", f"buffer_depth / buffer_limit > {FILL_FRACTION:g}",
     FILL_FRACTION, "ratio", 300.0, "warning", "Increase flush frequency or scale event handler",
-    "the service's /debug/vars buffer gauge")
+    "the service's buffer metrics (roles buffer_depth, buffer_limit)")
 RULES: tuple[AlertRule, ...] = (POOL_RULE, LATENCY_RULE, ERROR_RULE, BUFFER_RULE)
 
 
@@ -178,24 +177,21 @@ def _in_window(df: pl.DataFrame, window: Window | None) -> pl.DataFrame:
     return df if window is None or df.is_empty() else window.filter(df)
 
 
-def _gauge(run: Run, key: str) -> pl.DataFrame:
-    return run.store.sql(
-        "SELECT epoch_us(t) / 1e6 AS t_s, value FROM service_vars WHERE run_id = ? AND key = ? "
-        "ORDER BY elapsed_s, t", [run.run_id, key])
+def _gauge(run: Run, role: str) -> pl.DataFrame:
+    return gauge_levels(run.signals, role)
 
 
 def buffer_limit(run: Run) -> tuple[float, str]:
-    """(BUFFER_LIMIT, where it came from): the service's published setting, the run's
-    manifest, else the service's default."""
-    row = run.store.con.execute(
-        "SELECT arg_max(value, elapsed_s) FROM service_vars WHERE run_id = ? AND key = ?",
-        [run.run_id, BUFFER_LIMIT_KEY]).fetchall()
-    if row and row[0][0] is not None and row[0][0] > 0:
-        return float(row[0][0]), f"the service's {BUFFER_LIMIT_KEY}"
+    """(the buffer's limit, where it came from): the service's buffer_limit role, the run's
+    settings (BUFFER_LIMIT), else the guide's default."""
+    limit = _gauge(run, "buffer_limit")
+    if limit.height and limit["value"][-1] > 0:
+        src = run.roles.sources.get("buffer_limit")
+        return float(limit["value"][-1]), f"the service's {src.metric if src else 'buffer_limit'}"
     setting = str(run.settings.get("BUFFER_LIMIT", "")).strip()
     if setting.isdigit():
         return float(setting), "the run's manifest (BUFFER_LIMIT)"
-    return DEFAULT_BUFFER_LIMIT, f"the service's default ({DEFAULT_BUFFER_LIMIT:,.0f}; the run does not publish it)"
+    return DEFAULT_BUFFER_LIMIT, f"the guide's default ({DEFAULT_BUFFER_LIMIT:,.0f}; the run does not publish it)"
 
 
 def _gauge_series(df: pl.DataFrame) -> tuple[list[float], list[float], list[float]]:
@@ -212,10 +208,10 @@ def evaluate_alerts(run: Run, interval_s: float = ALERT_INTERVAL_S) -> list[Aler
     out: list[AlertResult] = []
 
     # Pool: both gauges are written by one /debug/vars poll, so they share the instant.
-    checked, size = _gauge(run, POOL_KEYS[0]), _gauge(run, POOL_KEYS[1])
+    checked, size = _gauge(run, POOL_ROLES[0]), _gauge(run, POOL_ROLES[1])
     if checked.is_empty() or size.is_empty():
-        missing = " and ".join(k for k, d in zip(POOL_KEYS, (checked, size), strict=True) if d.is_empty())
-        out.append(not_measured(POOL_RULE, f"no /debug/vars {missing} in this run"))
+        missing = " and ".join(k for k, d in zip(POOL_ROLES, (checked, size), strict=True) if d.is_empty())
+        out.append(not_measured(POOL_RULE, f"no metric for the {missing} role in this run"))
     else:
         ratio = (checked.join(size.rename({"value": "size"}), on="t_s", how="inner")
                  .filter(pl.col("size") > 0)
@@ -236,9 +232,9 @@ def evaluate_alerts(run: Run, interval_s: float = ALERT_INTERVAL_S) -> list[Aler
             r = evaluate_rule(rule, part["t_s"].to_list(), part["value"].to_list(), part["dt_s"].to_list())
             out.append(_relative(r, origin))
 
-    depth = _gauge(run, BUFFER_KEY)
+    depth = _gauge(run, "buffer_depth")
     if depth.is_empty():
-        out.append(not_measured(BUFFER_RULE, f"no /debug/vars {BUFFER_KEY} in this run"))
+        out.append(not_measured(BUFFER_RULE, "no metric for the buffer_depth role in this run"))
     else:
         limit, limit_from = buffer_limit(run)
         frac = depth.select("t_s", (pl.col("value") / limit).alias("value"))

@@ -27,6 +27,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+import polars as pl
+
 from perflab.analysis.run import Run
 from perflab.jsonable import optional
 
@@ -133,14 +136,15 @@ def run_capacity(run: Run, target_rps: float | None = None) -> Capacity:
         dropped = float(run.store.con.execute(
             "SELECT coalesce(sum(value), 0) FROM k6_points WHERE source_id IN ? AND metric = 'dropped_iterations'",
             [sids]).fetchall()[0][0])
-    cpu = run.store.con.execute(
-        """SELECT avg(cpu_pct) FILTER (WHERE role = 'service'), median(cpu_pct) FILTER (WHERE role = 'service'),
-                  median(cpu_pct) FILTER (WHERE role = 'host')
-           FROM resource_samples WHERE run_id = ? AND cpu_pct IS NOT NULL
-             AND epoch_us(t) / 1e6 BETWEEN ? AND ?""",
-        [run.run_id, lo, hi]).fetchall()[0]
-    out = estimate(rps, cpu[0], cpu_p50_pct=cpu[1], cores=run.cpu_count, target_rps=target_rps,
-                   dropped_iterations=dropped, host_cpu_p50_pct=cpu[2])
+    samples = run.service_cpu
+    service = (samples.values.filter(pl.col("t_s").is_between(lo, hi))["cpu_pct"].to_numpy()
+               if samples is not None else np.zeros(0))
+    host = run.resources.filter((pl.col("role") == "host") & pl.col("cpu_pct").is_not_null()
+                                & pl.col("t_s").is_between(lo, hi))["cpu_pct"].to_numpy()
+    out = estimate(rps, float(service.mean()) if service.size else None,
+                   cpu_p50_pct=float(np.median(service)) if service.size else None, cores=run.cpu_count,
+                   target_rps=target_rps, dropped_iterations=dropped,
+                   host_cpu_p50_pct=float(np.median(host)) if host.size else None)
     out.dropped_iterations = dropped
     out.rate_source = ("k6 requests in the steady window / its length" if window
                        else "k6 requests over the whole run")

@@ -46,10 +46,11 @@ from typing import Any
 
 import polars as pl
 
-from perflab.analysis.profiles import PROFILE_KINDS, resolve_sample_type, stacks
+from perflab.analysis.profiles import resolve_sample_type, stacks
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
+from perflab.vocab import CPROFILE, PROFILE_KINDS
 
 OTHER = "other"
 # A category's top frames in the answer: enough to name the culprits, short enough to read.
@@ -74,8 +75,9 @@ RULES: tuple[Rule, ...] = (
     _r("hashing", r"^(crypto/(?!tls\.)|golang\.org/x/crypto/)"),
     # Python and C hashing by library or algorithm name: bcrypt (a C call under Python),
     # hashlib's pbkdf2_hmac/sha256, hmac, scrypt, argon2, md5; also Go user code named so
-    # (main.pbkdf2SHA256).
-    _r("hashing", r"\b_?(hashlib|hmac|bcrypt|passlib|argon2|nacl)\b|pbkdf2|scrypt|argon2|bcrypt"
+    # (main.pbkdf2SHA256); bcrypt's own cipher as py-spy --native names its Rust frames
+    # (blowfish::Blowfish::encrypt, bcrypt::bcrypt::bcrypt).
+    _r("hashing", r"\b_?(hashlib|hmac|bcrypt|passlib|argon2|nacl)\b|pbkdf2|scrypt|argon2|bcrypt|blowfish"
                   r"|sha-?(1|224|256|384|512)|\bmd5|blake2|cryptography\.hazmat", re.IGNORECASE),
     # A Python sampler cannot see C frames: bcrypt's time shows on the Python function that
     # called it, which services name after what it does (sample_workload.auth.check_password).
@@ -314,6 +316,7 @@ def categories(store: Store, ref: str | int | os.PathLike[str],
     """
     sid = store.find_source(ref, kinds=PROFILE_KINDS)
     kind = str(store.source(sid)["kind"])
-    out = (_cprofile_categories if kind == "cprofile" else _pprof_categories)(store, sid, sample_type)
+    # Every other profile kind (pprof, collapsed stacks, speedscope) is held in the pprof tables.
+    out = (_cprofile_categories if kind == CPROFILE else _pprof_categories)(store, sid, sample_type)
     out["source_id"] = sid
     return out

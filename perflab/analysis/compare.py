@@ -15,10 +15,10 @@ says the two runs differ, not when two single numbers differ::
                  difference excludes 0 (per statistic; the group's verdict is the p95's)
     error rate   Fisher's exact test on failed/succeeded requests
     dropped it.  exact conditional test of two Poisson counts over each run's duration
-    CPU, RSS,    Mann–Whitney U on the per-sample values (the lab's sampler, /debug/vars)
-    waiting
+    CPU, RSS,    Mann–Whitney U on the per-sample values (the lab's sampler, the service's
+    waiting      metrics by role)
     throughput   Mann–Whitney U on the requests of each whole second of the run
-    queries/req  one ratio per run: no test, reported as such (beyond_noise None)
+    calls/req    one ratio per run: no test, reported as such (beyond_noise None)
 
 ``beyond_noise`` is True, False, or None when there are too few values to test. Every
 latency figure is k6's own (``k6_summary``: med, p(95), p(99), avg, count); the tests
@@ -38,8 +38,9 @@ from scipy import stats
 
 from perflab.analysis.loadtest import k6_points, k6_summary
 from perflab.analysis.profiles import top_frame
+from perflab.analysis.roles import gauge_levels
 from perflab.analysis.run import Run
-from perflab.analysis.runs import queries_per_request
+from perflab.analysis.runs import calls_per_request
 from perflab.jsonable import optional
 from perflab.store import Store
 from perflab.vocab import PROFILE_KINDS
@@ -80,6 +81,7 @@ PROFILE_DIFF_LIMIT = 15
 # The verdict of an optimization is judged on p95 latency: what a user of the service
 # waits for, and the number every lab signature moves (LAB-NOTES: judge percentiles).
 PRIMARY_METRIC = "latency p95"
+CALLS_PER_REQUEST = "downstream calls per request"
 CONFIRMED, NO_CHANGE, REGRESSED = "confirmed", "no significant change", "regressed"
 
 
@@ -318,10 +320,14 @@ def _outside_cpu(run: Run) -> np.ndarray:
     return np.clip(df["v"].to_numpy(), 0, None) if df.height else np.zeros(0)
 
 
-def _var(run: Run, key: str) -> np.ndarray:
-    df = run.store.sql("SELECT value FROM service_vars WHERE run_id = ? AND key = ? ORDER BY elapsed_s",
-                       [run.run_id, key])
-    return df["value"].to_numpy() if df.height else np.zeros(0)
+def _service_cpu(run: Run) -> np.ndarray:
+    samples = run.service_cpu
+    return samples.values["cpu_pct"].to_numpy() if samples is not None else np.zeros(0)
+
+
+def _gauge(run: Run, role: str) -> np.ndarray:
+    levels = gauge_levels(run.signals, role)
+    return levels["value"].to_numpy() if levels.height else np.zeros(0)
 
 
 # -- rows ---------------------------------------------------------------------------------------
@@ -413,14 +419,17 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
         return _sample_row(metric, unit, better, a, b, stat, _no_samples(run_a, table, what),
                            _no_samples(run_b, table, what))
 
-    cpu_a, cpu_b = _resource(run_a, "service", "cpu_pct"), _resource(run_b, "service", "cpu_pct")
-    rows.append(samples("service CPU p50", "% of a core", "lower", cpu_a, cpu_b, "p50"))
-    rows.append(samples("service CPU mean", "% of a core", "lower", cpu_a, cpu_b, "mean"))
-    rows.append(_queries_row(run_a, run_b))
-    waiting = "gauges.db_waiting_tasks"
+    cpu_a, cpu_b = _service_cpu(run_a), _service_cpu(run_b)
+    no_cpu = [None if len(c) else f"no service CPU samples (resource samples or a cpu_seconds role) in run {r.run_id}"
+              for r, c in ((run_a, cpu_a), (run_b, cpu_b))]
+    for stat in ("p50", "mean"):
+        rows.append(_sample_row(f"service CPU {stat}", "% of a core", "lower", cpu_a, cpu_b, stat, *no_cpu))
+    rows.append(_calls_row(run_a, run_b))
+    wait_a, wait_b = _gauge(run_a, "pool_waiting"), _gauge(run_b, "pool_waiting")
+    no_wait = [None if len(w) else f"no pool_waiting samples in run {r.run_id}"
+               for r, w in ((run_a, wait_a), (run_b, wait_b))]
     for stat in ("p50", "max"):
-        rows.append(samples(f"waiting tasks {stat}", "", "lower", _var(run_a, waiting), _var(run_b, waiting), stat,
-                            "service_vars", f"/debug/vars samples ({waiting})"))
+        rows.append(_sample_row(f"waiting tasks {stat}", "", "lower", wait_a, wait_b, stat, *no_wait))
     rows.append(samples("service RSS p50", "MiB", "lower", _resource(run_a, "service", "rss_bytes", MIB),
                         _resource(run_b, "service", "rss_bytes", MIB), "p50"))
     # Context, not a result: other work on the machine distorts every figure (LAB-NOTES).
@@ -479,14 +488,14 @@ def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     return _row("dropped iterations", "count", "lower", da, db, test["p_value"] < ALPHA, test)
 
 
-def _queries_row(run_a: Run, run_b: Run) -> MetricRow:
-    qa, qb = queries_per_request(run_a), queries_per_request(run_b)
+def _calls_row(run_a: Run, run_b: Run) -> MetricRow:
+    qa, qb = calls_per_request(run_a), calls_per_request(run_b)
     missing = [r.run_id for r, q in ((run_a, qa), (run_b, qb)) if q is None]
     if missing:
-        return _row("DB queries per request", "", "lower", qa, qb, None, None,
-                    "not measured: no /debug/vars counters (counters.db_queries, counters.requests_total) "
+        return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, None, None,
+                    "not measured: no downstream_calls and requests roles (the service's counters) "
                     f"in run {' and '.join(missing)}")
-    return _row("DB queries per request", "", "lower", qa, qb, None, None,
+    return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, None, None,
                 "not tested: one ratio per run (the service's counters)")
 
 

@@ -13,6 +13,10 @@ sources the numbers equal ``go tool pprof -top``'s exactly (fixtures/pprof/READM
 * frames are the Line entries of each location (inlined calls expanded), nodes are
   keyed by function name, and a node whose flat and cum are both 0 is not listed.
 
+Collapsed stacks and speedscope files are stored in the same tables
+(perflab.ingest._stacks) and read by the same code: every kind of
+:data:`~perflab.vocab.PPROF_SHAPED_KINDS` answers as ``format`` "pprof" (its values are
+pprof's, exact ints in the sample type's unit); the source's own kind is in ``sources``.
 cProfile sources are answered by perflab.analysis.pstats (flat = tottime, cum = cumtime).
 """
 
@@ -27,8 +31,7 @@ import pyarrow as pa
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
-
-PROFILE_KINDS = ("pprof", "cprofile")
+from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 # One aggregation for flat and cum: per stack first (stacks are shared by many samples),
 # then per node. list_distinct makes a recursive function count once per sample in cum;
@@ -63,15 +66,17 @@ WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
 """
 
 
-def _source_kind(store: Store, ref: str | int | os.PathLike[str]) -> tuple[int, str]:
+def _source_format(store: Store, ref: str | int | os.PathLike[str]) -> tuple[int, str]:
+    """(source id, how it reads: "pprof" for every kind held in the pprof tables, or "cprofile")."""
     sid = store.find_source(ref, kinds=PROFILE_KINDS)
-    return sid, str(store.source(sid)["kind"])
+    kind = str(store.source(sid)["kind"])
+    return sid, PPROF if kind in PPROF_SHAPED_KINDS else kind
 
 
 def _pprof_source(store: Store, source_id: int) -> int:
     src = store.source(int(source_id))
-    if src["kind"] != "pprof":
-        raise PerflabError(f"source {source_id} is {src['kind']}, expected pprof")
+    if src["kind"] not in PPROF_SHAPED_KINDS:
+        raise PerflabError(f"source {source_id} is {src['kind']}, expected {' or '.join(PPROF_SHAPED_KINDS)}")
     return int(src["source_id"])
 
 
@@ -155,8 +160,8 @@ def top(
     are exact ints in the sample type's own unit; cProfile's are seconds and its rows
     also carry calls and primitive_calls.
     """
-    sid, kind = _source_kind(store, ref)
-    if kind == "cprofile":
+    sid, kind = _source_format(store, ref)
+    if kind == CPROFILE:
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
     else:
         idx, stype, unit = resolve_sample_type(store, sid, sample_type)
@@ -205,7 +210,7 @@ def top_frame(
     """The rows of :func:`top` (all of them) as a DataFrame, for notebooks."""
     result = top(store, ref, sample_type=sample_type)
     rows = result["rows"]
-    if result["format"] == "pprof":
+    if result["format"] == PPROF:
         schema: dict[str, Any] = {"name": pl.String, "flat": pl.Int64, "cum": pl.Int64,
                                   "flat_pct": pl.Float64, "cum_pct": pl.Float64}
         if any(abs(r["cum"]) >= 1 << 63 or abs(r["flat"]) >= 1 << 63 for r in rows):

@@ -25,7 +25,9 @@ from typing import Any
 
 import polars as pl
 
-from perflab.analysis import rundata
+from perflab.analysis import cpu, roles, rundata
+from perflab.analysis.cpu import CpuSamples
+from perflab.analysis.roles import Roles
 from perflab.analysis.rundata import RunData
 from perflab.analysis.steady import Window, find_window
 from perflab.errors import PerflabError
@@ -242,19 +244,29 @@ class Run:
         return rundata.resources_frame(self.store, self.run_id)
 
     @cached_property
-    def vars(self) -> pl.DataFrame:
-        return rundata.vars_frame(self.store, self.run_id)
+    def roles(self) -> Roles:
+        """The service's signals by role (perflab.analysis.roles) and which metric fed each."""
+        return roles.load(self.store, self.run_id)
+
+    @property
+    def signals(self) -> pl.DataFrame:
+        return self.roles.signals
+
+    @cached_property
+    def service_cpu(self) -> CpuSamples | None:
+        """The service's CPU per sample, from whichever the run has (perflab.analysis.cpu)."""
+        return cpu.service_cpu(self.resources, self.signals)
 
     @cached_property
     def window(self) -> Window | None:
-        """The steady window: on the k6 requests, else on the resource or /debug/vars samples."""
-        return window_of(self.requests, self.resources, self.vars)
+        """The steady window: on the k6 requests, else on the resource or metric samples."""
+        return window_of(self.requests, self.resources, self.signals)
 
     @cached_property
     def frames(self) -> RunData:
         """Everything the signatures may use, as plain frames (empty, never missing)."""
         data = RunData(run_id=self.run_id, requests=self.requests, k6=self.k6_frame, resources=self.resources,
-                       vars=self.vars, cpu_count=self.cpu_count)
+                       signals=self.signals, role_sources=dict(self.roles.sources), cpu_count=self.cpu_count)
         activity = [s.source_id for s in self.pg_snapshots("pg_stat_activity")]
         data.pg_activity = rundata.activity_frame(self.store, activity)
         data.pg_statement_snapshots = len(self.pg_snapshots("pg_stat_statements"))
@@ -264,7 +276,7 @@ class Run:
         return data
 
 
-def window_of(requests: pl.DataFrame, resources: pl.DataFrame, vars_: pl.DataFrame) -> Window | None:
+def window_of(requests: pl.DataFrame, resources: pl.DataFrame, signals: pl.DataFrame) -> Window | None:
     """The doctor's steady window from a run's frames (what RunData-only callers use too)."""
-    fallback = pl.concat([resources["t_s"], vars_["t_s"]]) if resources.height or vars_.height else None
+    fallback = pl.concat([resources["t_s"], signals["t_s"]]) if resources.height or signals.height else None
     return find_window(requests["t_s"], fallback)

@@ -13,7 +13,7 @@ samples, /debug/vars samples and pg_stat_activity samples share one axis.
     requests      one per HTTP request                   k6 http_req_duration (+ its tags)
     k6            dropped_iterations, vus, vus_max       k6 points
     resources     one per process role per sample        the lab sampler (resource_samples)
-    vars          one per /debug/vars key per sample     the service (service_vars)
+    signals       one per role, series and sample        the service's metrics by role (analysis.roles)
     pg_activity   one per client backend per sample      pg_stat_activity samples; ``sampler``
                                                          marks the sampler's own backend (in
                                                          every sample, so it enumerates them)
@@ -32,9 +32,10 @@ import polars as pl
 
 from perflab.analysis.categories import categories
 from perflab.analysis.database import pg_top_detail
-from perflab.analysis.profiles import stacks
+from perflab.analysis.profiles import stacks, top
+from perflab.analysis.roles import SIGNALS_SCHEMA, RoleSource
 from perflab.store import Store
-from perflab.vocab import CPROFILE, PPROF
+from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS
 
 REQUESTS_SCHEMA: dict[str, Any] = {
     "t_s": pl.Float64, "duration_ms": pl.Float64, "status": pl.Int64, "error_code": pl.String,
@@ -44,13 +45,15 @@ K6_SCHEMA: dict[str, Any] = {"t_s": pl.Float64, "metric": pl.String, "value": pl
 RESOURCES_SCHEMA: dict[str, Any] = {
     "t_s": pl.Float64, "role": pl.String, "cpu_pct": pl.Float64, "rss_bytes": pl.Float64, "threads": pl.Float64,
 }
-VARS_SCHEMA: dict[str, Any] = {"t_s": pl.Float64, "key": pl.String, "value": pl.Float64}
 PG_ACTIVITY_SCHEMA: dict[str, Any] = {
     "sample_no": pl.Int64, "t_s": pl.Float64, "state": pl.String, "wait_event_type": pl.String,
     "wait_event": pl.String, "sampler": pl.Boolean,
 }
 STACKS_SCHEMA: dict[str, Any] = {"frames": pl.List(pl.String), "value": pl.Int64}
 
+# Functions kept per CPU profile by cum: enough to find the library a hot frame sits
+# under (a PBKDF2 loop is a few frames above the SHA-256 block function).
+TOP_CUM = 60
 # The snapshot table of each pg_stat view a run pairs before and after.
 SNAPSHOT_TABLES = {"pg_stat_statements": "pg_stat_statements_snap", "pg_stat_user_tables": "pg_stat_user_tables_snap",
                    "pg_stat_user_indexes": "pg_stat_user_indexes_snap", "pg_stat_database": "pg_stat_database_snap"}
@@ -89,6 +92,9 @@ class Profile:
     time_s: float | None = None
     duration_s: float | None = None
     categories: dict[str, Any] | None = None  # perflab.analysis.categories' answer (cpu profiles)
+    # (function, cum share of the total) of the TOP_CUM functions with the most cum (cpu
+    # profiles): which hashing or serialization code the hot frames sit under.
+    cum_shares: list[tuple[str, float]] = field(default_factory=list)
     stacks: pl.DataFrame | None = None  # frames (leaf first) and value (contention profiles)
 
 
@@ -98,7 +104,9 @@ class RunData:
     requests: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REQUESTS_SCHEMA))
     k6: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=K6_SCHEMA))
     resources: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RESOURCES_SCHEMA))
-    vars: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=VARS_SCHEMA))
+    signals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SIGNALS_SCHEMA))
+    # Which metric fed each role (None: the run has none): what a missing-data line names.
+    role_sources: dict[str, RoleSource | None] = field(default_factory=dict)
     pg_activity: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PG_ACTIVITY_SCHEMA))
     pg_statement_snapshots: int = 0  # pg_stat_statements snapshots in the run (calls need two)
     pg_statement_calls: float | None = None  # pg_stat_statements calls, after − before
@@ -149,13 +157,6 @@ def resources_frame(store: Store, run_id: str) -> pl.DataFrame:
         "SELECT epoch_us(t) / 1e6 AS t_s, role, cpu_pct, rss_bytes::DOUBLE AS rss_bytes, "
         "threads::DOUBLE AS threads FROM resource_samples WHERE run_id = ? ORDER BY t, role", [run_id]),
         RESOURCES_SCHEMA)
-
-
-def vars_frame(store: Store, run_id: str) -> pl.DataFrame:
-    return _frame(store.sql(
-        "SELECT epoch_us(t) / 1e6 AS t_s, key, value FROM service_vars WHERE run_id = ? "
-        "AND (key LIKE 'gauges.%' OR key LIKE 'counters.%' OR key LIKE 'settings.pool%') ORDER BY t, key",
-        [run_id]), VARS_SCHEMA)
 
 
 def activity_frame(store: Store, activity_sources: list[int]) -> pl.DataFrame:
@@ -219,7 +220,7 @@ def profile(store: Store, sid: int, kind: str, name: str) -> Profile | None:
             "SELECT coalesce(sum(tottime), 0), coalesce(sum(calls), 0) FROM cprofile_functions "
             "WHERE source_id = ?", [sid]).fetchall()[0]
         prof = Profile(sid, name, "cprofile", "cpu", "cpu", "seconds", float(total[0]), int(total[1]))
-    elif kind == PPROF:
+    elif kind in PPROF_SHAPED_KINDS:  # profile.proto, collapsed stacks, speedscope: the pprof tables
         types = store.con.execute(
             "SELECT type, unit FROM pprof_sample_types WHERE source_id = ? ORDER BY idx", [sid]).fetchall()
         names = [t for t, _ in types]
@@ -233,7 +234,7 @@ def profile(store: Store, sid: int, kind: str, name: str) -> Profile | None:
         by_type = dict(zip(names, sums, strict=True))
         samples = int(by_type["samples"]) if "samples" in by_type else int(head["num_samples"] or 0)
         prof = Profile(
-            sid, name, "pprof", pkind, stype, dict(types).get(stype) if stype else None,
+            sid, name, PPROF, pkind, stype, dict(types).get(stype) if stype else None,
             float(by_type.get(stype, 0)) if stype else 0.0, samples,
             time_s=head["time_nanos"] / 1e9 if head["time_nanos"] else None,
             duration_s=head["duration_nanos"] / 1e9 if head["duration_nanos"] else None,
@@ -241,7 +242,10 @@ def profile(store: Store, sid: int, kind: str, name: str) -> Profile | None:
     else:
         return None
     if prof.kind == "cpu":
-        prof.categories = categories(store, sid, sample_type=prof.sample_type if prof.format == "pprof" else None)
+        stype = prof.sample_type if prof.format == PPROF else None
+        prof.categories = categories(store, sid, sample_type=stype)
+        rows = sorted(top(store, sid, sample_type=stype)["rows"], key=lambda r: (-r["cum"], r["name"]))[:TOP_CUM]
+        prof.cum_shares = [(str(r["name"]), float(r["cum_pct"]) / 100.0) for r in rows]
     elif prof.kind == "contention":
         prof.stacks = _frame(stacks(store, sid, sample_type=prof.sample_type), STACKS_SCHEMA)
     return prof

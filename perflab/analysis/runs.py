@@ -1,15 +1,19 @@
 """A run's headline numbers (what ``perflab runs`` lists), for lab runs and user groups alike.
 
 requests, rps, p95 and error rate are k6's own figures (k6_summary over the run's
-samples); service CPU comes from the lab sampler; DB queries per request from the
-service's /debug/vars counters, because pg_stat_statements does not count the
-statements a statement_timeout cancelled (LAB-NOTES).
+samples); service CPU from whichever the run has (perflab.analysis.cpu); downstream calls
+per request from the service's own counters (the downstream_calls and requests roles),
+because pg_stat_statements does not count the statements a statement_timeout cancelled
+(LAB-NOTES).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from perflab.analysis import roles
 from perflab.analysis.loadtest import k6_summary
 from perflab.analysis.run import Run
 from perflab.store import Store
@@ -30,7 +34,7 @@ class RunSummary:
     dropped_iterations: int | None = None
     service_cpu_p50: float | None = None
     service_cpu_mean: float | None = None
-    db_queries_per_request: float | None = None
+    downstream_calls_per_request: float | None = None
 
 
 def list_runs(store: Store) -> list[RunSummary]:
@@ -51,25 +55,19 @@ def run_summary(run: Run) -> RunSummary:
         out.p95_ms = summary.get("http_req_duration", {}).get("p(95)")
         out.error_rate = summary.get("http_req_failed", {}).get("rate")
         out.dropped_iterations = int(summary.get("dropped_iterations", {}).get("count", 0))
-    p50, mean = run.store.con.execute(
-        "SELECT median(cpu_pct), avg(cpu_pct) FROM resource_samples "
-        "WHERE run_id = ? AND role = 'service' AND cpu_pct IS NOT NULL", [run.run_id]).fetchall()[0]
-    out.service_cpu_p50, out.service_cpu_mean = p50, mean
-    out.db_queries_per_request = queries_per_request(run)
+    samples = run.service_cpu
+    if samples is not None and samples.values.height:
+        cpu = samples.values["cpu_pct"].to_numpy()
+        out.service_cpu_p50, out.service_cpu_mean = float(np.median(cpu)), float(cpu.mean())
+    out.downstream_calls_per_request = calls_per_request(run)
     return out
 
 
-def counter_delta(run: Run, key: str) -> float | None:
-    """last − first of a /debug/vars counter over the run."""
-    d = run.store.con.execute(
-        "SELECT arg_max(value, elapsed_s) - arg_min(value, elapsed_s) FROM service_vars WHERE run_id = ? AND key = ?",
-        [run.run_id, key]).fetchall()[0][0]
-    return float(d) if d is not None else None
-
-
-def queries_per_request(run: Run) -> float | None:
-    queries = counter_delta(run, "counters.db_queries")
-    requests = counter_delta(run, "counters.requests_total")
-    if queries is None or not requests:
+def calls_per_request(run: Run) -> float | None:
+    """Downstream calls per request over the whole run: the downstream_calls role's increase
+    over the requests role's (None without both)."""
+    calls = roles.increase(run.signals, "downstream_calls")
+    requests = roles.increase(run.signals, "requests")
+    if calls is None or not requests:
         return None
-    return queries / requests
+    return calls / requests

@@ -26,6 +26,7 @@ from perflab.commands import (
     nightly,
     pgtop,
     report,
+    roles,
     run,
     runs,
     snakeviz,
@@ -59,6 +60,7 @@ COMMANDS: tuple[Command, ...] = (
     compare,
     log,
     doctor,
+    roles,
     nightly,
     report,
 )

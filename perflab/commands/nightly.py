@@ -10,13 +10,16 @@ from perflab.analysis.run import Run
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 from perflab.lab import scenarios
+from perflab.lab import target as target_file
+from perflab.lab.target import Target
 from perflab.report import nightly
 from perflab.report.nightly import NightRun
 from perflab.store import Store
 
 NAME = "nightly"
-HELP = ("run every scenario and its fix, execute the notebooks on those runs and write them as "
-        "offline HTML with an index of verdicts and regressions under reports/YYYY-MM-DD/")
+HELP = ("run every scenario and its fix (or your targets and their fixed variants), execute the notebooks "
+        "on those runs and write them as offline HTML with an index of verdicts and regressions under "
+        "reports/YYYY-MM-DD/")
 
 DEFAULT_OUT = Path("reports")
 DEFAULT_DURATION_S = 30.0
@@ -29,6 +32,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
                    help=f"k6 duration of each run in seconds (default {DEFAULT_DURATION_S:g})")
     p.add_argument("--scenarios", nargs="+", metavar="SCENARIO", choices=sorted(scenarios.SCENARIOS),
                    help="scenarios to run, each with its fixed variant (default: all)")
+    p.add_argument("--target", dest="targets", nargs="+", type=Path, metavar="FILE.toml",
+                   help="run these targets (perflab run --target), each with its [variants.fixed] when it has "
+                        "one, instead of the scenarios (with --scenarios too: both)")
     p.add_argument("--runs", nargs="+", metavar="RUN_ID",
                    help="build the report from these runs already in the store instead of running scenarios")
     p.add_argument("--notebooks", nargs="+", metavar="NAME",
@@ -45,17 +51,19 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(only) - set(nightly.NOTEBOOKS))
     if unknown:
         raise PerflabError(f"unknown notebook {', '.join(unknown)}: one of {', '.join(nightly.NOTEBOOKS)}")
-    if args.runs and args.scenarios:
-        raise PerflabError("give --scenarios (run them now) or --runs (use existing runs), not both")
+    if args.runs and (args.scenarios or args.targets):
+        raise PerflabError("give --scenarios or --target (run them now) or --runs (use existing runs), not both")
     if args.duration < 3:
         raise PerflabError("--duration must be at least 3 seconds")
+    # Every target file is read before anything runs: a mistake in one is found at once.
+    targets = [target_file.load(path) for path in args.targets or []]
     started = datetime.now(UTC)
     store = open_store(args)
     store_path = store.path.resolve()
     out_dir = nightly.night_dir(args.out, started)
     _say(f"tonight's report: {out_dir}")
     try:
-        runs = _given_runs(store, args.runs) if args.runs else _run_scenarios(store, args)
+        runs = _given_runs(store, args.runs) if args.runs else _run_scenarios(store, args, targets)
     finally:
         store.close()  # every notebook's kernel opens the store: DuckDB allows one writer process
     night = nightly.build_report(store_path, runs, out_dir, args.out, _say, only, started.isoformat())
@@ -71,23 +79,25 @@ def run(args: argparse.Namespace) -> int:
     return 0 if night["ok"] else 1
 
 
-def _run_scenarios(store: Store, args: argparse.Namespace) -> list[NightRun]:
+def _run_scenarios(store: Store, args: argparse.Namespace, targets: list[Target]) -> list[NightRun]:
     # Deferred on purpose: perflab.lab.runner brings psycopg and psutil, which --runs never needs.
     from perflab.lab.runner import RunOptions
     from perflab.lab.runner import run as run_lab
 
-    plan = []
-    for name in args.scenarios or list(scenarios.SCENARIOS):
-        plan.append((name, "default"))
+    plan: list[tuple[str, str, Target | None]] = []
+    for name in args.scenarios or ([] if targets else list(scenarios.SCENARIOS)):
+        plan.append((name, "default", None))
         if scenarios.get(name).fix:
-            plan.append((name, "fixed"))
+            plan.append((name, "fixed", None))
+    for tgt in targets:
+        plan += [(tgt.name, "default", tgt)] + ([(tgt.name, "fixed", tgt)] if "fixed" in tgt.variants else [])
     runs = []
-    for i, (name, variant) in enumerate(plan, 1):
+    for i, (name, variant, target) in enumerate(plan, 1):
         _say(f"[{i}/{len(plan)}] run {name} ({variant}), {args.duration:g} s of k6")
         t = time.perf_counter()
         try:
-            result = run_lab(store, RunOptions(scenario=name, variant=variant, duration_s=args.duration,
-                                               live=False))
+            result = run_lab(store, RunOptions(scenario=None if target else name, variant=variant,
+                                               duration_s=args.duration, live=False), target=target)
             runs.append(NightRun(name, variant, result["run_id"], "complete",
                                  seconds=round(time.perf_counter() - t, 1)))
             _say(f"[{i}/{len(plan)}] {result['run_id']} complete in {time.perf_counter() - t:.0f} s")

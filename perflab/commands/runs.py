@@ -10,7 +10,7 @@ NAME = "runs"
 HELP = "list lab runs (and user-made run groups) with their headline numbers"
 
 COLUMNS = ["run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
-           "p95_ms", "error_rate", "service_cpu_p50", "db_queries_per_request"]
+           "p95_ms", "error_rate", "service_cpu_p50", "downstream_calls_per_request"]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

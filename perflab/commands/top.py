@@ -10,7 +10,8 @@ from perflab.errors import PerflabError
 from perflab.vocab import CPROFILE, PPROF, PROFILE_KINDS
 
 NAME = "top"
-HELP = "flat and cum per function of a profile (pprof or cProfile), like `go tool pprof -top`"
+HELP = ("flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), "
+        "like `go tool pprof -top`")
 
 # A terminal screen of rows; 0 shows them all, as `go tool pprof -top` does.
 DEFAULT_LIMIT = 20

@@ -33,9 +33,11 @@ from perflab.store import Store
 # The format modules, imported for their register() calls. Their order is the registry's,
 # which breaks ties between detectors of equal priority: keep it.
 from perflab.ingest import pprof, cprofile, k6, k6_csv, k6_summary, pgstat, resources, benchwrites
+from perflab.ingest import prometheus, prometheus_api, expvar, process_csv, collapsed, speedscope
 # isort: on
 
-FORMAT_MODULES = (pprof, cprofile, k6, k6_csv, k6_summary, pgstat, resources, benchwrites)
+FORMAT_MODULES = (pprof, cprofile, k6, k6_csv, k6_summary, pgstat, resources, benchwrites,
+                  prometheus, prometheus_api, expvar, process_csv, collapsed, speedscope)
 
 __all__ = [
     "REGISTRY", "Context", "Format", "IngestResult", "Sniff", "detect", "formats", "ingest_path", "register",

@@ -1,4 +1,4 @@
-"""The lab's own samples: per-process-role resources and the service's /debug/vars.
+"""The lab's own samples: per-process-role resources and the sample service's /debug/vars.
 
 Files are JSONL written by perflab.lab.sampler. The first line is a header naming the
 kind (``{"perflab": "resources", "version": 1, ...}``), so detection is by content;
@@ -13,7 +13,7 @@ from typing import Any
 
 from perflab.errors import InputError
 from perflab.ingest._registry import Context, Format, Sniff, register
-from perflab.vocab import RESOURCES, SERVICE_VARS
+from perflab.vocab import RESOURCES, SAMPLE_SERVICE_VARS_ROLES, SERVICE_VARS
 
 RESOURCE_COLUMNS = {
     "t": "TIMESTAMPTZ",
@@ -40,7 +40,7 @@ def _header(sniff: Sniff) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _loader(kind: str, table: str, columns: dict[str, str], required: str
+def _loader(kind: str, table: str, columns: dict[str, str], required: str, roles: dict[str, str] | None = None
             ) -> tuple[Callable[[Sniff], bool], Callable[[Context], dict[str, Any]]]:
     def detect(sniff: Sniff) -> bool:
         head = _header(sniff)
@@ -62,6 +62,11 @@ def _loader(kind: str, table: str, columns: dict[str, str], required: str
             [ctx.source_id, ctx.run_id, path],
         )
         n = ctx.con.execute(f"SELECT count(*) FROM {table} WHERE source_id = ?", [ctx.source_id]).fetchall()[0][0]
+        if roles and ctx.run_id is not None:
+            # The sample service's keys by role, unless the run maps a role itself.
+            ctx.store.ensure_run(ctx.run_id)
+            ctx.con.execute("INSERT OR IGNORE INTO run_roles SELECT ?, unnest(?), unnest(?)",
+                            [ctx.run_id, list(roles), list(roles.values())])
         return {"samples": int(n)}
 
     return detect, ingest
@@ -70,6 +75,6 @@ def _loader(kind: str, table: str, columns: dict[str, str], required: str
 _d, _i = _loader(RESOURCES, "resource_samples", RESOURCE_COLUMNS, "role")
 register(Format(kind=RESOURCES, description="perflab lab resource samples (JSONL)", detect=_d, ingest=_i,
                 priority=10))
-_d, _i = _loader(SERVICE_VARS, "service_vars", VARS_COLUMNS, "key")
+_d, _i = _loader(SERVICE_VARS, "service_vars", VARS_COLUMNS, "key", SAMPLE_SERVICE_VARS_ROLES)
 register(Format(kind=SERVICE_VARS, description="perflab lab /debug/vars samples (JSONL)", detect=_d, ingest=_i,
                 priority=10))

@@ -61,7 +61,8 @@ from perflab.lab import scenarios
 from perflab.lab.loadgen import find_k6, k6_version, run_k6
 from perflab.lab.postgres import SUPERUSER, EphemeralPostgres, free_port
 from perflab.lab.processes import ProcessGroup
-from perflab.lab.runner import SEED_TIMEOUT_S, host_info, wait_ready
+from perflab.lab.runner import host_info, wait_ready
+from perflab.lab.sample import SEED_TIMEOUT_S
 from perflab.manifest import Manifest
 from perflab.store import Store
 from perflab.vocab import BENCH_WRITES

@@ -9,9 +9,11 @@ perflab.ingest.pgstat_live, as `perflab ingest --pg` writes them).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import sqlalchemy
 
 from perflab.ingest.pgstat_live import canonical_snapshot, engine, write_view
 from perflab.ingest.pgstat_views import VIEWS
@@ -31,20 +33,42 @@ def libpq(dsn: str) -> str:
     return dsn.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def snapshot_views(dsn: str, out_dir: Path, suffix: str) -> list[Path]:
-    """The run's "before"/"after" snapshot: every view in one read-only transaction, one moment."""
+def snapshot_views(dsn: str, out_dir: Path, suffix: str, say: Callable[[str], None] | None = None) -> list[Path]:
+    """The run's "before"/"after" snapshot: every view in one read-only transaction, one moment.
+
+    A view the server cannot show (a user's database without pg_stat_statements, or one
+    older than PostgreSQL 14 without pg_stat_statements_info) is left out with one line
+    through ``say``; the lab's own cluster has them all.
+    """
     eng = engine(dsn)
     out: list[Path] = []
     try:
         with eng.connect() as conn, conn.begin():
             canonical_snapshot(conn)
+            # Probed first: a savepoint after a streamed read is refused by the driver.
+            problems = {name: _unreadable(conn, name) for name in SNAPSHOT_VIEWS}
             for name in SNAPSHOT_VIEWS:
+                problem = problems[name]
+                if problem:
+                    if say is not None:
+                        say(f"{name} left out of the {suffix} snapshot: {problem}")
+                    continue
                 path = out_dir / f"{name}_{suffix}.jsonl"
                 write_view(conn, VIEWS[name], path)
                 out.append(path)
     finally:
         eng.dispose()
     return out
+
+
+def _unreadable(conn: sqlalchemy.engine.Connection, name: str) -> str | None:
+    """Why a view cannot be read in this transaction (tried in a savepoint), or None."""
+    try:
+        with conn.begin_nested():
+            conn.execute(sqlalchemy.text(f"SELECT 1 FROM {VIEWS[name].live_from} s LIMIT 0"))
+    except sqlalchemy.exc.DBAPIError as exc:
+        return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "not readable"
+    return None
 
 
 class ActivitySampler:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+
+from perflab.lab.target import is_loopback
 
 GRACE_S = 10.0  # the service's shutdown flush of a full buffer takes well under this
 
@@ -87,6 +90,40 @@ def stop_process(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline and any(_alive(d) for d in descendants):
         time.sleep(0.05)
+
+
+def is_local_host(host: str) -> bool:
+    """A name or address of this machine: loopback, or an address of one of its interfaces."""
+    if is_loopback(host):
+        return True
+    try:
+        addrs = {str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    mine = {a.address.split("%")[0] for nics in psutil.net_if_addrs().values() for a in nics}
+    return bool(addrs) and addrs <= mine
+
+
+def pid_listening_on(port: int) -> int | None:
+    """The process that listens on a local TCP port, or None (nothing listens, or the
+    listener belongs to a user whose sockets this one cannot see).
+
+    A pre-forking server's workers share their parent's socket: the topmost of the
+    listeners is returned, and a role's samples include its descendants anyway.
+    """
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    pids = {c.pid for c in conns
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
+    for pid in sorted(pids):
+        try:
+            if psutil.Process(pid).ppid() not in pids:
+                return pid
+        except psutil.Error:
+            continue
+    return None
 
 
 def _alive(p: psutil.Process) -> bool:

@@ -1,27 +1,36 @@
-"""`perflab run`: one reproducible lab run, from an empty machine to rows in the store.
+"""`perflab run`: one reproducible run of a target under k6 load, ingested as one run.
 
-    PostgreSQL → schema + seed → service → pg snapshot → [sampler, pg_stat_activity,
-    k6, CPU profile in the steady state] → pg snapshot → stop all → manifest → ingest
+    setup (the lab: PostgreSQL + seed) → service (started, or found by pid or port) → ready
+      → pg snapshot → [4 Hz process samples, 1 Hz metrics scrape, 1 Hz pg_stat_activity,
+         k6 with a live line, profiles in the steady state] → stop the service
+      → pg snapshot → manifest → ingest under the run id
+
+A target is a user's service (``perflab run --target FILE.toml``, perflab.lab.target) or
+a lab scenario (``perflab run SCENARIO``: perflab.lab.sample builds the sample service's
+target and the setup that gives it a seeded database); both take :func:`run_target`.
 
 The run is registered as `incomplete` before anything starts and becomes `complete`
 only after everything is ingested, so an interrupted run is never mistaken for a
-finished one. Every process is stopped on every exit path (ProcessGroup and
-EphemeralPostgres are context managers; SIGTERM arrives as KeyboardInterrupt).
+finished one. Every process perflab starts (the service, k6, py-spy) is stopped on
+every exit path: ProcessGroup and the setup's resources live in one ExitStack, and
+SIGTERM arrives as KeyboardInterrupt (perflab.cli). A service perflab did not start
+is left running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import secrets
+import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,134 +38,158 @@ from typing import Any
 import psutil
 
 from perflab import __version__
-from perflab.errors import PerflabError
-from perflab.ingest import ingest_path
-from perflab.lab import scenarios
+from perflab.errors import InputError, PerflabError
+from perflab.ingest import detect, ingest_path
+from perflab.lab import pyspy, scenarios
+from perflab.lab.backing import Backing, Say, Setup, SetupContext, last_line, user_setup
 from perflab.lab.loadgen import find_k6, k6_version, run_k6
 from perflab.lab.pgsnap import ActivitySampler, snapshot_views
-from perflab.lab.postgres import EphemeralPostgres, free_port
-from perflab.lab.processes import ProcessGroup
+from perflab.lab.processes import ProcessGroup, is_local_host, pid_listening_on
+from perflab.lab.profiles import PySpy, SteadyProfiles, steady_window
 from perflab.lab.sampler import Sampler
-from perflab.manifest import Host, Manifest, ProfileTaken
+from perflab.lab.scrape import EXPVAR_FILE, PROMETHEUS_FILE, MetricsScraper
+from perflab.lab.target import Target
+from perflab.manifest import Host, Manifest, TargetTaken
 from perflab.store import Store
 
 READY_TIMEOUT_S = 60.0
-SEED_TIMEOUT_S = 300.0
-# The CPU profile covers the middle of the run: after warm-up (pools filled, JIT-free
-# Python but caches warm) and before k6's ramp-down, i.e. the steady state.
-PROFILE_START_FRACTION = 0.3
-PROFILE_MAX_S = 10.0
+# A service perflab did not start must already answer: a short wait covers a restart.
+ATTACH_TIMEOUT_S = 5.0
+# Files of the run folder whose format another part of perflab may not read (yet): when
+# no format claims one it is left out with a note instead of failing the run's ingest.
+OPTIONAL_FILES = (PROMETHEUS_FILE, EXPVAR_FILE)
+# py-spy's files (perflab.lab.pyspy.FORMATS), named pyspy-PID.FORMAT.
+PYSPY_SUFFIXES = tuple(f".{name}" for name in pyspy.FORMATS.values())
+STRAY_GRACE_S = 5.0  # py-spy writes its file on SIGINT within this
 
 
 @dataclass
 class RunOptions:
-    scenario: str
+    scenario: str | None = None  # a lab scenario; None with run(..., target=...)
     variant: str = "default"
     duration_s: float = 30.0
     rate: float | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)  # --set: the service's env and k6's
     live: bool = True
     run_id: str | None = None
 
 
-def new_run_id(scenario: str, variant: str) -> str:
+def new_run_id(name: str, variant: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{scenario}-{variant}-{secrets.token_hex(2)}"
+    return f"{stamp}-{name}-{variant}-{secrets.token_hex(2)}"
 
 
-def run(store: Store, opts: RunOptions) -> dict[str, Any]:
-    scenario = scenarios.get(opts.scenario)
-    settings = scenario.service_settings(opts.variant, opts.overrides)
-    rate = opts.rate if opts.rate is not None else scenario.rate
+def run(store: Store, opts: RunOptions, target: Target | None = None) -> dict[str, Any]:
+    """A lab scenario (``opts.scenario``) or a target: one run, through run_target."""
+    if target is not None:
+        return run_target(store, target, opts)
+    if not opts.scenario:
+        raise PerflabError("give a scenario or a target")
+    from perflab.lab.sample import scenario_target  # sample builds on this module
+
+    lab_target, setup = scenario_target(scenarios.get(opts.scenario))
+    return run_target(store, lab_target, opts, setup)
+
+
+def run_target(store: Store, target: Target, opts: RunOptions, setup: Setup = user_setup) -> dict[str, Any]:
+    variant = target.variant(opts.variant)
     if opts.duration_s < 3:
         raise PerflabError("--duration must be at least 3 seconds")
-    run_id = opts.run_id or new_run_id(scenario.name, opts.variant)
+    # A variant's env and --set reach the service (when perflab starts it) and k6 alike:
+    # a knob is read by whichever of the two knows it.
+    knobs = {**variant.env, **opts.overrides}
+    settings = {**target.service.env, **knobs}
+    rate = opts.rate if opts.rate is not None else target.load.rate
+    run_id = opts.run_id or new_run_id(target.name, variant.name)
     run_dir = store.path.parent / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     k6_bin = find_k6()
+    fixed = target.variants.get("fixed")
     manifest = Manifest(
-        run_id=run_id, scenario=scenario.name, variant=opts.variant, signature=scenario.signature,
-        why=scenario.why, fix=dict(scenario.fix), settings=dict(settings), overrides=dict(opts.overrides), rate=rate,
-        duration_s=opts.duration_s, k6_script=f"sample_workload/k6/{scenario.script}",
+        run_id=run_id, scenario=target.name, variant=variant.name, signature=target.signature,
+        why=target.description, fix=dict(fixed.env) if fixed else {}, settings=settings,
+        overrides=dict(opts.overrides), rate=rate, duration_s=opts.duration_s, k6_script=_shown(target.load.script),
         versions={"perflab": __version__, "python": platform.python_version(), "k6": k6_version(k6_bin)},
-        host=host_info(), started_at=datetime.now(UTC).isoformat(), status="incomplete")
+        host=host_info(), started_at=datetime.now(UTC).isoformat(), status="incomplete",
+        target=TargetTaken(name=target.name, path=str(target.path) if target.path else None, sha256=target.sha256,
+                           text=target.text, url=target.service.url, started=target.starts_service),
+        roles=dict(target.roles))
     manifest.write(run_dir)
     with store.transaction():
-        store.ensure_run(run_id, scenario=scenario.name, variant=opts.variant, status="incomplete",
+        store.ensure_run(run_id, scenario=target.name, variant=variant.name, status="incomplete",
                          manifest=manifest.to_json())
+        store.set_roles(run_id, dict(target.roles))
     timings = manifest.timings_s
-    say = _say if opts.live else (lambda msg: None)
+    say: Say = _say if opts.live else (lambda msg: None)
     try:
         with ExitStack() as stack:
-            t = time.perf_counter()
-            say(f"run {run_id}: starting PostgreSQL")
-            pg = stack.enter_context(EphemeralPostgres())
-            timings["postgres_start"] = round(time.perf_counter() - t, 3)
-            manifest.postgres = {"external": pg.external, "port": pg.port}
-            manifest.versions["postgres"] = _pg_version(pg.dsn)
-
+            stack.callback(stop_strays, run_dir)
+            backing = setup(SetupContext(stack, target, run_dir, settings, say, timings))
+            manifest.postgres = backing.postgres
+            manifest.versions.update(backing.versions)
             procs = stack.enter_context(ProcessGroup())
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = {**os.environ, **settings, "DATABASE_URL": pg.dsn, "PORT": str(port), "HOST": "127.0.0.1",
-                   "SPILL_DIR": str(run_dir)}
-            env.pop("PERFLAB_STORE", None)
-            t = time.perf_counter()
-            say("seeding the database")
-            seed = subprocess.run([sys.executable, "-m", "sample_workload", "seed"], env=env,
-                                  cwd=scenarios.WORKLOAD_DIR.parent, capture_output=True, text=True,
-                                  timeout=SEED_TIMEOUT_S)
-            (run_dir / "seed.log").write_text(seed.stdout + seed.stderr)
-            if seed.returncode != 0:
-                raise PerflabError(f"seeding failed: {_last_line(seed.stderr or seed.stdout)}")
-            timings["seed"] = round(time.perf_counter() - t, 3)
+            service = _start_service(target, settings, backing, procs, run_dir, say, timings)
+            pid, pid_from = find_service_pid(target, service)
+            assert manifest.target is not None
+            manifest.target = replace(manifest.target, pid=pid, pid_from=pid_from)
+            _announce(target, knobs, pid, say)
 
-            t = time.perf_counter()
-            service = procs.start("service", [sys.executable, "-m", "sample_workload", "serve"], env=env,
-                                  cwd=scenarios.WORKLOAD_DIR.parent, log=run_dir / "service.log")
-            wait_ready(f"{base}/debug/vars", service, run_dir / "service.log")
-            timings["service_start"] = round(time.perf_counter() - t, 3)
-
-            snapshot_views(pg.dsn, run_dir, "before")
-            activity = stack.enter_context(ActivitySampler(pg.dsn, run_dir / "pg_stat_activity_samples.jsonl"))
-            k6_pid: list[int] = []
+            if backing.dsn:
+                snapshot_views(backing.dsn, run_dir, "before", say)
+                activity = stack.enter_context(
+                    ActivitySampler(backing.dsn, run_dir / "pg_stat_activity_samples.jsonl"))
+            k6_pids: list[int] = []
             sampler = stack.enter_context(Sampler(
-                roles=lambda: {"service": [service.pid], "postgres": [pg.pid] if pg.pid else [],
-                               "k6": list(k6_pid)},
-                out_dir=run_dir, vars_url=f"{base}/debug/vars?db=0"))  # db=0: the poll must not query PG
-            profile_s = min(PROFILE_MAX_S, max(1.0, opts.duration_s * 0.4))
-            profiler = _Profiler(base, run_dir, delay_s=opts.duration_s * PROFILE_START_FRACTION,
-                                 seconds=profile_s)
+                roles=lambda: {"service": [pid] if pid else [], "postgres": backing.postgres_pids,
+                               "k6": list(k6_pids)},
+                out_dir=run_dir, vars_url=backing.vars_url))
+            scraper = (stack.enter_context(MetricsScraper(target.metrics_url, run_dir))
+                       if target.metrics_url else None)
+            profiles = SteadyProfiles(
+                run_dir, steady_window(opts.duration_s), pprof_url=target.profiles.pprof,
+                snapshots=target.profiles.snapshots,
+                pyspy_pid=_profiled_pid(target, service, pid) if target.profiles.pyspy else None,
+                pyspy=_pyspy(target.profiles.pprof) if target.profiles.pyspy else None)
+            stack.callback(profiles.cancel)
 
             def started(proc: subprocess.Popen[Any]) -> None:
                 procs.adopt("k6", proc)
-                k6_pid.append(proc.pid)
-                profiler.start()
+                k6_pids.append(proc.pid)
+                profiles.start()
 
+            k6_env = {**target.load.env, **backing.k6_env, **knobs, "BASE_URL": target.service.url,
+                      "DURATION": f"{opts.duration_s:g}s", **({"RATE": f"{rate:g}"} if rate is not None else {})}
             t = time.perf_counter()
-            say(f"k6 {scenario.script} at {rate:g}/s for {opts.duration_s:g}s")
-            k6_env = {"BASE_URL": base, "RATE": f"{rate:g}", "DURATION": f"{opts.duration_s:g}s",
-                      "USERS": settings.get("SEED_USERS", "5000")}
-            run_k6(scenarios.WORKLOAD_DIR / "k6" / scenario.script, run_dir, k6_env, binary=k6_bin,
-                   live=opts.live, on_start=started)
+            say(f"k6 {target.load.script.name}" + (f" at {rate:g}/s" if rate is not None else "")
+                + f" for {opts.duration_s:g}s")
+            run_k6(target.load.script, run_dir, k6_env, binary=k6_bin, live=opts.live, on_start=started)
             timings["k6"] = round(time.perf_counter() - t, 3)
-            profiler.join(timeout=PROFILE_MAX_S + 15)
+            profiles.join()
             sampler.stop()
-            activity.stop()
-            _save_vars(f"{base}/debug/vars", run_dir / "debug_vars_final.json")
-            t = time.perf_counter()
-            # SIGTERM first: the service flushes its write buffer on the way out, and the
-            # "after" snapshot must include that last flush.
-            procs.stop("service")
-            timings["service_stop"] = round(time.perf_counter() - t, 3)
-            snapshot_views(pg.dsn, run_dir, "after")
-        # Leaving the ExitStack stopped PostgreSQL and everything else.
+            if scraper is not None:
+                scraper.stop()
+                manifest.metrics = scraper.result()
+            if backing.dsn:
+                activity.stop()
+            if backing.final_vars_url:
+                _save(backing.final_vars_url, run_dir / "debug_vars_final.json")
+            if service is not None:
+                t = time.perf_counter()
+                # SIGTERM first: a service flushes what it buffered on the way out, and the
+                # "after" snapshot must include that last flush.
+                procs.stop("service")
+                timings["service_stop"] = round(time.perf_counter() - t, 3)
+            if backing.dsn:
+                snapshot_views(backing.dsn, run_dir, "after", say)
+        # Leaving the ExitStack stopped everything perflab started.
         t = time.perf_counter()
         say("ingesting")
-        counts = ingest_run_dir(store, run_dir, run_id)
+        counts, skipped = ingest_run_dir(store, run_dir, run_id)
+        for name, why in skipped.items():
+            say(f"not ingested: {name}: {why}")
         timings["ingest"] = round(time.perf_counter() - t, 3)
         manifest.status, manifest.finished_at = "complete", datetime.now(UTC).isoformat()
-        manifest.sources, manifest.profile = counts, ProfileTaken.from_dict(profiler.result)
+        manifest.sources, manifest.skipped, manifest.profile = counts, skipped, profiles.result()
         manifest.write(run_dir)
         with store.transaction():
             store.ensure_run(run_id, status="complete", manifest=manifest.to_json())
@@ -174,62 +207,168 @@ def run(store: Store, opts: RunOptions) -> dict[str, Any]:
         raise
 
 
-# Files a run leaves, in ingest order; anything else in the folder is a log.
+def _start_service(target: Target, settings: dict[str, str], backing: Backing, procs: ProcessGroup,
+                   run_dir: Path, say: Say, timings: dict[str, float]) -> subprocess.Popen[Any] | None:
+    """Start the service when the target says how, and wait until it is ready; else check it answers."""
+    t = time.perf_counter()
+    if not target.starts_service:
+        wait_ready(target.service.ready, None, None, host=target.host, port=target.port,
+                   timeout_s=ATTACH_TIMEOUT_S if not target.service.ready else READY_TIMEOUT_S)
+        return None
+    env = {**os.environ, **settings, **backing.service_env}
+    env.pop("PERFLAB_STORE", None)
+    # Tools installed beside perflab (a venv's go, k6, uvicorn) are found after the user's own.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(p for p in (env.get("PATH"), bindir) if p)
+    say(f"starting {target.name}: {' '.join(target.service.start)}")
+    try:
+        proc = procs.start("service", target.service.start, env=env, cwd=target.folder,
+                           log=run_dir / "service.log")
+    except OSError as exc:
+        raise PerflabError(f"[service] start {target.service.start[0]!r}: {exc.strerror or exc} "
+                           f"(in {target.folder})") from None
+    wait_ready(target.service.ready, proc, run_dir / "service.log", host=target.host, port=target.port)
+    timings["service_start"] = round(time.perf_counter() - t, 3)
+    return proc
+
+
+def find_service_pid(target: Target, proc: subprocess.Popen[Any] | None) -> tuple[int | None, str | None]:
+    """The process sampled as the service, and how it was found: started | pid | port."""
+    if proc is not None:
+        return proc.pid, "started"
+    if target.service.pid is not None:
+        if not psutil.pid_exists(target.service.pid):
+            raise PerflabError(f"[service] pid {target.service.pid}: no such process")
+        return target.service.pid, "pid"
+    if is_local_host(target.host):
+        pid = pid_listening_on(target.port)
+        if pid is not None:
+            return pid, "port"
+    return None, None
+
+
+def _profiled_pid(target: Target, proc: subprocess.Popen[Any] | None, pid: int | None) -> int | None:
+    """The process py-spy attaches to: the one serving the port when perflab started a wrapper
+    (a shell script, `go run`) whose descendant serves; else the sampled process."""
+    if proc is None or pid is None:
+        return pid
+    listener = pid_listening_on(target.port)
+    if listener is None or listener == proc.pid:
+        return pid
+    try:
+        in_tree = listener in {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+    except psutil.Error:
+        in_tree = False
+    return listener if in_tree else pid
+
+
+def _announce(target: Target, knobs: dict[str, str], pid: int | None, say: Say) -> None:
+    if not target.loopback:
+        # Said whether or not the run is live: load goes to another machine over the network.
+        _say(f"the target {target.service.url} is not on loopback: k6 loads it over the network")
+    if knobs and not target.starts_service:
+        say(f"{', '.join(sorted(knobs))} reach k6 only: perflab did not start the service")
+    if pid is None:
+        say(f"no process of this machine serves {target.service.url}: it is not sampled "
+            "(give [service] pid to sample it)")
+
+
+def _pyspy(pprof: str | None) -> PySpy:
+    """py-spy over the steady window, collapsed stacks only: py-spy records one format at a
+    time, and a second recording would leave the window. Where it cannot attach, one line
+    says so and the service's own profile (if it serves one) is the run's CPU profile."""
+    def record(pid: int, seconds: float, out_dir: Path) -> tuple[str | None, str | None]:
+        result = pyspy.record(pid, seconds, out_dir, formats=("raw",))
+        if result.problem:
+            line = result.problem + ("" if not pprof else f"; the CPU profile is the service's own ({pprof})")
+            _say(line)
+            return None, line
+        written = result.files.get("raw")
+        return (written.name if written else None), None
+    return record
+
+
+def stop_strays(run_dir: Path) -> None:
+    """Stop what this process started that still writes into the run's folder (py-spy, run in
+    a profiler thread, when the run ends early), by pid: SIGINT first, py-spy's own way."""
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    strays = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if str(run_dir) in " ".join(child.cmdline()):
+                child.send_signal(signal.SIGINT)
+                strays.append(child)
+    _, alive = psutil.wait_procs(strays, timeout=STRAY_GRACE_S)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=STRAY_GRACE_S)
+
+
+def wait_ready(url: str | None, proc: subprocess.Popen[Any] | None, log: Path | None, *,
+               host: str = "127.0.0.1", port: int | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Until ``url`` answers 200 (or, without one, ``host:port`` accepts a connection)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            text = log.read_text(errors="replace") if log is not None and log.exists() else ""
+            raise PerflabError(f"the service exited with {proc.returncode}: {last_line(text)}")
+        if url is not None:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - the target's own URL
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+        elif port is not None and _connects(host, port):
+            return
+        time.sleep(0.1)
+    what = url if url is not None else f"{host}:{port}"
+    if proc is None:
+        raise PerflabError(f"nothing answers {what}: start the service, or give [service] start")
+    raise PerflabError(f"the service did not answer {what} within {timeout_s:g} s")
+
+
+def _connects(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# -- the run folder into the store -------------------------------------------------------------
+
 def _run_files(run_dir: Path) -> list[Path]:
+    """Files a run leaves, in ingest order; anything else in the folder is a log."""
     names = sorted(p for p in run_dir.iterdir() if p.is_file())
-    keep = [p for p in names if p.suffix in (".jsonl", ".ndjson", ".gz", ".prof")
-            or p.name == "k6-summary.json"]
-    return keep
+    return [p for p in names if p.suffix in (".jsonl", ".ndjson", ".gz", ".prof", ".prom")
+            or p.name == "k6-summary.json" or p.name.endswith(PYSPY_SUFFIXES)]
 
 
-def ingest_run_dir(store: Store, run_dir: Path, run_id: str) -> dict[str, int]:
+def ingest_run_dir(store: Store, run_dir: Path, run_id: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Every file of the run under its id: (sources by kind, files left out and why)."""
     counts: dict[str, int] = {}
+    skipped: dict[str, str] = {}
     for path in _run_files(run_dir):
         if path.stat().st_size == 0:
             continue
+        if path.name in OPTIONAL_FILES:
+            try:
+                detect(path)
+            except InputError as exc:
+                skipped[path.name] = exc.problem
+                continue
         result = ingest_path(store, path, run_id=run_id)
         counts[result.kind] = counts.get(result.kind, 0) + 1
-    return counts
+    return counts, skipped
 
 
-class _Profiler(threading.Thread):
-    """Fetches the service's CPU profile (pprof) and a cProfile dump during the steady state."""
-
-    def __init__(self, base: str, run_dir: Path, delay_s: float, seconds: float) -> None:
-        super().__init__(name="perflab-profiler", daemon=True)
-        self.base, self.run_dir, self.delay_s, self.seconds = base, run_dir, delay_s, seconds
-        self.result: dict[str, Any] = {}
-
-    def run(self) -> None:
-        time.sleep(self.delay_s)
-        url = f"{self.base}/debug/pprof/profile?seconds={self.seconds:g}"
-        try:
-            with urllib.request.urlopen(url, timeout=self.seconds + 15) as resp:  # noqa: S310 - loopback
-                data = resp.read()
-            (self.run_dir / "service.cpu.pb.gz").write_bytes(data)
-            self.result = {"cpu_profile": "service.cpu.pb.gz", "seconds": self.seconds,
-                           "started_after_s": round(self.delay_s, 3), "bytes": len(data)}
-        except OSError as exc:
-            self.result = {"error": f"CPU profile not taken: {exc}"}
-
-
-def wait_ready(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PerflabError(f"the service exited with {proc.returncode}: "
-                               f"{_last_line(log.read_text(errors='replace'))}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise PerflabError(f"the service did not answer {url} within {READY_TIMEOUT_S:g} s")
-
-
-def _save_vars(url: str, out: Path) -> None:
+def _save(url: str, out: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
             out.write_bytes(resp.read())
@@ -237,25 +376,17 @@ def _save_vars(url: str, out: Path) -> None:
         pass
 
 
-def _pg_version(dsn: str) -> str:
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(dsn)
+def _shown(path: Path) -> str:
+    """A path as people read it: relative to the working directory when it is under it."""
     try:
-        with engine.connect() as conn:
-            return str(conn.execute(sqlalchemy.text("SHOW server_version")).scalar_one())
-    finally:
-        engine.dispose()
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def host_info() -> Host:
     return Host(hostname=socket.gethostname(), platform=platform.platform(), cpu_count=psutil.cpu_count(),
                 memory_bytes=psutil.virtual_memory().total, load_avg_1m_at_start=os.getloadavg()[0])
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def _say(msg: str) -> None:

@@ -2,7 +2,8 @@
 
 The numbers come from LAB-NOTES (measured on the 2-core machine): each default puts
 the service just past the point where its signature shows, and the fix is the one
-knob an engineer would turn.
+knob an engineer would turn. perflab.lab.sample turns a scenario into a target, so a
+scenario runs through the same runner as `perflab run --target`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,30 @@ BASE_SETTINGS: dict[str, str] = {
 }
 
 
+# Where the sample service's metrics are scraped, once a second, like any target's:
+# Prometheus text under standard names (OpenTelemetry's for the pool and requests in
+# flight, prometheus_client's process collector), written to metrics.prom.
+METRICS_PATH = "/metrics"
+
+# py-spy on the sample service over the steady window ([profiles] pyspy of its target), so
+# its login-storm flame graph shows the hashing itself (bcrypt's Rust frames under Python).
+# py-spy 0.4.3 --native counts threads waiting on a futex as running (anyio's idle workers
+# were ~50 % of the samples); perflab.lab.pyspy leaves waiting stacks out of the CPU profile.
+SAMPLE_PYSPY = True
+
+# The sample service's metric names by signal role (perflab.vocab.SIGNAL_ROLES), recorded
+# with every lab run as a user's [roles] table is: only names perflab does not recognise
+# by itself belong here, e.g. "downstream_calls": "sample_db_queries_total".
+SAMPLE_ROLES: dict[str, str] = {
+    "requests": "app_requests_total",
+    "errors": "app_errors_total",
+    "downstream_calls": "app_db_queries_total",
+    "retries": "app_retries_total",
+    "buffer_depth": "app_buffer_depth",
+    "buffer_limit": "app_buffer_limit",
+}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -40,17 +65,6 @@ class Scenario:
     fix: dict[str, str] = field(default_factory=dict)  # exactly one setting
     signature: str = ""
     why: str = ""
-
-    def service_settings(self, variant: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-        if variant not in ("default", "fixed"):
-            raise PerflabError(f"unknown variant {variant!r}: default or fixed")
-        if variant == "fixed" and not self.fix:
-            raise PerflabError(f"scenario {self.name} has no fixed variant")
-        out = {**BASE_SETTINGS, **self.settings}
-        if variant == "fixed":
-            out.update(self.fix)
-        out.update(overrides or {})
-        return out
 
 
 SCENARIOS: dict[str, Scenario] = {

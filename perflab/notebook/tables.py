@@ -25,10 +25,10 @@ from perflab.store import Store
 
 def runs_table(store: Store, run_ids: list[str] | None = None) -> pl.DataFrame:
     """One row per run (the given ones, else the newest MAX_RUNS_SHOWN): k6's p95, rps,
-    error rate and dropped iterations, the service's CPU and DB queries per request."""
+    error rate and dropped iterations, the service's CPU and downstream calls per request."""
     ids = list(run_ids) if run_ids else latest_runs(store)
     cols = ["run_id", "scenario", "variant", "status", "requests", "rps", "p95_ms", "error_rate",
-            "dropped_iterations", "service_cpu_p50", "db_queries_per_request"]
+            "dropped_iterations", "service_cpu_p50", "downstream_calls_per_request"]
     rows = [{c: to_jsonable(run_summary(Run.load(store, r)))[c] for c in cols} for r in ids]
     schema: dict[str, Any] = {c: pl.Float64 for c in cols} | {c: pl.String for c in ("run_id", "scenario",
                                                                                       "variant", "status")}

@@ -456,5 +456,5 @@ def _conclusion(entry: str) -> str:
 def _summary(summary: RunSummary) -> dict[str, Any]:
     s = to_jsonable(summary)
     keys = ("requests", "rps", "p95_ms", "error_rate", "dropped_iterations", "service_cpu_p50",
-            "db_queries_per_request")
+            "downstream_calls_per_request")
     return {k: s.get(k) for k in keys}

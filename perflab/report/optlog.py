@@ -105,7 +105,7 @@ def _evidence_lines(run_a: Run, cmp: Comparison, diag: Diagnosis) -> list[str]:
         lines.append("- the doctor finds no signature present; the before run's headline numbers:")
         for row in cmp.metrics:
             if row.metric in ("latency p95", "service CPU p50", "dropped iterations", "waiting tasks p50",
-                              "DB queries per request"):
+                              "downstream calls per request"):
                 lines.append(f"  - {row.metric}: {_value_or_reason(row, 'a')}")
     lines += _frames(run_a)
     return lines
@@ -167,7 +167,7 @@ RESULT_ROWS = (
     ("error rate", "error rate"),
     ("dropped iterations", "dropped iterations"),
     ("service CPU p50", "service CPU p50"),
-    ("DB queries per request", "DB queries per request"),
+    ("downstream calls per request", "downstream calls per request"),
     ("waiting tasks p50", "waiting tasks p50"),
     ("waiting tasks max", "waiting tasks max"),
     ("other CPU on the host p50", "other CPU on the host p50 (context: load outside the run)"),
@@ -226,7 +226,7 @@ def _impact_line(row: MetricRow) -> str:
 
 
 IMPACT_ROWS = ("latency p50", "latency p95", "latency p99", "latency mean", "throughput", "error rate",
-               "dropped iterations", "service CPU p50", "service CPU mean", "DB queries per request",
+               "dropped iterations", "service CPU p50", "service CPU mean", "downstream calls per request",
                "waiting tasks p50", "waiting tasks max", "service RSS p50", "other CPU on the host p50")
 
 

@@ -8,6 +8,7 @@ defaults (perflab/lab/scenarios.py): the doctor's thresholds are not tuned to pa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,8 +30,8 @@ DURATION_S = 15
 
 # What a reader of the report wants per run, in this order.
 SUMMARY_KEYS = (("login-storm", "service_cpu_p50"), ("login-storm", "service_cpu_mean"), ("login-storm", "p95_ms"),
-                ("retry-storm", "queries_per_request"), ("retry-storm", "timeout_rate"),
-                ("false-idle", "db_waiting_tasks_p50"), ("login-storm", "hashing_share"),
+                ("retry-storm", "downstream_calls_per_request"), ("retry-storm", "timeout_rate"),
+                ("false-idle", "pool_waiting_p50"), ("login-storm", "hashing_share"),
                 ("loadgen-saturated", "dropped_iterations"), ("loadgen-saturated", "k6_cpu_p50"),
                 ("loadgen-saturated", "host_cpu_p50"))
 
@@ -94,8 +95,11 @@ def test_login_storm_evidence_names_bcrypt(lab: dict[tuple[str, str], dict[str, 
     # bcrypt in threads reaches both cores on a quiet machine (LAB-NOTES: 195 %); on the shared
     # machine other work takes some (measured 116–188 %), so only the signature's own bar is asserted.
     assert ev["service_cpu_p50"] >= login_storm.CPU_MIN_PCT
-    assert ev["hashing_share"] >= 0.9
-    assert ev["top_hashing_frame"] == "sample_workload.auth.check_password"
+    # py-spy's profile (native frames): bcrypt's own cipher is the hot spot, the rest is
+    # the event loop and HTTP serving around it.
+    assert ev["hashing_share"] >= 0.75
+    assert re.search("bcrypt|blowfish", ev["top_hashing_frame"], re.IGNORECASE), ev["top_hashing_frame"]
+    assert ev["hashing_algorithm"] == "bcrypt"
     assert ev["p95_ms"] >= 2000
 
 
@@ -113,19 +117,19 @@ def test_false_idle_evidence_is_waiting_not_working(lab: dict[tuple[str, str], d
     by = _by_signature(lab[("false-idle", "default")])
     ev = by["false-idle"]["evidence"]
     assert ev["service_cpu_p50"] <= 20
-    assert ev["db_waiting_tasks_p50"] >= 10
+    assert ev["pool_waiting_p50"] >= 10
     # The same queue seen as a full pool and as pool waits dominating the in-flight requests.
     assert by["pool-saturation"]["verdict"] == "present"
     assert by["lock-contention"]["verdict"] == "present"
     fixed = _by_signature(lab[("false-idle", "fixed")])
-    assert fixed["false-idle"]["evidence"]["db_waiting_tasks_p50"] == 0
+    assert fixed["false-idle"]["evidence"]["pool_waiting_p50"] == 0
     assert fixed["pool-saturation"]["verdict"] == "absent"
 
 
 def test_retry_storm_evidence_is_amplification(lab: dict[tuple[str, str], dict[str, Any]]) -> None:
     storm = _by_signature(lab[("retry-storm", "default")])["retry-storm"]["evidence"]
     fixed = _by_signature(lab[("retry-storm", "fixed")])["retry-storm"]["evidence"]
-    assert storm["queries_per_request"] >= 2.2
-    assert fixed["queries_per_request"] <= 1.3
+    assert storm["downstream_calls_per_request"] >= 2.2
+    assert fixed["downstream_calls_per_request"] <= 1.3
     # Backoff removes the extra load, not the timeouts of an always-slow query (LAB-NOTES).
     assert storm["timeout_rate"] >= 0.2 and fixed["timeout_rate"] >= 0.2

@@ -63,7 +63,7 @@ def test_a_short_run_counts_agree(tmp_path: Path):
 
     store = Store(store_path)
     kinds = {r["kind"] for r in store.sql("SELECT kind FROM sources WHERE run_id = ?", [run_id]).to_dicts()}
-    assert {"k6", "k6-summary", "pgstat", "resources", "service-vars", "pprof"} <= kinds
+    assert {"k6", "k6-summary", "pgstat", "resources", "prometheus", "pprof"} <= kinds
 
     # requests counted by k6 == requests counted by the service
     nd = store.sql("SELECT source_id FROM sources WHERE run_id=? AND kind='k6'", [run_id])["source_id"][0]
@@ -86,7 +86,7 @@ def test_a_short_run_counts_agree(tmp_path: Path):
 
     summary = [r for r in list_runs(store) if r["run_id"] == run_id][0]
     assert summary["status"] == "complete" and summary["requests"] == k6_requests
-    assert summary["service_cpu_p50"] is not None and summary["db_queries_per_request"] is not None
+    assert summary["service_cpu_p50"] is not None and summary["downstream_calls_per_request"] is not None
     store.close()
 
     assert _perflab_children_gone(before) == []

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
-from perflab.analysis import loadtest, runs
+from perflab.analysis import loadtest
 from perflab.analysis.database import pg_top_frame
 from perflab.analysis.profiles import stacks, top
 from perflab.analysis.run import Run
@@ -25,6 +25,7 @@ from perflab.ingest import ingest_path
 from perflab.report import charts as _charts
 from perflab.report.charts import _base
 from perflab.store import Store
+from perflab.vocab import SAMPLE_SERVICE_VARS_ROLES
 from tests.helpers import stored, via_files
 
 # The analyses read the store only; these tests hand them fixture files, ingested first.
@@ -62,7 +63,9 @@ def k6_timeseries(store: Store, ref: Any, interval_s: float) -> pl.DataFrame:
 
 
 def counter_delta(store: Store, run_id: str, key: str) -> float | None:
-    return runs.counter_delta(Run.load(store, run_id), key)
+    """last − first of one /debug/vars counter of the run, straight from the stored samples."""
+    rows = store.sql("SELECT value FROM service_vars WHERE run_id = ? AND key = ? ORDER BY t", [run_id, key])
+    return float(rows["value"][-1] - rows["value"][0]) if rows.height else None
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PPROF = FIXTURES / "pprof"
@@ -254,7 +257,7 @@ def test_cpu_latency_scatter(lab: Store) -> None:
 
 def test_app_vs_db_rate(lab: Store) -> None:
     fig = charts.app_vs_db_rate(lab, RUN)
-    req, db = trace(fig, "app requests/s"), trace(fig, "DB queries/s")
+    req, db = trace(fig, "app requests/s"), trace(fig, "downstream calls/s")
     assert set(req.y) == {20.0}
     # A counter's increase is booked to the second of the later sample.
     buckets: dict[int, list[int]] = {}
@@ -264,7 +267,7 @@ def test_app_vs_db_rate(lab: Store) -> None:
     assert list(db.y) == want
     assert want[0] == 40.0 and want[-1] == 100.0
     assert list(db.x) == [float(b) for b in sorted(buckets)]
-    per_request = trace(fig, "DB queries per request")
+    per_request = trace(fig, "downstream calls per request")
     assert list(per_request.y) == [w / 20.0 for w in want]
     # The increases add up to the counters' own run totals.
     total = sum(r * TICK_S * len(t) for r, (_, t) in zip(db.y, sorted(buckets.items())))
@@ -274,7 +277,7 @@ def test_app_vs_db_rate(lab: Store) -> None:
 def test_app_vs_db_rate_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_base, "MAX_POINTS", 4)
     fig = charts.app_vs_db_rate(lab, RUN)
-    db = trace(fig, "DB queries/s")
+    db = trace(fig, "downstream calls/s")
     # 11 s of run in at most 4 points: 3 s intervals, and the increases still add up
     assert list(db.x) == [0.0, 3.0, 6.0, 9.0]
     ticks = Counter(math.floor(TICK_S * i / 3) for i in range(1, TICKS))  # increases per 3 s bucket
@@ -286,17 +289,18 @@ def test_app_vs_db_rate_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_inflight_and_waiting(lab: Store) -> None:
     fig = charts.inflight_and_waiting(lab, RUN)
-    for key, (name, row, _, _) in charts.INFLIGHT_KEYS.items():
+    for role, (name, row, _, _) in charts.INFLIGHT_ROLES.items():
+        key = SAMPLE_SERVICE_VARS_ROLES[role]  # the v1 lab run's /debug/vars keys by role
         t = trace(fig, name)
         assert list(t.y) == [var_rows(i)[key] for i in range(TICKS)]
         assert t.xaxis == ("x" if row == 1 else "x2")
-    assert max(trace(fig, "tasks waiting for a DB connection").y) == TICKS - 1 - 30
+    assert max(trace(fig, "tasks waiting for a connection").y) == TICKS - 1 - 30
 
 
 def test_inflight_keeps_peaks_when_capped(lab: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_base, "MAX_POINTS", 10)
     fig = charts.inflight_and_waiting(lab, RUN)
-    waiting = trace(fig, "tasks waiting for a DB connection")
+    waiting = trace(fig, "tasks waiting for a connection")
     assert len(waiting.y) <= 10
     assert max(waiting.y) == TICKS - 1 - 30
     assert max(trace(fig, "requests in flight").y) == 4.0
@@ -321,13 +325,13 @@ def test_errors_by_kind(lab: Store) -> None:
     assert got == failed_by_status(K6_SMALL) and got
     assert fig.layout.barmode == "stack"
     assert [a.text for a in fig.layout.annotations] == [
-        "service errors by kind (counters.errors.*)", "k6 failed requests by status (http_req_failed)"]
+        "service errors by kind (counters.errors)", "k6 failed requests by status (http_req_failed)"]
 
 
 def test_errors_by_kind_without_errors(lab: Store) -> None:
     fig = charts.errors_by_kind(lab, "quiet")
     assert fig.data == ()
-    assert [a.text for a in fig.layout.annotations] == ["service errors by kind (counters.errors.*)", "no errors"]
+    assert [a.text for a in fig.layout.annotations] == ["service errors by kind (counters.errors)", "no errors"]
 
 
 def test_errors_by_kind_of_a_k6_only_run(lab: Store) -> None:
@@ -351,9 +355,9 @@ def test_run_charts_say_what_is_missing(lab: Store) -> None:
         charts.cpu_vs_latency(lab, "k6-only")
     with pytest.raises(PerflabError, match="^run k6-only has no resource samples$"):
         charts.process_resources(lab, "k6-only")
-    with pytest.raises(PerflabError, match="run k6-only has no service vars counters.requests_total"):
+    with pytest.raises(PerflabError, match="run k6-only has no metric for the requests and downstream_calls roles"):
         charts.app_vs_db_rate(lab, "k6-only")
-    with pytest.raises(PerflabError, match="run k6-only has no service vars gauges"):
+    with pytest.raises(PerflabError, match="run k6-only has no metric for the in_flight, pool_waiting, pool_in_use, pool_size roles"):
         charts.inflight_and_waiting(lab, "k6-only")
     with pytest.raises(PerflabError, match="run no-k6 has no k6 samples"):
         charts.cpu_vs_latency(lab, "no-k6")

@@ -230,7 +230,7 @@ def test_cpu_waiting_queries_and_context_rows(lab_runs: Store):
     assert (cpu["beyond_noise"], cpu["direction"]) == (True, "better")
     waiting = _row(result, "waiting tasks p50")
     assert waiting["beyond_noise"] is False  # the same Poisson(2) in both runs
-    queries = _row(result, "DB queries per request")
+    queries = _row(result, "downstream calls per request")
     assert (queries["a"], queries["b"]) == (2.5, 1.1)
     assert queries["beyond_noise"] is None and "one ratio per run" in queries["note"]
     other = _row(result, "other CPU on the host p50")
@@ -242,7 +242,7 @@ def test_absent_data_is_named_not_guessed(two_runs: Store):
     result = compare_runs(two_runs, "a", "b")
     cpu = _row(result, "service CPU p50")
     assert cpu["a"] is None and cpu["beyond_noise"] is None
-    assert "no resource samples in run a" in cpu["note"]
+    assert "no service CPU samples (resource samples or a cpu_seconds role) in run a" in cpu["note"]
     assert result["profile"]["rows"] == [] and "no CPU profile" in result["profile"]["note"]
 
 

@@ -100,7 +100,7 @@ def test_numbers_are_compare_runs_numbers(runs: Store):
     assert fmt_value(p95["a"], "ms") == "53.70 ms" and fmt_value(p95["b"], "ms") == "161.1 ms"
     cpu = rows["service CPU p50"]
     assert f"| service CPU p50 | {fmt_value(cpu['a'], '% of a core')} | {fmt_value(cpu['b'], '% of a core')} |" in entry
-    assert f"| DB queries per request | 1.10 | 1.10 |" in entry
+    assert f"| downstream calls per request | 1.10 | 1.10 |" in entry
     impact = next(ln for ln in entry.splitlines() if ln.startswith("- latency p95:"))
     assert fmt_pct(p95["change_pct"]) == "+200.0 %"
     assert "(+200.0 %)" in impact
@@ -126,7 +126,7 @@ def test_absent_numbers_say_why(store: Store, tmp_path: Path):
     ingest_path(store, scaled_copy(K6_SMALL, tmp_path / "x3.ndjson", 3.0), run_id="b")
     entry = render_entry(store, "b", "a", "Faster", "because")
     assert_filled(entry)
-    assert "| service CPU p50 | not measured: A: no resource samples in run b" in entry
+    assert "| service CPU p50 | not measured: A: no service CPU samples (resource samples or a cpu_seconds role) in run b" in entry
     assert "- Changed: not recorded: run `b` and `a` has no manifest" in entry
     assert "top CPU frames: not measured (no CPU profile in run `b`)" in entry
     # Dates are the runs' own (the first k6 sample), not the time of writing.

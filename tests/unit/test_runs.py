@@ -27,7 +27,7 @@ def test_a_user_group_reports_k6s_numbers(store):
     assert row["error_rate"] == oracle["http_req_failed"]["rate"]
     assert row["started_at"] == "2026-11-22T10:08:33.567150+00:00"  # the first sample, not ingest time
     # no resource samples or service vars in a user's k6 file: not measured, not zero
-    assert row["service_cpu_p50"] is None and row["db_queries_per_request"] is None
+    assert row["service_cpu_p50"] is None and row["downstream_calls_per_request"] is None
 
 
 def test_runs_json_shape(tmp_path):
@@ -37,4 +37,4 @@ def test_runs_json_shape(tmp_path):
     assert out.returncode == 0, out.stderr
     [row] = json.loads(out.stdout)
     assert set(row) >= {"run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
-                        "p95_ms", "error_rate", "service_cpu_p50", "db_queries_per_request"}
+                        "p95_ms", "error_rate", "service_cpu_p50", "downstream_calls_per_request"}

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from perflab.analysis import rundata
+from perflab.analysis import roles, rundata
 from perflab.jsonable import to_jsonable
 from perflab.analysis.rundata import Profile, RunData
 from perflab.analysis.signatures import (
@@ -39,6 +39,7 @@ SAMPLE_HZ = 4.0
 MIB = 2**20
 
 # A healthy service, as the lab measured it: every signature absent.
+CPU_MISSING = "the service's CPU (resource samples, or a cpu_seconds role such as process_cpu_seconds_total)"
 HEALTHY: dict[str, Any] = dict(
     seconds=20.0, rps=40.0, p95_ms=35.0, error_rate=0.0, timeout_status_rate=0.0,
     service_cpu=35.0, k6_cpu=4.0, host_cpu=60.0, cpu_count=2,
@@ -108,24 +109,25 @@ def synth(**kw: Any) -> RunData:
             v = np.maximum(level + rng.integers(-2, 3, n_s), 0).astype(float)
             return v + (level - np.median(v[inside]))
 
+        # The service's metrics by role: the pool's capacity (size + overflow) as pool_size.
         capacity = p["pool_size"] + p["max_overflow"]
         idx_in = np.nonzero(inside)[0]
         full = np.zeros(n_s, dtype=bool)
         full[rng.choice(idx_in, int(round(p["full_fraction"] * idx_in.size)), replace=False)] = True
         requests = np.cumsum(np.full(n_s, p["rps"] / SAMPLE_HZ))
         series = {
-            "gauges.db_waiting_tasks": gauge(p["waiting"]),
-            "gauges.in_flight_requests": gauge(p["in_flight"]),
-            "gauges.pool_size": np.full(n_s, float(p["pool_size"])),
-            "gauges.pool_checked_out": np.where(full, capacity, max(capacity - 1, 0)).astype(float),
-            "counters.requests_total": requests,
-            "counters.db_queries": requests * p["qpr"],
-            "counters.errors.timeout": requests * p["timeouts_per_request"],
-            "counters.retries": requests * max(p["qpr"] - 1, 0),
-            "settings.pool_max_overflow": np.full(n_s, float(p["max_overflow"])),
+            ("pool_waiting", "{}"): gauge(p["waiting"]),
+            ("in_flight", "{}"): gauge(p["in_flight"]),
+            ("pool_size", "{}"): np.full(n_s, float(capacity)),
+            ("pool_in_use", "{}"): np.where(full, capacity, max(capacity - 1, 0)).astype(float),
+            ("requests", "{}"): requests,
+            ("downstream_calls", "{}"): requests * p["qpr"],
+            ("errors", '{"key":"timeout"}'): requests * p["timeouts_per_request"],
+            ("retries", "{}"): requests * max(p["qpr"] - 1, 0),
         }
-        data.vars = pl.concat([pl.DataFrame({"t_s": t_s, "key": k, "value": v}, schema=rundata.VARS_SCHEMA)
-                               for k, v in series.items()]).sort("t_s", "key")
+        data.signals = pl.concat([pl.DataFrame({"t_s": t_s, "role": role, "series": s, "value": v},
+                                               schema=roles.SIGNALS_SCHEMA)
+                                  for (role, s), v in series.items()]).sort("t_s", "role")
     if p["profile"]:
         cats = {"hashing": p["hashing"], "serialization": p["serialization"], "gc": p["gc"]}
         cats["other"] = max(0.0, 1 - sum(cats.values()))
@@ -135,7 +137,8 @@ def synth(**kw: Any) -> RunData:
         total = p["service_cpu"] / 100 * (dur or 6.0) * 1e9
         data.profiles.append(Profile(1, "service.cpu.pb.gz", "pprof", "cpu", "cpu", "nanoseconds", total,
                                      p["profile_samples"], time_s=T0 + 6, duration_s=dur,
-                                     categories={"categories": cats, "top_frames": top}))
+                                     categories={"categories": cats, "top_frames": top},
+                                     cum_shares=[("main.login", 1.0), ("bcrypt.checkpw", p["hashing"])]))
     if p["heap_mb"] is not None:
         for i, mb in enumerate(p["heap_mb"]):
             data.profiles.append(Profile(10 + i, f"heap{i}.pb.gz", "pprof", "heap", "inuse_space", "bytes",
@@ -295,7 +298,7 @@ def test_evidence_reports_percentiles_and_mean_in_the_window() -> None:
     assert ev["p95_ms"] == pytest.approx(2500.0, rel=1e-6)
     assert ev["service_cpu_p50"] == pytest.approx(10.0)
     assert ev["service_cpu_mean"] == pytest.approx(10.0, abs=2.0)  # 4 % steps around the level
-    assert ev["db_waiting_tasks_p50"] == pytest.approx(50.0)
+    assert ev["pool_waiting_p50"] == pytest.approx(50.0)
     assert ev["window_start_s"] == pytest.approx(TRIM_FRACTION * 20, abs=0.1)
     assert ev["window_end_s"] == pytest.approx((1 - TRIM_FRACTION) * 20, abs=0.1)
     assert ev["pg_idle_in_transaction_p50"] == 0.0
@@ -309,16 +312,17 @@ def test_login_storm_cites_the_hashing_share_and_frame() -> None:
     assert got["evidence"]["hashing_share"] == 0.99
     assert got["evidence"]["top_hashing_frame"] == "bcrypt.checkpw"
     assert got["evidence"]["dropped_iterations_in_window"] == 30
-    assert got["recommendation"].startswith("hashing is 99% of CPU (bcrypt.checkpw), the service uses 190 % "
+    assert got["evidence"]["hashing_algorithm"] == "bcrypt"  # named from the profile's functions
+    assert got["recommendation"].startswith("bcrypt hashing is 99% of CPU (bcrypt.checkpw), the service uses 190 % "
                                             "of a core, p95 is 6000 ms: lower the bcrypt cost within policy "
-                                            "(12 → 10 is 4× cheaper)")
+                                            "(each step doubles the work: 12 → 10 is 4× cheaper)")
 
 
 def test_login_storm_without_cpu_samples_says_what_it_used() -> None:
     got = finding(login_storm, synth(**dict(LOGIN_STORM, resources=False)))
     ev = got["evidence"]
     assert "service_cpu_p50" not in ev
-    assert "resource samples (service cpu_pct)" in ev["missing"]
+    assert CPU_MISSING in ev["missing"]
     assert any("hot-frame share and the latency" in c for c in ev["caveats"])
     assert any(u.startswith("CPU profile service.cpu.pb.gz") for u in ev["used"])
 
@@ -533,7 +537,7 @@ def test_user_group_gets_a_verdict_for_every_signature(user_group: Path) -> None
     assert ls["hashing_share"] == pytest.approx(0.9442, abs=1e-4)
     assert ls["top_hashing_frame"] == "crypto/sha256.block"
     assert ls["service_cpu_from_profile_pct"] == pytest.approx(100 * 2.15 / 2.253940193, abs=1e-3)
-    assert "resource samples (service cpu_pct)" in ls["missing"]
+    assert CPU_MISSING in ls["missing"]
     assert ls["p95_ms"] < 100
     lc = by["lock-contention"]["evidence"]
     assert lc["profile_pool_wait_share"] == pytest.approx(51891902597 / 156371337836, abs=1e-4)
@@ -543,7 +547,8 @@ def test_user_group_gets_a_verdict_for_every_signature(user_group: Path) -> None
     rs = by["retry-storm"]["evidence"]
     assert rs["pg_queries_per_request"] == pytest.approx(83135 / 153, abs=1e-3)
     assert rs["k6_timeout_rate"] < retry_storm.TIMEOUT_RATE_MIN
-    assert "resource samples (service rss_bytes)" in by["memory-pressure"]["evidence"]["missing"]
+    assert "the service's RSS (resource samples, or an rss_bytes role such as process_resident_memory_bytes)" \
+        in by["memory-pressure"]["evidence"]["missing"]
     assert "resource samples (k6 cpu_pct)" in by["loadgen-saturated"]["evidence"]["missing"]
     assert by["pool-saturation"]["recommendation"].startswith("not enough data to judge (missing: ")
 
@@ -562,7 +567,8 @@ def test_doctor_prints_one_block_per_finding(user_group: Path) -> None:
     assert "\n  → 33% of blocked time is on locks and pool checkouts (most at main.(*dbPool).acquire)" in lock
     pool = next(b for b in blocks if b.startswith("pool-saturation"))
     assert pool.splitlines()[0].split() == ["pool-saturation", "insufficient", "data"]
-    assert "\n  missing: the service's /debug/vars gauges.pool_checked_out and gauges.pool_size" in pool
+    assert ("\n  missing: a metric for the pool_in_use role (e.g. go_sql_in_use_connections, "
+            'db_client_connections_usage{state="used"}, or map one: --role pool_in_use=METRIC)') in pool
 
 
 def test_doctor_on_an_unknown_run_is_one_line_and_exit_2(user_group: Path) -> None:

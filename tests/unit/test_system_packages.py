@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ensure_system_packag
 BASH = shutil.which("bash") or "/bin/bash"
 
 
-def _bin(tmp_path: Path, uid: int, with_chromium: bool) -> Path:
+def _bin(tmp_path: Path, uid: int, with_chromium: bool, with_prometheus: bool = True) -> Path:
     stubs = tmp_path / "bin"
     stubs.mkdir()
     for tool in ("dirname",):
@@ -25,6 +25,8 @@ def _bin(tmp_path: Path, uid: int, with_chromium: bool) -> Path:
     (stubs / "apt-get").write_text(f'#!{BASH}\necho "$*" >> {tmp_path / "apt.log"}\n')
     if with_chromium:
         (stubs / "chromium").write_text(f"#!{BASH}\n")
+    if with_prometheus:
+        (stubs / "prometheus").write_text(f"#!{BASH}\n")
     for stub in stubs.iterdir():
         if not stub.is_symlink():
             stub.chmod(0o755)
@@ -67,5 +69,23 @@ def test_postgresql_binaries_in_perflab_pg_bindir_are_enough(tmp_path: Path) -> 
         (bindir / name).write_text(f"#!{BASH}\n")
         (bindir / name).chmod(0o755)
     env = {"PATH": str(stubs), "PERFLAB_PG_BINDIR": str(bindir)}
+    r = subprocess.run([BASH, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_root_installs_a_missing_prometheus(tmp_path: Path) -> None:
+    r = _run(_bin(tmp_path, uid=0, with_chromium=True, with_prometheus=False))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "apt.log").read_text().splitlines() == [
+        "update -qq", "install -y -qq --no-install-recommends prometheus"]
+
+
+def test_perflab_prometheus_names_the_binary(tmp_path: Path) -> None:
+    stubs = _bin(tmp_path, uid=1000, with_chromium=True, with_prometheus=False)
+    binary = tmp_path / "prom" / "prometheus"
+    binary.parent.mkdir()
+    binary.write_text(f"#!{BASH}\n")
+    binary.chmod(0o755)
+    env = {"PATH": str(stubs), "PERFLAB_PG_DSN": "postgresql://user@127.0.0.1:1/db", "PERFLAB_PROMETHEUS": str(binary)}
     r = subprocess.run([BASH, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, "")

@@ -404,3 +404,25 @@ def test_seed_command_is_idempotent_and_rehashes_on_a_new_cost(databases: Databa
                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "WRITE_MODE": "sometimes"})
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["sample_workload: WRITE_MODE='sometimes': one of single, batch"]
+
+
+def test_metrics_endpoint_speaks_prometheus_with_the_same_numbers(databases: Databases, start_service: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = databases.new()
+    svc = start_service(url, POOL_SIZE="3", POOL_MAX_OVERFLOW="2")
+    for i in range(5):
+        assert svc.post("/records", record(i)).status == 201  # single mode: written at once
+    assert svc.post("/login", {"user": "user7", "password": "wrong"}).status == 401
+    text = svc.get("/metrics").body.decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    value = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    c = counters(svc)  # /debug/vars of the same moment: scrapes are not workload, so nothing moved
+    assert value[("app_requests_total", ())] == c["requests_total"] == 6
+    assert value[("app_db_queries_total", ())] == c["db_queries"] > 0
+    assert families["app_errors"].type == "counter" and families["app_requests"].type == "counter"
+    assert value[("db_client_connections_max", ())] == 5  # pool size + max overflow
+    assert families["db_client_connections_usage"].type == "gauge"
+    assert value[("db_client_connections_pending_requests", ())] == 0
+    assert value[("process_resident_memory_bytes", ())] > 10e6  # the process collector, a standard name
+    assert ("process_cpu_seconds_total", ()) in value

@@ -77,7 +77,7 @@ class Diagnosis:
 
 def window_of(data: RunData) -> Window | None:
     """The steady window of gathered frames (as ``Run.window`` finds it)."""
-    return frames_window(data.requests, data.resources, data.vars)
+    return frames_window(data.requests, data.resources, data.signals)
 
 
 def diagnose_data(data: RunData, window: Window | None = None) -> Diagnosis:

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from perflab.analysis import cpu, roles
 from perflab.analysis.rundata import Profile, RunData
 from perflab.analysis.steady import Window
 
@@ -50,6 +51,21 @@ def any_of(*conds: Tri) -> Tri:
     if any(c is True for c in conds):
         return True
     if any(c is False for c in conds):
+        return False
+    return None
+
+
+def decided(context: Tri, *deciding: Tri) -> Tri:
+    """A signature's condition when only some evidence decides it: present when every
+    condition holds; absent only when a deciding condition is known to fail, or all of
+    them are known and the context (latency) fails; else unknown. So a run that merely
+    lacks the signature's own evidence (the pool's waiters, the service's CPU) reads
+    insufficient-data, never absent, however its latency looked."""
+    if all(c is True for c in (context, *deciding)):
+        return True
+    if any(c is False for c in deciding):
+        return False
+    if all(c is not None for c in deciding) and context is False:
         return False
     return None
 
@@ -168,7 +184,7 @@ def latency(data: RunData, window: Window | None, ev: Evidence) -> float | None:
     return p95
 
 
-def role_cpu(data: RunData, window: Window | None, role: str, ev: Evidence, prefix: str) -> float | None:
+def process_cpu(data: RunData, window: Window | None, role: str, ev: Evidence, prefix: str) -> float | None:
     """p50 of one role's cpu_pct (% of one core) in the window; adds p50/p95/mean/samples."""
     rows = data.resources.filter((pl.col("role") == role) & pl.col("cpu_pct").is_not_null())
     if rows.is_empty():
@@ -210,10 +226,20 @@ def profile_cpu_pct(p: Profile | None) -> float | None:
 
 
 def service_cpu(data: RunData, window: Window | None, ev: Evidence) -> float | None:
-    """The service's CPU (% of one core): resource samples, else the CPU profile's own rate."""
-    p50 = role_cpu(data, window, "service", ev, "service_cpu")
-    if p50 is not None:
-        return p50
+    """The service's CPU (% of one core): its samples (perflab.analysis.cpu: the lab's resource
+    samples, else its cpu_seconds role), else the CPU profile's own rate."""
+    samples = cpu.service_cpu(data.resources, data.signals)
+    if samples is None:
+        ev.miss("the service's CPU (resource samples, or a cpu_seconds role such as process_cpu_seconds_total)")
+    elif window is None:
+        ev.miss("a timeline for the steady window")
+    else:
+        values = window.filter(samples.values)["cpu_pct"]
+        ev.add(service_cpu_samples=values.len())
+        p50 = _level(ev, values, "service_cpu", "service CPU samples in the steady window",
+                     f"{samples.source} ({values.len()} in the steady window)")
+        if p50 is not None:
+            return p50
     prof = cpu_profile(data)
     from_profile = profile_cpu_pct(prof)
     if from_profile is not None and prof is not None and prof.samples >= MIN_PROFILE_SAMPLES:
@@ -238,38 +264,56 @@ def host_saturated(data: RunData, window: Window | None) -> float | None:
     return p50 if p50 is not None and p50 >= HOST_BUSY_FRACTION * 100 * data.cpu_count else None
 
 
-def window_values(data: RunData, window: Window | None, key: str) -> pl.Series | None:
-    """The /debug/vars samples of one key inside the window, None when the run has none."""
-    rows = data.vars.filter(pl.col("key") == key)
-    if rows.is_empty() or window is None:
+# -- the service's signals by role (perflab.analysis.roles) ---------------------------------------
+
+def role_missing(data: RunData, role: str) -> str:
+    """What a missing role is called in an insufficient-data line, with how to supply it."""
+    std = ", ".join(str(sel) for sel in roles.STANDARD.get(role, ())[:2])
+    return (f"a metric for the {role} role ({'e.g. ' + std + ', or ' if std else ''}"
+            f"map one: --role {role}=METRIC)")
+
+
+def role_used(data: RunData, role: str, detail: str) -> str:
+    src = data.role_sources.get(role)
+    return f"{role}: {src.metric if src else role} ({detail})"
+
+
+def role_levels(data: RunData, window: Window | None, role: str) -> pl.Series | None:
+    """A gauge role's levels inside the window (summed over its series), None when the run has none."""
+    levels = roles.gauge_levels(data.signals, role)
+    if levels.is_empty() or window is None:
         return None
-    return window.filter(rows)["value"]
+    return window.filter(levels)["value"]
 
 
-def gauge_p50(data: RunData, window: Window | None, key: str, ev: Evidence, name: str) -> float | None:
-    """p50 of a /debug/vars gauge in the window; adds NAME_p50/_p95/_mean."""
-    v = window_values(data, window, key)
+def role_p50(data: RunData, window: Window | None, role: str, ev: Evidence, name: str | None = None
+             ) -> float | None:
+    """p50 of a gauge role in the window; adds NAME_p50/_p95/_mean (NAME defaults to the role)."""
+    v = role_levels(data, window, role)
     if v is None:
-        ev.miss(f"the service's /debug/vars {key}")
+        ev.miss(role_missing(data, role))
         return None
-    return _level(ev, v, name, f"samples of {key} in the steady window", f"/debug/vars {key} ({v.len()} samples)")
+    return _level(ev, v, name or role, f"samples of {role} in the steady window",
+                  role_used(data, role, f"{v.len()} samples in the steady window"))
 
 
-def counter_delta(data: RunData, window: Window | None, key: str) -> float | None:
-    """last − first of a /debug/vars counter inside the window (None: fewer than 2 samples or a reset)."""
-    rows = data.vars.filter(pl.col("key") == key)
-    if rows.is_empty() or window is None:
+def role_increase(data: RunData, window: Window | None, role: str) -> tuple[float, float] | None:
+    """(increase, seconds it covers) of a counter role inside the window; None: fewer than two
+    samples of any of its series there. A drop is a restart (the new value is the increase)."""
+    if window is None:
         return None
-    inside = window.filter(rows).sort("t_s")
-    if inside.height < 2:
+    inc = roles.increase(data.signals, role, window.start_s, window.end_s)
+    if inc is None:
         return None
-    d = float(inside["value"][-1] - inside["value"][0])
-    return d if d >= 0 else None
+    return inc, roles.covered_s(data.signals, role, window.start_s, window.end_s)
 
 
-def last_value(data: RunData, key: str) -> float | None:
-    rows = data.vars.filter(pl.col("key") == key)
-    return float(rows.sort("t_s")["value"][-1]) if rows.height else None
+def role_rate(data: RunData, window: Window | None, role: str) -> float | None:
+    """A counter role's increase per second inside the window."""
+    got = role_increase(data, window, role)
+    if got is None or got[1] <= 0:
+        return None
+    return got[0] / got[1]
 
 
 def spearman(x: pl.Series, y: pl.Series) -> float | None:

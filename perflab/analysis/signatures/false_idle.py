@@ -10,7 +10,7 @@ queue for the pool. Nothing burns CPU; everything waits::
 
 Present when all three hold in the steady window: p95 ≥ P95_MIN_MS, the median number of
 tasks waiting for a connection ≥ WAITING_MIN, and the service's CPU p50 ≤ CPU_MAX_PCT.
-Waiting comes from the service's gauge (/debug/vars gauges.db_waiting_tasks) or, for a
+Waiting comes from the service's pool_waiting or pool_wait_seconds roles or, for a
 Go service, from a block profile taken over a known duration (the delay of goroutines
 in a pool's acquire ÷ the duration = how many waited on average). The CPU comes from
 the resource samples or, without them, from the CPU profile's own CPU ÷ duration.
@@ -25,16 +25,18 @@ from perflab.analysis.signatures import _frames
 from perflab.analysis.signatures._measure import (
     Evidence,
     Finding,
-    all_of,
     at_least,
     at_most,
+    decided,
     finding,
-    gauge_p50,
     latency,
     missing_recommendation,
     quantile,
+    role_increase,
+    role_levels,
+    role_p50,
+    role_used,
     service_cpu,
-    window_values,
 )
 from perflab.analysis.steady import Window
 
@@ -57,18 +59,27 @@ HOW_TO_COLLECT = ("`perflab run` collects it all; for your own service, ingest w
                   "known duration (Go: /debug/pprof/block?seconds=30)")
 
 KEY_EVIDENCE = ("service_cpu_p50", "service_cpu_mean", "service_cpu_from_profile_pct", "p95_ms",
-                "requests", "db_waiting_tasks_p50", "waiting_from_block_profile", "in_flight_requests_p50",
-                "pg_idle_in_transaction_p50")
+                "requests", "pool_waiting_p50", "pool_waiting_from_wait_seconds", "waiting_from_block_profile",
+                "in_flight_p50", "pg_idle_in_transaction_p50")
 
 RECOMMENDATION = ("batch writes (buffer + COPY / multi-row INSERT) or size the pool to the offered load; "
                   "the CPU is idle, the time is spent waiting for connections")
 
 
 def waiting_tasks(data: RunData, window: Window | None, ev: Evidence) -> float | None:
-    """Median tasks waiting for a database connection: the service's gauge, else a block profile."""
-    waiting = gauge_p50(data, window, "gauges.db_waiting_tasks", ev, "db_waiting_tasks")
+    """Tasks waiting for a database connection: the pool_waiting gauge's median, else the mean
+    waiters from the pool_wait_seconds counter (Little's law: the rate of total time waited is
+    the mean number waiting), else the pool-acquire delay of a block profile over its duration."""
+    waiting = role_p50(data, window, "pool_waiting", ev)
     if waiting is not None:
         return waiting
+    waited = role_increase(data, window, "pool_wait_seconds")
+    if waited is not None and waited[1] > 0:
+        mean_waiters = waited[0] / waited[1]
+        ev.add(pool_waiting_from_wait_seconds=mean_waiters)
+        ev.use(role_used(data, "pool_wait_seconds", f"{waited[0]:.1f} s waited over {waited[1]:.1f} s: the mean "
+                                                     "number of waiters (Little's law)"))
+        return mean_waiters
     for prof in data.profiles:
         if prof.kind == "contention" and prof.stacks is not None and prof.duration_s and prof.unit == "nanoseconds":
             pool_ns = _frames.pool_wait_value(prof.stacks)
@@ -85,9 +96,11 @@ def judge(data: RunData, window: Window | None) -> Finding:
     waiting = waiting_tasks(data, window, ev)
     cpu = service_cpu(data, window, ev)
     _context(data, window, ev)
-    cond = all_of(at_least(p95, P95_MIN_MS), at_least(waiting, WAITING_MIN), at_most(cpu, CPU_MAX_PCT))
+    # Waiting and an idle CPU are what false idle is; latency alone cannot rule it out.
+    cond = decided(at_least(p95, P95_MIN_MS), at_least(waiting, WAITING_MIN), at_most(cpu, CPU_MAX_PCT))
     if cond is True:
-        rec = (f"{waiting:.0f} requests wait for a database connection (median) while the service uses "
+        how = "median" if "pool_waiting_p50" in ev.values else "mean"
+        rec = (f"{waiting:.0f} requests wait for a database connection ({how}) while the service uses "
                f"{cpu:.0f} % of a core and p95 is {p95:.0f} ms: " + RECOMMENDATION)
     elif cond is None:
         rec = missing_recommendation(ev, HOW_TO_COLLECT)
@@ -98,9 +111,9 @@ def judge(data: RunData, window: Window | None) -> Finding:
 
 def _context(data: RunData, window: Window | None, ev: Evidence) -> None:
     """Numbers that explain the picture without deciding it."""
-    in_flight = window_values(data, window, "gauges.in_flight_requests")
+    in_flight = role_levels(data, window, "in_flight")
     if in_flight is not None and in_flight.len():
-        ev.add(in_flight_requests_p50=quantile(in_flight, 0.5))
+        ev.add(in_flight_p50=quantile(in_flight, 0.5))
     if window is not None and data.pg_activity.height:
         # Connections held open in a transaction while the app does something else (a sleep,
         # a remote call): the database side of "the time is spent waiting".

@@ -30,7 +30,7 @@ from perflab.analysis.signatures._measure import (
     finding,
     host_saturated,
     missing_recommendation,
-    role_cpu,
+    process_cpu,
 )
 from perflab.analysis.steady import Window
 
@@ -101,8 +101,8 @@ def busy_share_at_drops(k6: pl.DataFrame, drops: pl.DataFrame) -> float | None:
 def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     n_dropped = dropped(data, window, ev)
-    k6_cpu = role_cpu(data, window, "k6", ev, "k6_cpu")
-    host = role_cpu(data, window, "host", ev, "host_cpu")
+    k6_cpu = process_cpu(data, window, "k6", ev, "k6_cpu")
+    host = process_cpu(data, window, "host", ev, "host_cpu")
     if host is None:
         ev.missing = [m for m in ev.missing if "host" not in m]  # context only
     elif host_saturated(data, window) is not None:

@@ -34,7 +34,9 @@ from perflab.analysis.signatures._measure import (
     finding,
     missing_recommendation,
     quantile,
-    window_values,
+    role_levels,
+    role_missing,
+    role_used,
 )
 from perflab.analysis.steady import Window
 
@@ -61,7 +63,7 @@ HOW_TO_COLLECT = ("ingest a block or mutex profile (Go: runtime.SetBlockProfileR
                   "run it in the lab with `perflab run`")
 
 KEY_EVIDENCE = ("profile_lock_wait_share", "profile_lock_wait_s", "top_lock_site", "top_pool_wait_site",
-                "pool_wait_share", "db_waiting_tasks_p50", "in_flight_requests_p50", "pg_lock_wait_share")
+                "pool_wait_share", "pool_waiting_p50", "in_flight_p50", "pg_lock_wait_share")
 
 
 def from_profiles(data: RunData, ev: Evidence) -> tuple[Tri, str | None]:
@@ -103,10 +105,12 @@ def from_profiles(data: RunData, ev: Evidence) -> tuple[Tri, str | None]:
 
 
 def from_pool_gauges(data: RunData, window: Window | None, ev: Evidence) -> Tri:
-    waiting = window_values(data, window, "gauges.db_waiting_tasks")
-    in_flight = window_values(data, window, "gauges.in_flight_requests")
+    waiting = role_levels(data, window, "pool_waiting")
+    in_flight = role_levels(data, window, "in_flight")
     if waiting is None or in_flight is None:
-        ev.miss("the service's /debug/vars gauges.db_waiting_tasks and gauges.in_flight_requests")
+        for role, got in (("pool_waiting", waiting), ("in_flight", in_flight)):
+            if got is None:
+                ev.miss(role_missing(data, role))
         return None
     if min(waiting.len(), in_flight.len()) < MIN_SAMPLES:
         ev.miss(f"at least {MIN_SAMPLES} pool-wait samples in the steady window")
@@ -114,8 +118,8 @@ def from_pool_gauges(data: RunData, window: Window | None, ev: Evidence) -> Tri:
     w, f = quantile(waiting, 0.5), quantile(in_flight, 0.5)
     assert w is not None and f is not None
     share = w / f if f > 0 else 0.0
-    ev.add(db_waiting_tasks_p50=w, in_flight_requests_p50=f, pool_wait_share=share)
-    ev.use("/debug/vars gauges.db_waiting_tasks / in_flight_requests")
+    ev.add(pool_waiting_p50=w, in_flight_p50=f, pool_wait_share=share)
+    ev.use(role_used(data, "pool_waiting", "median") + " / " + role_used(data, "in_flight", "median"))
     return share >= POOL_WAIT_SHARE_MIN
 
 

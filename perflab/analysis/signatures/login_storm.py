@@ -19,9 +19,11 @@ says which was used. The latency-CPU rank correlation per second is reported bes
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
-from perflab.analysis.rundata import RunData
+from perflab.analysis.rundata import Profile, RunData
 from perflab.analysis.signatures._measure import (
     MIN_PROFILE_SAMPLES,
     Evidence,
@@ -29,6 +31,7 @@ from perflab.analysis.signatures._measure import (
     all_of,
     at_least,
     cpu_profile,
+    decided,
     finding,
     host_saturated,
     latency,
@@ -59,17 +62,52 @@ HOW_TO_COLLECT = ("ingest with --run a k6 NDJSON and a CPU profile of the servic
                   "(Go: /debug/pprof/profile?seconds=30), or run it in the lab with `perflab run`")
 
 KEY_EVIDENCE = ("service_cpu_p50", "service_cpu_mean", "service_cpu_from_profile_pct", "p95_ms", "requests",
-                "dropped_iterations_in_window", "hashing_share", "top_hashing_frame", "serialization_share",
-                "top_serialization_frame", "cpu_p95_correlation")
+                "dropped_iterations_in_window", "hashing_share", "hashing_algorithm", "top_hashing_frame",
+                "serialization_share", "serialization_algorithm", "top_serialization_frame", "cpu_p95_correlation")
 
-RECOMMENDATION = {
-    "hashing": "lower the bcrypt cost within policy (12 → 10 is 4× cheaper), reuse sessions/tokens, "
-               "or offload hashing",
-    "serialization": "serialize less (paginate, drop unused fields, cache rendered responses) or use a "
-                     "faster encoder (orjson, a code-generated codec)",
-    None: "profile the CPU (perflab run, or a Go CPU profile) to see what burns it; then cut that work, "
-          "cache it or add cores",
+# What each kind of hot work is, recognised by the function names the profile holds (with
+# their cum share: a PBKDF2 loop sits a few frames above SHA-256's block function), and what
+# to do about it. The first pattern with the most cum wins; the advice names what was found.
+ALGORITHMS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "hashing": (
+        (r"bcrypt|blowfish|eksblowfish", "bcrypt",
+         "lower the bcrypt cost within policy (each step doubles the work: 12 → 10 is 4× cheaper)"),
+        (r"pbkdf2|PKCS5_PBKDF2", "PBKDF2",
+         "lower the PBKDF2 iteration count within policy (the work is linear in the iterations: a "
+         "quarter of them is 4× cheaper)"),
+        (r"scrypt", "scrypt", "lower scrypt's N within policy (work and memory are linear in N)"),
+        (r"argon2", "Argon2", "lower Argon2's time cost or memory within policy"),
+        (r"sha-?(256|512|1|384)|sha(256|512|1)|md5|blake2|hmac", "SHA/HMAC",
+         "hash less often (a hash in a loop or per request: cache the result, or compare keys, not hashes)"),
+    ),
+    "serialization": (
+        (r"protobuf|proto\.|\.Marshal|\.Unmarshal", "protobuf",
+         "send less (fewer fields, paginate) or reuse encoded messages"),
+        (r"msgpack", "MessagePack", "send less (fewer fields, paginate) or cache encoded responses"),
+        (r"json|JSON", "JSON",
+         "serialize less (paginate, drop unused fields, cache rendered responses) or use a faster encoder "
+         "(orjson, a code-generated codec)"),
+        (r"xml|XML", "XML", "serialize less, or move off XML on the hot path"),
+        (r"pickle|marshal|yaml|gob", "object serialization", "serialize less, or cache the encoded form"),
+    ),
 }
+# What every hashing hot spot can also do, whatever the algorithm.
+HASHING_ALSO = "; reuse sessions or tokens (verify a password once, not per request) or offload the hashing"
+UNKNOWN_WORK = ("profile the CPU (perflab run, or a Go CPU profile) to see what burns it; then cut that work, "
+                "cache it or add cores")
+
+
+def what_burns(prof: Profile | None, category: str) -> tuple[str, str] | None:
+    """(what, advice) for a hot category, from the function names of the profile."""
+    if prof is None:
+        return None
+    best: tuple[float, str, str] | None = None
+    for pattern, what, advice in ALGORITHMS.get(category, ()):
+        rx = re.compile(pattern, re.IGNORECASE)
+        cum = max((share for name, share in prof.cum_shares if rx.search(name)), default=0.0)
+        if cum > 0 and (best is None or cum > best[0]):
+            best = (cum, what, advice)
+    return (best[1], best[2]) if best else None
 
 
 def hot_share(data: RunData, ev: Evidence) -> tuple[float | None, str | None]:
@@ -114,22 +152,33 @@ def judge(data: RunData, window: Window | None) -> Finding:
         ev.caveat("the service's CPU is unknown: judged on the profile's hot-frame share and the latency")
     if share is None and cpu is not None:
         ev.caveat("no usable CPU profile: judged on CPU and latency; what burns the CPU is not shown")
-    cond = all_of(at_least(p95, P95_MIN_MS), core)
+    # A busy CPU (or a hot hashing/serialization share) is what a login storm is.
+    cond = decided(at_least(p95, P95_MIN_MS), core)
     host = host_saturated(data, window)
     if host is not None and cpu is not None and cpu < CPU_MIN_PCT:
         # Not a verdict: other processes may have held the cores this service wanted.
         ev.caveat(f"the machine was saturated (host CPU p50 {host:.0f} % of {data.cpu_count} cores) while the "
                   f"service got {cpu:.0f} %: other processes competed for the CPU; re-run on a quiet machine")
     if cond is True:
-        what = cat if share is not None and share >= HOT_SHARE_MIN else None
+        hot = cat if share is not None and share >= HOT_SHARE_MIN else None
+        found = what_burns(cpu_profile(data), hot) if hot else None
         lead = []
-        if what is not None:
-            frame = ev.values.get(f"top_{what}_frame")
-            lead.append(f"{what} is {share:.0%} of CPU" + (f" ({frame})" if frame else ""))
+        if hot is not None:
+            frame = ev.values.get(f"top_{hot}_frame")
+            name = f"{found[0]} {hot}" if found else hot
+            lead.append(f"{name} is {share:.0%} of CPU" + (f" ({frame})" if frame else ""))
+            if found:
+                ev.add(**{f"{hot}_algorithm": found[0]})
         if cpu is not None:
             lead.append(f"the service uses {cpu:.0f} % of a core")
         lead.append(f"p95 is {p95:.0f} ms")
-        rec = ", ".join(lead) + ": " + RECOMMENDATION[what]
+        if found:
+            advice = found[1] + (HASHING_ALSO if hot == "hashing" else "")
+        elif hot is not None:
+            advice = (f"cut the {hot} work the profile shows" + (HASHING_ALSO if hot == "hashing" else ""))
+        else:
+            advice = UNKNOWN_WORK
+        rec = ", ".join(lead) + ": " + advice
     elif cond is None:
         rec = missing_recommendation(ev, HOW_TO_COLLECT)
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from perflab.analysis.roles import gauge_levels
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
     MIN_PROFILE_SAMPLES,
@@ -31,6 +32,7 @@ from perflab.analysis.signatures._measure import (
     cpu_profile,
     finding,
     missing_recommendation,
+    role_used,
 )
 from perflab.analysis.steady import Window
 
@@ -60,8 +62,12 @@ KEY_EVIDENCE = ("rss_start_bytes", "rss_end_bytes", "rss_growth", "heap_growth",
 
 def rss_growth(data: RunData, window: Window | None, ev: Evidence) -> Tri:
     rows = data.resources.filter((pl.col("role") == "service") & pl.col("rss_bytes").is_not_null())
+    used = "resource samples: service rss_bytes"
+    if rows.is_empty():
+        rows = gauge_levels(data.signals, "rss_bytes").rename({"value": "rss_bytes"})
+        used = role_used(data, "rss_bytes", "gauge")
     if rows.is_empty() or window is None:
-        ev.miss("resource samples (service rss_bytes)")
+        ev.miss("the service's RSS (resource samples, or an rss_bytes role such as process_resident_memory_bytes)")
         return None
     rss = window.filter(rows).sort("t_s")
     if rss.height < MIN_SAMPLES:
@@ -72,7 +78,7 @@ def rss_growth(data: RunData, window: Window | None, ev: Evidence) -> Tri:
     end = float(rss.filter(pl.col("t_s") >= window.end_s - edge)["rss_bytes"].median())  # type: ignore[arg-type]
     growth = (end - start) / start if start > 0 else 0.0
     ev.add(rss_start_bytes=start, rss_end_bytes=end, rss_growth=growth, rss_growth_bytes=end - start)
-    ev.use(f"resource samples: service rss_bytes ({rss.height} in the steady window)")
+    ev.use(f"{used} ({rss.height} in the steady window)")
     return growth >= RSS_GROWTH_MIN and end - start >= RSS_GROWTH_MIN_BYTES
 
 

@@ -5,16 +5,18 @@
     waiting   ▂▅▇▇▇▇██▇▇▇▇▇█▇▇▇▇▇▇▇▇▇▇▇▇▇▇▇   tasks inside the checkout
 
 Present when, in the steady window, the pool is at capacity in at least FULL_FRACTION_MIN
-of the samples and the median number of waiting tasks is ≥ WAITERS_MIN. Capacity is
-gauges.pool_size plus settings.pool_max_overflow when the service publishes it (a
-SQLAlchemy QueuePool opens that many extra connections before anyone waits), else the
-pool size. Needs the service's pool gauges: a k6 file or a profile cannot show them.
+of the samples and the median number of waiting tasks is ≥ WAITERS_MIN. Capacity is the
+pool_size role (the most connections the pool opens: database/sql's MaxOpenConnections,
+OpenTelemetry's db.client.connections.max), in use the pool_in_use role, read at the same
+instants; waiting the pool_waiting role, else the mean waiters from pool_wait_seconds
+(Little's law). Needs the service's pool metrics: a k6 file or a profile cannot show them.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from perflab.analysis.roles import gauge_levels
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
     MIN_SAMPLES,
@@ -23,10 +25,12 @@ from perflab.analysis.signatures._measure import (
     all_of,
     at_least,
     finding,
-    gauge_p50,
-    last_value,
     missing_recommendation,
+    quantile,
+    role_missing,
+    role_used,
 )
+from perflab.analysis.signatures.false_idle import waiting_tasks
 from perflab.analysis.steady import Window
 
 NAME = "pool-saturation"
@@ -40,16 +44,18 @@ FULL_FRACTION_MIN = 0.5
 WAITERS_MIN = 1.0
 
 # How an insufficient-data verdict says to get the data.
-HOW_TO_COLLECT = ("needs the pool's gauges (checked-out connections, pool size, waiting tasks) sampled during "
-                  "the load, as `perflab run` reads them from the service's /debug/vars")
+HOW_TO_COLLECT = ("needs the pool's metrics (connections in use, pool size, waiting tasks or total wait time: "
+                  "go_sql_* from client_golang's DBStats collector, OpenTelemetry's db_client_connections_*, or "
+                  "any gauge mapped with --role pool_in_use=METRIC) sampled during the load")
 
-KEY_EVIDENCE = ("pool_capacity", "pool_checked_out_p50", "pool_full_fraction", "db_waiting_tasks_p50")
+KEY_EVIDENCE = ("pool_capacity", "pool_in_use_p50", "pool_full_fraction", "pool_waiting_p50",
+                "pool_waiting_from_wait_seconds")
 
 
 def judge(data: RunData, window: Window | None) -> Finding:
     ev = Evidence(window)
     full = _full_fraction(data, window, ev)
-    waiting = gauge_p50(data, window, "gauges.db_waiting_tasks", ev, "db_waiting_tasks")
+    waiting = waiting_tasks(data, window, ev)
     cond = all_of(at_least(full, FULL_FRACTION_MIN), at_least(waiting, WAITERS_MIN))
     if cond is True:
         cap = ev.values["pool_capacity"]
@@ -68,23 +74,20 @@ def _full_fraction(data: RunData, window: Window | None, ev: Evidence) -> float 
     if window is None:
         ev.miss("a timeline for the steady window")
         return None
-    rows = window.filter(data.vars.filter(pl.col("key").is_in(["gauges.pool_checked_out", "gauges.pool_size"])))
-    wide = rows.pivot(on="key", index="t_s", values="value", aggregate_function="first") if rows.height else rows
-    if not {"gauges.pool_checked_out", "gauges.pool_size"} <= set(wide.columns):
-        ev.miss("the service's /debug/vars gauges.pool_checked_out and gauges.pool_size")
+    in_use = window.filter(gauge_levels(data.signals, "pool_in_use"))
+    size = window.filter(gauge_levels(data.signals, "pool_size"))
+    for role, rows in (("pool_in_use", in_use), ("pool_size", size)):
+        if rows.is_empty():
+            ev.miss(role_missing(data, role))
+    if in_use.is_empty() or size.is_empty():
         return None
-    wide = wide.drop_nulls()
+    # Both gauges come from one scrape, so they share the instant.
+    wide = in_use.join(size.rename({"value": "size"}), on="t_s", how="inner").drop_nulls()
     if wide.height < MIN_SAMPLES:
         ev.miss(f"at least {MIN_SAMPLES} pool samples in the steady window (have {wide.height})")
         return None
-    overflow = last_value(data, "settings.pool_max_overflow")
-    extra = pl.lit(max(overflow, 0.0) if overflow is not None else 0.0)
-    capacity = pl.col("gauges.pool_size") + extra
-    full = float(wide.select((pl.col("gauges.pool_checked_out") >= capacity).mean()).item())
-    ev.add(pool_capacity=float(wide.select(capacity.median()).item()),
-           pool_checked_out_p50=float(wide["gauges.pool_checked_out"].median()),  # type: ignore[arg-type]
+    full = float(wide.select((pl.col("value") >= pl.col("size")).mean()).item())
+    ev.add(pool_capacity=quantile(wide["size"], 0.5), pool_in_use_p50=quantile(wide["value"], 0.5),
            pool_full_fraction=full)
-    if overflow is None:
-        ev.caveat("the pool's max overflow is unknown: capacity is the pool size")
-    ev.use(f"/debug/vars gauges.pool_checked_out / pool_size ({wide.height} samples)")
+    ev.use(role_used(data, "pool_in_use", f"{wide.height} samples") + " / " + role_used(data, "pool_size", "same"))
     return full

@@ -23,24 +23,27 @@ from __future__ import annotations
 
 import polars as pl
 
+from perflab.analysis.roles import increase, label_values, role_rows
 from perflab.analysis.rundata import RunData
 from perflab.analysis.signatures._measure import (
     MIN_REQUESTS,
     Evidence,
     Finding,
-    all_of,
     at_least,
-    counter_delta,
+    decided,
     finding,
     latency,
     missing_recommendation,
+    role_increase,
+    role_missing,
+    role_used,
 )
 from perflab.analysis.steady import Window
 
 NAME = "retry-storm"
-SUMMARY = "timeouts retried at once: several database queries per request"
+SUMMARY = "timeouts retried at once: several downstream calls (database queries, dependency calls) per request"
 
-# Twice the work of a request that is not retried. The storm measured 2.4–2.8, its backoff
+# Twice the downstream work of a request that is not retried. The storm measured 2.4–2.8, its backoff
 # fix 1.10–1.11; the healthy mix 1.55 (its challenges page runs five queries, the others
 # one), so "above 1" alone would call every chatty page a storm.
 QPR_MIN = 2.0
@@ -52,31 +55,42 @@ TIMEOUT_STATUSES = (504, 408)
 K6_TIMEOUT_ERROR = "1050"
 
 # How an insufficient-data verdict says to get the data.
-HOW_TO_COLLECT = ("needs the service's query and request counters (`perflab run` samples /debug/vars), or "
-                  "pg_stat_statements snapshots before and after the load with the k6 NDJSON")
+HOW_TO_COLLECT = ("needs a counter of the service's downstream calls (database queries or dependency calls, "
+                  "retries included: --role downstream_calls=METRIC) sampled during the load with its request "
+                  "counter or the k6 NDJSON, or pg_stat_statements snapshots before and after the load")
 
-KEY_EVIDENCE = ("queries_per_request", "pg_queries_per_request", "timeout_rate", "k6_timeout_rate",
-                "retries_per_request", "statement_timeouts_per_request", "p95_ms", "error_rate")
+KEY_EVIDENCE = ("downstream_calls_per_request", "pg_queries_per_request", "timeout_rate", "k6_timeout_rate",
+                "retries_per_request", "p95_ms", "error_rate")
 
 RECOMMENDATION = "exponential backoff with jitter, a retry budget and a circuit breaker"
 
 
-def queries_per_request(data: RunData, window: Window | None, ev: Evidence) -> tuple[float | None, bool]:
-    """(queries per request, is_lower_bound)."""
-    queries = counter_delta(data, window, "counters.db_queries")
-    requests = counter_delta(data, window, "counters.requests_total")
-    if queries is not None and requests:
-        qpr = queries / requests
-        ev.add(queries_per_request=qpr, app_requests=requests)
-        retries = counter_delta(data, window, "counters.retries")
-        if retries is not None:
-            ev.add(retries_per_request=retries / requests)
-        st = counter_delta(data, window, "counters.statement_timeouts")
-        if st is not None:
-            ev.add(statement_timeouts_per_request=st / requests)
-        ev.use("/debug/vars counters.db_queries / requests_total in the steady window")
-        return qpr, False
-    ev.miss("the service's /debug/vars counters.db_queries and counters.requests_total")
+def calls_per_request(data: RunData, window: Window | None, ev: Evidence) -> tuple[float | None, bool]:
+    """(downstream calls per request, is_lower_bound): the downstream_calls role over the
+    requests role, else over k6's requests at the same rate; else pg_stat_statements calls."""
+    calls = role_increase(data, window, "downstream_calls")
+    if calls is not None and calls[1] > 0 and window is not None:
+        requests = role_increase(data, window, "requests")
+        per_request: float | None = None
+        if requests is not None and requests[0] > 0:
+            per_request = calls[0] / requests[0]
+            ev.add(downstream_calls=calls[0], app_requests=requests[0])
+            ev.use(role_used(data, "downstream_calls", "increase in the steady window") + " / "
+                   + role_used(data, "requests", "increase in the steady window"))
+        else:
+            # No request counter: the calls' rate over k6's request rate in the same window.
+            k6_n = window.filter(data.requests).height
+            if k6_n >= MIN_REQUESTS and window.duration_s > 0:
+                per_request = (calls[0] / calls[1]) / (k6_n / window.duration_s)
+                ev.add(downstream_calls_per_s=calls[0] / calls[1], k6_requests_per_s=k6_n / window.duration_s)
+                ev.use(role_used(data, "downstream_calls", "rate in the steady window") + " / k6 request rate")
+        if per_request is not None:
+            ev.add(downstream_calls_per_request=per_request)
+            retries = role_increase(data, window, "retries")
+            if retries is not None and per_request > 0:
+                ev.add(retries_per_request=retries[0] / calls[0] * per_request if calls[0] else 0.0)
+            return per_request, False
+    ev.miss(role_missing(data, "downstream_calls"))
     if data.pg_statement_calls is not None and data.requests.height >= MIN_REQUESTS:
         qpr = data.pg_statement_calls / data.requests.height
         ev.add(pg_queries_per_request=qpr, pg_statement_calls=data.pg_statement_calls)
@@ -94,17 +108,21 @@ def queries_per_request(data: RunData, window: Window | None, ev: Evidence) -> t
 
 
 def timeout_rate(data: RunData, window: Window | None, ev: Evidence) -> float | None:
-    timeouts = counter_delta(data, window, "counters.errors.timeout")
-    requests = counter_delta(data, window, "counters.requests_total")
-    if timeouts is None and requests and counter_delta(data, window, "counters.db_queries") is not None:
-        # The service counts errors by kind and only once one happened: no key, no timeouts.
-        timeouts = 0.0
-    if timeouts is not None and requests:
-        ev.add(timeout_rate=timeouts / requests)
-        ev.use("/debug/vars counters.errors.timeout / requests_total")
-        return timeouts / requests
+    """Share of requests that timed out: the errors role's timeout series (a series whose
+    labels name a timeout) over the requests role, else k6's timeout statuses."""
+    errors = role_rows(data.signals, "errors")
+    timeout_series = [s for s in errors["series"].unique().to_list() if "timeout" in label_values(s).lower()
+                      and "pool" not in label_values(s).lower()]
+    requests = role_increase(data, window, "requests")
+    if timeout_series and requests is not None and requests[0] > 0 and window is not None:
+        rows = errors.filter(pl.col("series").is_in(timeout_series))
+        timeouts = increase(rows, "errors", window.start_s, window.end_s)
+        if timeouts is not None:
+            ev.add(timeout_rate=timeouts / requests[0])
+            ev.use(role_used(data, "errors", "its timeout series") + " / requests")
+            return timeouts / requests[0]
     if window is None or data.requests.is_empty():
-        ev.miss("timeout counts (/debug/vars counters.errors.timeout, or k6 request statuses)")
+        ev.miss("timeout counts (an errors role with a timeout series, or k6 request statuses)")
         return None
     req = window.filter(data.requests)
     if req.height < MIN_REQUESTS:
@@ -123,14 +141,14 @@ def judge(data: RunData, window: Window | None) -> Finding:
     latency(data, window, ev)
     # Latency is context here, not a condition: do not list it as missing.
     ev.missing = [m for m in ev.missing if "http_req_duration" not in m]
-    qpr, lower_bound = queries_per_request(data, window, ev)
+    qpr, lower_bound = calls_per_request(data, window, ev)
     rate = timeout_rate(data, window, ev)
     amplified = at_least(qpr, QPR_MIN)
     if lower_bound and amplified is False:
         amplified = None  # a lower bound under the threshold says nothing
-    cond = all_of(amplified, at_least(rate, TIMEOUT_RATE_MIN))
+    cond = decided(True, amplified, at_least(rate, TIMEOUT_RATE_MIN))
     if cond is True:
-        rec = (f"{qpr:.2f} database queries per request with {rate:.0%} of requests timing out: "
+        rec = (f"{qpr:.2f} downstream calls per request with {rate:.0%} of requests timing out: "
                f"failed calls are retried at once. " + RECOMMENDATION)
     elif cond is None:
         rec = missing_recommendation(ev, HOW_TO_COLLECT)

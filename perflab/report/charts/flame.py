@@ -1,6 +1,6 @@
 """Flame graphs of a profile, and the differential flame graph of two.
 
-Each takes the store and a stored profile's source id (pprof or cProfile).
+Each takes the store and a stored profile's source id (pprof, collapsed stacks, speedscope or cProfile).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from perflab.report.charts._base import (
     finish,
 )
 from perflab.store import Store
-from perflab.vocab import PROFILE_KINDS
+from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 
 def _profile_source(store: Store, source: int) -> tuple[int, str]:
+    """(source id, "cprofile" or "pprof": collapsed and speedscope sources read as pprof)."""
     sid = store.find_source(source, kinds=PROFILE_KINDS)
-    return sid, str(store.source(sid)["kind"])
+    kind = str(store.source(sid)["kind"])
+    return sid, PPROF if kind in PPROF_SHAPED_KINDS else kind
 
 
 def _pprof_total(store: Store, sid: int, idx: int) -> int:
@@ -131,7 +133,7 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
         raise PerflabError("flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
     sid, kind = _profile_source(store, source)
-    if kind == "cprofile":
+    if kind == CPROFILE:
         return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
     total = _pprof_total(store, sid, idx)
@@ -214,7 +216,7 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
     sid_b, kind_b = _profile_source(store, source_b)
     if kind_a != kind_b:
         raise PerflabError(f"source {sid_a} is {kind_a} and source {sid_b} is {kind_b}; compare profiles of one format")
-    if kind_a == "cprofile":
+    if kind_a == CPROFILE:
         total_a, fa = _cprofile_functions(store, sid_a, sample_type)
         total_b, fb = _cprofile_functions(store, sid_b, sample_type)
         unit, stype = "seconds", "cpu"

@@ -15,6 +15,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from perflab.analysis.loadtest import k6_points, k6_timeseries
+from perflab.analysis.roles import gauge_levels, label_values, role_rows
 from perflab.analysis.run import Run
 from perflab.errors import PerflabError
 from perflab.report.charts import _base
@@ -35,11 +36,12 @@ def _extent_us(run: Run) -> tuple[int, int]:
         """SELECT min(lo), max(hi) FROM (
                SELECT min(epoch_us(t)) AS lo, max(epoch_us(t)) AS hi FROM resource_samples WHERE run_id = $r
                UNION ALL SELECT min(epoch_us(t)), max(epoch_us(t)) FROM service_vars WHERE run_id = $r
+               UNION ALL SELECT min(epoch_us(t)), max(epoch_us(t)) FROM metric_samples WHERE run_id = $r
                UNION ALL SELECT min(time_ns) // 1000, max(time_ns) // 1000 FROM k6_points WHERE run_id = $r)""",
         {"r": run.run_id},
     ).fetchall()
     if row[0][0] is None:
-        raise PerflabError(f"run {run.run_id} has no samples (no k6 points, resource samples or service vars)")
+        raise PerflabError(f"run {run.run_id} has no samples (no k6 points, resource samples or service metrics)")
     return int(row[0][0]), int(row[0][1])
 
 
@@ -62,33 +64,24 @@ def _resources(run: Run, origin: int, roles: tuple[str, ...] | None = None) -> p
     )
 
 
-def _vars(run: Run, origin: int, keys: list[str] | None = None, prefix: str | None = None) -> pl.DataFrame:
-    where, params = "run_id = ?", list[Any]([origin, run.run_id])
-    if keys is not None:
-        where += " AND key IN ?"
-        params.append(keys)
-    if prefix is not None:
-        where += " AND starts_with(key, ?)"
-        params.append(prefix)
-    return run.store.sql(
-        f"SELECT key, (epoch_us(t) - ?) / 1e6 AS x, elapsed_s, value FROM service_vars "
-        f"WHERE {where} ORDER BY key, elapsed_s, t",
-        params,
-    )
+def _role(run: Run, origin: int, role: str) -> pl.DataFrame:
+    """A role's samples with ``x`` in seconds since the run's first sample (series kept)."""
+    return role_rows(run.signals, role).select(pl.col("series").alias("key"), (pl.col("t_s") - origin / 1e6)
+                                               .alias("x"), "value").sort("key", "x")
 
 
 def _counter_buckets(df: pl.DataFrame, interval_s: float) -> pl.DataFrame:
-    """Per key and interval: the counter's increase and the time it covered.
+    """Per series (``key``) and interval: the counter's increase and the time it covered.
 
     Each increase between two samples is booked to the interval of the later sample; a
     counter that went down was reset (the service restarted), so its new value is the
     increase. rate = increase / covered seconds.
     """
     d = pl.col("value").diff().over("key")
-    out = (
+    return (
         df.with_columns(
             pl.when(d < 0).then(pl.col("value")).otherwise(d).alias("delta"),
-            pl.col("elapsed_s").diff().over("key").alias("dt"),
+            pl.col("x").diff().over("key").alias("dt"),
             (pl.col("x") / interval_s).floor().cast(pl.Int64).alias("bucket"),
         )
         .filter(pl.col("delta").is_not_null())
@@ -100,7 +93,14 @@ def _counter_buckets(df: pl.DataFrame, interval_s: float) -> pl.DataFrame:
         )
         .select("key", "x", "delta", "dt", "rate")
     )
-    return out
+
+
+def _role_rates(run: Run, origin: int, role: str, interval_s: float) -> pl.DataFrame:
+    """A counter role's increase and rate per interval, summed over its series (x, delta, dt, rate)."""
+    per_series = _counter_buckets(_role(run, origin, role), interval_s)
+    return (per_series.group_by("x").agg(pl.col("delta").sum(), pl.col("dt").max())
+            .with_columns(pl.when(pl.col("dt") > 0).then(pl.col("delta") / pl.col("dt")).alias("rate"))
+            .sort("x"))
 
 
 def _k6_series(store: Store, sids: list[int], interval_s: float) -> tuple[pl.DataFrame, float]:
@@ -228,73 +228,83 @@ def cpu_latency_scatter(run: Run, interval_s: float = 1) -> go.Figure:
     return finish(fig, f"p95 latency against service CPU (run {run.run_id}, one point per {step:g} s)")
 
 
-# -- the service's own counters -------------------------------------------------------------
+# -- the service's own signals, by role ----------------------------------------------------------
 
-REQUESTS_KEY = "counters.requests_total"
-QUERIES_KEY = "counters.db_queries"
+def _metric(run: Run, role: str) -> str:
+    src = run.roles.sources.get(role)
+    return src.metric if src is not None else role
+
+
+def _require(run: Run, *roles: str) -> None:
+    missing = [r for r in roles if not run.roles.has(r)]
+    if missing:
+        raise PerflabError(f"run {run.run_id} has no metric for the {' and '.join(missing)} role"
+                           + ("s" if len(missing) > 1 else "") + " (perflab roles shows which it has)")
 
 
 def app_vs_db_rate(run: Run, interval_s: float = 1) -> go.Figure:
-    """Requests/s the service answered against DB queries/s it sent (per-interval
-    differences of its /debug/vars counters), and queries per request: the retry-storm
-    picture, where the DB rate runs away from the request rate."""
+    """Requests/s the service answered against downstream calls/s it made (database queries,
+    dependency calls: the requests and downstream_calls roles), and calls per request: the
+    retry-storm picture, where the downstream rate runs away from the request rate."""
+    _require(run, "requests", "downstream_calls")
     origin = _origin_us(run)
-    raw = _vars(run, origin, keys=[REQUESTS_KEY, QUERIES_KEY])
-    have = set(raw["key"].unique().to_list()) if not raw.is_empty() else set()
-    missing = [k for k in (REQUESTS_KEY, QUERIES_KEY) if k not in have]
-    if missing:
-        raise PerflabError(f"run {run.run_id} has no service vars {' and '.join(missing)}")
     step = fit_interval(_span_s(run, origin), interval_s)
-    rates = _counter_buckets(raw, step)
-    req = rates.filter(pl.col("key") == REQUESTS_KEY)
-    db = rates.filter(pl.col("key") == QUERIES_KEY)
+    req = _role_rates(run, origin, "requests", step)
+    calls = _role_rates(run, origin, "downstream_calls", step)
     ratio = (
         req.select("x", pl.col("delta").alias("r"))
-        .join(db.select("x", pl.col("delta").alias("q")), on="x", how="inner")
+        .join(calls.select("x", pl.col("delta").alias("q")), on="x", how="inner")
         .filter(pl.col("r") > 0)
         .with_columns((pl.col("q") / pl.col("r")).alias("per_request"))
         .sort("x")
     )
+    names = {r: _metric(run, r) for r in ("requests", "downstream_calls")}
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=req["x"].to_list(), y=req["rate"].to_list(), name="app requests/s", mode="lines",
-                             line={"color": "#1f77b4"},
-                             hovertemplate="%{y:.1f} requests/s<extra></extra>"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=db["x"].to_list(), y=db["rate"].to_list(), name="DB queries/s", mode="lines",
-                             line={"color": "#d62728"},
-                             hovertemplate="%{y:.1f} queries/s<extra></extra>"), secondary_y=False)
+                             line={"color": "#1f77b4"}, hovertemplate=f"%{{y:.1f}} requests/s ({names['requests']})"
+                             "<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=calls["x"].to_list(), y=calls["rate"].to_list(), name="downstream calls/s",
+                             mode="lines", line={"color": "#d62728"},
+                             hovertemplate=f"%{{y:.1f}} calls/s ({names['downstream_calls']})<extra></extra>"),
+                  secondary_y=False)
     fig.add_trace(go.Scatter(x=ratio["x"].to_list(), y=ratio["per_request"].to_list(),
-                             name="DB queries per request", mode="lines", line={"dash": "dot", "color": "#7f7f7f"},
-                             hovertemplate="%{y:.2f} queries/request<extra></extra>"), secondary_y=True)
+                             name="downstream calls per request", mode="lines",
+                             line={"dash": "dot", "color": "#7f7f7f"},
+                             hovertemplate="%{y:.2f} calls/request<extra></extra>"), secondary_y=True)
     _seconds_axis(fig)
     fig.update_yaxes(title_text="per second", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="DB queries per request", rangemode="tozero", secondary_y=True, showgrid=False)
-    return finish(fig, f"App requests/s against DB queries/s (run {run.run_id}, {step:g} s intervals)",
-                   hovermode="x unified")
+    fig.update_yaxes(title_text="downstream calls per request", rangemode="tozero", secondary_y=True, showgrid=False)
+    return finish(fig, f"App requests/s against downstream calls/s (run {run.run_id}, {step:g} s intervals)",
+                  hovermode="x unified")
 
 
-INFLIGHT_KEYS = {
-    "gauges.in_flight_requests": ("requests in flight", 1, "#1f77b4", None),
-    "gauges.db_waiting_tasks": ("tasks waiting for a DB connection", 1, "#d62728", None),
-    "gauges.pool_checked_out": ("pool connections checked out", 2, "#2ca02c", None),
-    "gauges.pool_size": ("pool size", 2, "#7f7f7f", "dash"),
+# role: (legend, panel row, colour, dash)
+INFLIGHT_ROLES = {
+    "in_flight": ("requests in flight", 1, "#1f77b4", None),
+    "pool_waiting": ("tasks waiting for a connection", 1, "#d62728", None),
+    "pool_in_use": ("pool connections in use", 2, "#2ca02c", None),
+    "pool_size": ("pool size", 2, "#7f7f7f", "dash"),
 }
 
 
 def inflight_and_waiting(run: Run) -> go.Figure:
-    """Requests in flight and tasks waiting for a DB connection, over pool connections
-    checked out against the pool size: the false-idle picture (CPU idle, pool full,
-    a queue of waiters)."""
+    """Requests in flight and tasks waiting for a connection, over pool connections in use
+    against the pool size (roles in_flight, pool_waiting, pool_in_use, pool_size): the
+    false-idle picture (CPU idle, pool full, a queue of waiters)."""
+    have = [r for r in INFLIGHT_ROLES if run.roles.has(r)]
+    if not have:
+        raise PerflabError(f"run {run.run_id} has no metric for the {', '.join(INFLIGHT_ROLES)} roles "
+                           "(perflab roles shows which it has)")
     origin = _origin_us(run)
-    raw = _vars(run, origin, keys=list(INFLIGHT_KEYS))
-    if raw.is_empty():
-        raise PerflabError(f"run {run.run_id} has no service vars gauges ({', '.join(INFLIGHT_KEYS)})")
+    levels = pl.concat([gauge_levels(run.signals, r).select(pl.lit(r).alias("key"), (pl.col("t_s") - origin / 1e6)
+                                                              .alias("x"), "value") for r in have])
     # Peaks are the story here (how many waited at worst), so long series keep the max.
-    gauges = cap_points(raw.select("key", "x", "value"), ["value"], "max", by="key")
+    gauges = cap_points(levels, ["value"], "max", by="key")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("requests in flight and tasks waiting for a connection",
-                                        "DB pool: connections checked out and pool size"))
-    for key, (name, row, color, dash) in INFLIGHT_KEYS.items():
-        part = gauges.filter(pl.col("key") == key)
+                                        "connection pool: connections in use and pool size"))
+    for role, (name, row, color, dash) in INFLIGHT_ROLES.items():
+        part = gauges.filter(pl.col("key") == role)
         if part.is_empty():
             continue
         fig.add_trace(go.Scatter(x=part["x"].to_list(), y=part["value"].to_list(), name=name, mode="lines",
@@ -303,28 +313,26 @@ def inflight_and_waiting(run: Run) -> go.Figure:
     _seconds_axis(fig, row=2, col=1)
     fig.update_yaxes(title_text="requests / tasks", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="connections", rangemode="tozero", row=2, col=1)
-    return finish(fig, f"In-flight requests, DB waiters and pool use (run {run.run_id})", hovermode="x unified",
-                   legend=LEGEND_RIGHT)
-
-
-ERRORS_PREFIX = "counters.errors."
+    return finish(fig, f"In-flight requests, waiters and pool use (run {run.run_id})", hovermode="x unified",
+                  legend=LEGEND_RIGHT)
 
 
 def errors_by_kind(run: Run, interval_s: float = 1) -> go.Figure:
-    """Stacked bars of errors per interval: by kind from the service's counters
-    (counters.errors.*: timeout, pool_timeout, ...) and by HTTP status from k6's failed
+    """Stacked bars of errors per interval: by kind from the service's errors role (one bar
+    colour per series: timeout, pool_timeout, ...) and by HTTP status from k6's failed
     requests (http_req_failed; status 0 is a request that got no response)."""
     origin = _origin_us(run)
-    raw = _vars(run, origin, prefix=ERRORS_PREFIX)
+    raw = _role(run, origin, "errors")
     sids = run.k6_point_sources
     if raw.is_empty() and not sids:
-        raise PerflabError(f"run {run.run_id} has no error counters (service vars {ERRORS_PREFIX}*) and no k6 samples")
+        raise PerflabError(f"run {run.run_id} has no error counters (the errors role) and no k6 samples")
     panels: list[tuple[str, pl.DataFrame]] = []
     step = fit_interval(_span_s(run, origin), interval_s)
     if not raw.is_empty():
+        kinds = {k: label_values(k) for k in raw["key"].unique().to_list()}
         counts = _counter_buckets(raw, step).select(
-            pl.col("key").str.strip_prefix(ERRORS_PREFIX).alias("kind"), "x", pl.col("delta").alias("n"))
-        panels.append(("service errors by kind (counters.errors.*)", counts))
+            pl.col("key").replace_strict(kinds, return_dtype=pl.String).alias("kind"), "x", pl.col("delta").alias("n"))
+        panels.append((f"service errors by kind ({_metric(run, 'errors')})", counts))
     if sids:
         parts = []
         for sid in sids:

@@ -1,0 +1,3 @@
+module perflab.test/orders
+
+go 1.24
