@@ -53,7 +53,7 @@ def test_records_each_format_with_the_header_ingest_reads(tmp_path: Path, monkey
     assert args[11:14] == ["--function", "--full-filenames", "--native"]
     header = result.files["raw"].read_text().splitlines()[0]
     assert header.startswith("# perflab: rate_hz=50 duration_s=2 start_unix_s=")
-    assert header.endswith(" pid=4242 producer=py-spy clock=cpu")
+    assert header.endswith(" pid=4242 producer=py-spy clock=cpu off_cpu_dropped=0")
     # THEN the raw file reads as CPU time: 4 samples at 50 Hz are 80 ms over 2 s.
     sid = ingest_path(store, result.files["raw"]).source_id
     cpu = top(store, sid)
