@@ -43,7 +43,7 @@ from perflab.analysis.run import Run
 from perflab.analysis.runs import calls_per_request
 from perflab.jsonable import optional
 from perflab.store import Store
-from perflab.vocab import PROFILE_KINDS
+from perflab.vocab import PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 Ref = str | int | os.PathLike[str]
 
@@ -514,7 +514,7 @@ def profile_diff(store: Store, source_a: Ref, source_b: Ref, sample_type: str | 
     def shares(ref: Ref) -> pl.DataFrame:
         sid = store.find_source(ref, kinds=PROFILE_KINDS)
         # A cProfile dump has one sample type (cpu), whatever the pprof side is read by.
-        st = sample_type if store.source(sid)["kind"] == "pprof" else None
+        st = sample_type if store.source(sid)["kind"] in PPROF_SHAPED_KINDS else None
         df = top_frame(store, sid, sample_type=st)
         return df.select("name", pl.col("flat_pct").cast(pl.Float64), pl.col("cum_pct").cast(pl.Float64))
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -336,13 +337,15 @@ def _prom(store: Store, scope: Scope, selector: str | Selector, times: Sequence[
     found = series(store, scope, selector, start=_datetime(lo), end=max(times))
     out = []
     for s in found:
+        # A window's samples by bisection: a series is in time order (and timed, with start/end).
         ts = [t for t in s.times_us if t is not None]
         points = []
         for at in times:
             end_us = _us(at)
             start_us = end_us - range_us
-            idx = [i for i, t in enumerate(ts) if (t > start_us if left_open else t >= start_us) and t <= end_us]
-            value = extrapolated_increase([ts[i] for i in idx], [s.values[i] for i in idx], start_us, end_us,
+            first = (bisect_right if left_open else bisect_left)(ts, start_us)
+            last = bisect_right(ts, end_us)
+            value = extrapolated_increase(ts[first:last], s.values[first:last], start_us, end_us,
                                           per_second_over=range_seconds if is_rate else None)
             if value is not None:
                 points.append(PromPoint(s.source_id, s.name, s.labels, at, value))

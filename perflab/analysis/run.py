@@ -7,7 +7,7 @@ reader of the ``runs`` row and of the run's ``sources``; every analysis takes a 
 
     run = Run.load(store, "20261205T091500Z-login-storm-default-ab12")
     run.k6_source            # the source whose samples are the run's requests
-    run.cpu_profile          # the CPU profile (pprof cpu, else a cProfile dump)
+    run.cpu_profile          # the CPU profile (pprof, collapsed, speedscope with cpu; else cProfile)
     run.window               # the steady-state window (the doctor's)
     run.frames               # the polars frames the signatures judge (perflab.analysis.rundata)
 
@@ -33,7 +33,7 @@ from perflab.analysis.steady import Window, find_window
 from perflab.errors import PerflabError
 from perflab.manifest import Manifest
 from perflab.store import Store
-from perflab.vocab import CPROFILE, HEAP_TYPES, K6, K6_CSV, K6_SUMMARY, PGSTAT, PPROF, RESOURCES
+from perflab.vocab import CPROFILE, HEAP_TYPES, K6, K6_CSV, K6_SUMMARY, PGSTAT, PPROF_SHAPED_KINDS, RESOURCES
 
 # How many run ids a "no such run" error suggests.
 RECENT_RUNS_HINT = 3
@@ -163,8 +163,8 @@ class Run:
 
     @cached_property
     def _pprof_types(self) -> dict[int, list[str]]:
-        """Each pprof source's sample type names, in file order."""
-        sids = [s.source_id for s in self.of_kind(PPROF)]
+        """Each source in the pprof tables' sample type names, in file order."""
+        sids = [s.source_id for s in self.of_kind(*PPROF_SHAPED_KINDS)]
         if not sids:
             return {}
         rows = self.store.con.execute(
@@ -177,10 +177,14 @@ class Run:
 
     @property
     def cpu_profile(self) -> Source | None:
-        """The run's CPU profile: a pprof source with a cpu sample type, else a cProfile dump."""
-        for s in self.of_kind(PPROF):
-            if "cpu" in self.sample_types(s.source_id):
-                return s
+        """The run's CPU profile, the one the doctor, the report and compare all read: the first
+        source with a cpu sample type, the service's own pprof before collapsed stacks and
+        speedscope (py-spy's beside it), else a cProfile dump. A fixed order, not the most
+        samples: which of two samplers takes more varies from run to run."""
+        for kind in PPROF_SHAPED_KINDS:
+            for s in self.of_kind(kind):
+                if "cpu" in self.sample_types(s.source_id):
+                    return s
         dumps = self.of_kind(CPROFILE)
         return dumps[0] if dumps else None
 
@@ -192,7 +196,7 @@ class Run:
     @property
     def heap_profile(self) -> Source | None:
         """The run's first heap profile (Go heap/allocs: recognised by their sample types)."""
-        for s in self.of_kind(PPROF):
+        for s in self.of_kind(*PPROF_SHAPED_KINDS):
             if any(t in HEAP_TYPES for t in self.sample_types(s.source_id)):
                 return s
         return None
@@ -272,7 +276,9 @@ class Run:
         data.pg_statement_snapshots = len(self.pg_snapshots("pg_stat_statements"))
         if self.pg_statement_pair is not None:
             data.pg_statement_calls, data.pg_reset = rundata.statement_calls(self.store, *self.pg_statement_pair)
-        data.profiles = [p for s in self.sources if (p := rundata.profile(self.store, s.source_id, s.kind, s.name))]
+        profiles = [p for s in self.sources if (p := rundata.profile(self.store, s.source_id, s.kind, s.name))]
+        # The run's CPU profile first: the signatures read the first CPU profile.
+        data.profiles = sorted(profiles, key=lambda p: p.source_id != self.cpu_profile_source)
         return data
 
 

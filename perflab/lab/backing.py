@@ -40,9 +40,8 @@ class Backing:
     k6_env: dict[str, str] = field(default_factory=dict)
     postgres: dict[str, Any] = field(default_factory=dict)  # the manifest's `postgres`
     versions: dict[str, str] = field(default_factory=dict)
-    # /debug/vars sampled at 4 Hz as `service-vars` (runs made before the sample service
-    # served /metrics read it; none sets it now), and the sample service's saved once at the end.
-    vars_url: str | None = None
+    # The sample service's /debug/vars, saved once at the end (its metrics are scraped from
+    # /metrics like any target's).
     final_vars_url: str | None = None
 
 

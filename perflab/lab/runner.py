@@ -142,7 +142,7 @@ def run_target(store: Store, target: Target, opts: RunOptions, setup: Setup = us
             sampler = stack.enter_context(Sampler(
                 roles=lambda: {"service": [pid] if pid else [], "postgres": backing.postgres_pids,
                                "k6": list(k6_pids)},
-                out_dir=run_dir, vars_url=backing.vars_url))
+                out_dir=run_dir))
             scraper = (stack.enter_context(MetricsScraper(target.metrics_url, run_dir))
                        if target.metrics_url else None)
             profiles = SteadyProfiles(

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from perflab.analysis.metrics import parse_selector
 from perflab.errors import PerflabError
 from perflab.vocab import SIGNAL_ROLES
 
@@ -271,6 +272,10 @@ def parse(raw: Mapping[str, Any], folder: Path, where: str = "target",
             c.fail(f"[roles] {role}", f"not a role; one of {', '.join(SIGNAL_ROLES)}")
         if not isinstance(metric, str) or not metric.strip():
             c.fail(f"[roles] {role}", "must be a metric name (a non-empty string)")
+        try:  # checked here, as `ingest --role` checks it: the doctor reads it later
+            parse_selector(metric.strip())
+        except ValueError as exc:
+            c.fail(f"[roles] {role}", str(exc))
         roles[role] = metric.strip()
 
     pg = c.table(raw, "postgres")

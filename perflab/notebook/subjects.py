@@ -99,7 +99,7 @@ def run_subject(run: Run) -> Subject:
         label=label, run=run,
         k6=k6 if k6 is not None else Missing(f"{label}: no k6 samples"),
         cpu_profile=cpu_ref,
-        profiles=_profiles_frame(run.store, [s.source_id for s in run.of_kind(PPROF, CPROFILE)]),
+        profiles=_profiles_frame(run.store, [s.source_id for s in run.of_kind(*PROFILE_KINDS)]),
         pg=pg,
         pg_activity=activity[0].source_id if activity else Missing(f"{label}: no pg_stat_activity samples"),
         # A pprof CPU profile holds two sample types: samples (count) and cpu (time).

@@ -95,9 +95,9 @@ def test_login_storm_evidence_names_bcrypt(lab: dict[tuple[str, str], dict[str, 
     # bcrypt in threads reaches both cores on a quiet machine (LAB-NOTES: 195 %); on the shared
     # machine other work takes some (measured 116–188 %), so only the signature's own bar is asserted.
     assert ev["service_cpu_p50"] >= login_storm.CPU_MIN_PCT
-    # The doctor reads the CPU profile with the most samples: py-spy's (native frames: bcrypt's
-    # own cipher, ~83 % with the event loop and HTTP serving around it) or the service's own
-    # sampler's (bcrypt's C time on its Python caller, ~98 %); which has more varies by run.
+    # The doctor reads Run.cpu_profile: the service's own sampler's (bcrypt's C time on its
+    # Python caller, ~98 %) before py-spy's (bcrypt's own cipher, ~83 %, with the event loop and
+    # HTTP serving around it); either shows the hashing.
     assert ev["hashing_share"] >= 0.75
     assert re.search("bcrypt|blowfish|check_password", ev["top_hashing_frame"], re.IGNORECASE), ev
     assert ev["p95_ms"] >= 2000

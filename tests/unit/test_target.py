@@ -176,6 +176,7 @@ BAD = [
     (MINIMAL + '[metrics]\npath = "/metrics"\n', "[metrics] path", "unknown key"),
     (MINIMAL + '[roles]\nlatency = "x"\n', "[roles] latency", "not a role; one of requests"),
     (MINIMAL + '[roles]\nrequests = ""\n', "[roles] requests", "metric name"),
+    (MINIMAL + '[roles]\nrequests = "reqs{route=/x}"\n', "[roles] requests", "cannot read the matcher"),
     (MINIMAL + '[postgres]\ndsn = "mysql://x@y/z"\n', "[postgres] dsn", "not a PostgreSQL URL"),
     (MINIMAL + '[postgres]\nurl = "postgresql://x"\n', "[postgres] url", "unknown key"),
     (MINIMAL + "[variants]\nfixed = 3\n", "[variants.fixed]", "must be a table"),

@@ -211,11 +211,8 @@ def _level(ev: Evidence, values: pl.Series, name: str, what: str, used: str) -> 
 
 
 def cpu_profile(data: RunData) -> Profile | None:
-    """The run's CPU profile with the most samples (pprof before cProfile at equal counts)."""
-    cpus = [p for p in data.profiles if p.kind == "cpu"]
-    if not cpus:
-        return None
-    return sorted(cpus, key=lambda p: (-p.samples, p.format != "pprof", p.source_id))[0]
+    """The run's CPU profile: the first in data.profiles (Run.frames puts Run.cpu_profile first)."""
+    return next((p for p in data.profiles if p.kind == "cpu"), None)
 
 
 def profile_cpu_pct(p: Profile | None) -> float | None:
