@@ -215,6 +215,44 @@ class Store:
             raise PerflabError(f"{text}: is {found['kind']}, expected {' or '.join(kinds)}")
         return int(found["source_id"])
 
+    # -- forgetting ---------------------------------------------------------------
+    def _tables_with(self, column: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'main' "
+            "AND column_name = ? AND table_name NOT IN ('sources', 'runs') ORDER BY table_name",
+            [column]).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def source_rows(self, source_ids: list[int]) -> dict[str, int]:
+        """How many rows each table holds for these sources (tables with none left out)."""
+        if not source_ids:
+            return {}
+        ids = [int(i) for i in source_ids]
+        counts = {t: int(self.con.execute(f"SELECT count(*) FROM {t} WHERE source_id = ANY(?)",  # noqa: S608
+                                          [ids]).fetchall()[0][0]) for t in self._tables_with("source_id")}
+        return {t: n for t, n in counts.items() if n}
+
+    def forget_sources(self, source_ids: list[int]) -> None:
+        """Remove sources and every row read from them, in the caller's transaction or one of its own."""
+        ids = [int(i) for i in source_ids]
+        with self.transaction():
+            for table in self._tables_with("source_id"):
+                self.con.execute(f"DELETE FROM {table} WHERE source_id = ANY(?)", [ids])  # noqa: S608
+            self.con.execute("DELETE FROM sources WHERE source_id = ANY(?)", [ids])
+
+    def forget_run(self, run_id: str) -> list[int]:
+        """Remove a run: its sources with their rows, its role mappings, its runs row. Returns
+        the source ids removed. One transaction: all of it or nothing."""
+        with self.transaction():
+            ids = [int(r[0]) for r in self.con.execute(
+                "SELECT source_id FROM sources WHERE run_id = ? ORDER BY source_id", [run_id]).fetchall()]
+            self.forget_sources(ids)
+            # Rows that carry the run id without a source of the run (none today) go too.
+            for table in self._tables_with("run_id"):
+                self.con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608
+            self.con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        return ids
+
     # -- reading ------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run a query and return a polars DataFrame (through Arrow, no Python rows)."""

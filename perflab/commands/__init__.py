@@ -20,6 +20,7 @@ from perflab.commands import (
     compare,
     doctor,
     export,
+    forget,
     ingest,
     k6,
     log,
@@ -48,6 +49,7 @@ class Command(Protocol):
 COMMANDS: tuple[Command, ...] = (
     ingest,
     sources,
+    forget,
     k6,
     pgtop,
     export,

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import _io
 from perflab.ingest._registry import REGISTRY, Context, Format, IngestResult, Sniff, one_line, register
-from perflab.store import Store
+from perflab.store import Store, file_sha256
 
 # isort: off
 # The format modules, imported for their register() calls. Their order is the registry's,
@@ -146,10 +146,21 @@ def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, .
             max_decompressed: int | None = None) -> int:
     """FILE_OR_SOURCE → source_id: a stored source's id, or a file, ingested first (once)."""
     text = str(ref)
-    if not Path(text).exists():
+    path = Path(text)
+    if not path.exists():
         return store.find_source(text, kinds)
+    if kinds and path.is_file() and path.stat().st_size:
+        # The kind is checked before anything is stored: a verb that refuses a file must
+        # not have ingested it. A file already stored (perhaps with --kind) is its stored kind.
+        kind, _ = detect(path)
+        if kind not in kinds:
+            stored = store.source_by_sha(file_sha256(path))
+            if stored is None or stored["kind"] not in kinds:
+                raise PerflabError(f"{text}: is {stored['kind'] if stored else kind}, "
+                                   f"expected {' or '.join(kinds)}")
+            return int(stored["source_id"])
     result = ingest_path(store, text, max_decompressed=max_decompressed)
-    if kinds and result.kind not in kinds:
+    if kinds and result.kind not in kinds:  # a duplicate of a source stored under another kind
         raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
     return result.source_id
 
