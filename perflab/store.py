@@ -223,6 +223,10 @@ class Store:
             [column]).fetchall()
         return [str(r[0]) for r in rows]
 
+    def run_source_ids(self, run_id: str) -> list[int]:
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT source_id FROM sources WHERE run_id = ? ORDER BY source_id", [run_id]).fetchall()]
+
     def source_rows(self, source_ids: list[int]) -> dict[str, int]:
         """How many rows each table holds for these sources (tables with none left out)."""
         if not source_ids:
@@ -244,8 +248,7 @@ class Store:
         """Remove a run: its sources with their rows, its role mappings, its runs row. Returns
         the source ids removed. One transaction: all of it or nothing."""
         with self.transaction():
-            ids = [int(r[0]) for r in self.con.execute(
-                "SELECT source_id FROM sources WHERE run_id = ? ORDER BY source_id", [run_id]).fetchall()]
+            ids = self.run_source_ids(run_id)
             self.forget_sources(ids)
             # Rows that carry the run id without a source of the run (none today) go too.
             for table in self._tables_with("run_id"):

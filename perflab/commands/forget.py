@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from perflab import fmt
 from perflab.commands._common import open_store
 from perflab.errors import PerflabError
-from perflab.store import Store, file_sha256
+from perflab.store import Store
 
 NAME = "forget"
 HELP = "remove a source or a run, with everything read from it, from the store"
@@ -35,13 +34,10 @@ def _is_run(store: Store, ref: str) -> bool:
 
 
 def _source_id(store: Store, ref: str) -> int | None:
-    if ref.isdigit() and not Path(ref).exists():
-        rows = store.con.execute("SELECT source_id FROM sources WHERE source_id = ?", [int(ref)]).fetchall()
-        return int(rows[0][0]) if rows else None
-    if Path(ref).is_file():
-        found = store.source_by_sha(file_sha256(Path(ref)))
-        return int(found["source_id"]) if found else None
-    return None
+    try:
+        return store.find_source(ref)
+    except PerflabError:  # neither a source id nor a stored file
+        return None
 
 
 def _confirm(question: str) -> bool:
@@ -65,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise PerflabError(f"{ref}: no such {what} in {store.path} (perflab runs, perflab sources)")
 
     if run_id is not None:
-        ids = [int(r[0]) for r in store.con.execute(
-            "SELECT source_id FROM sources WHERE run_id = ? ORDER BY source_id", [run_id]).fetchall()]
+        ids = store.run_source_ids(run_id)
         subject = f"run {run_id} ({fmt.count(len(ids))} source{'s' if len(ids) != 1 else ''})"
     else:
         assert sid is not None

@@ -149,6 +149,7 @@ def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, .
     path = Path(text)
     if not path.exists():
         return store.find_source(text, kinds)
+    kind: str | None = None
     if kinds and path.is_file() and path.stat().st_size:
         # The kind is checked before anything is stored: a verb that refuses a file must
         # not have ingested it. A file already stored (perhaps with --kind) is its stored kind.
@@ -159,7 +160,7 @@ def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, .
                 raise PerflabError(f"{text}: is {stored['kind'] if stored else kind}, "
                                    f"expected {' or '.join(kinds)}")
             return int(stored["source_id"])
-    result = ingest_path(store, text, max_decompressed=max_decompressed)
+    result = ingest_path(store, text, kind=kind, max_decompressed=max_decompressed)  # detected once
     if kinds and result.kind not in kinds:  # a duplicate of a source stored under another kind
         raise PerflabError(f"{text}: is {result.kind}, expected {' or '.join(kinds)}")
     return result.source_id
