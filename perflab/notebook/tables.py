@@ -13,6 +13,7 @@ from perflab.analysis.categories import categories
 from perflab.analysis.compare import Comparison, compare_runs, run_info
 from perflab.analysis.database import activity_states
 from perflab.analysis.loadtest import k6_summary
+from perflab.analysis.optimization import settings_diff
 from perflab.analysis.profiles import top_frame
 from perflab.analysis.run import Run
 from perflab.analysis.runs import run_summary
@@ -169,7 +170,7 @@ def optimization_entry(store: Store, before: str, after: str, title: str | None 
     """
     run_a, run_b = Run.load(store, before), Run.load(store, after)
     a, b = run_info(run_a), run_info(run_b)
-    changed = optlog.settings_diff(a, b)
+    changed = settings_diff(a, b)
     if title is None:
         title = f"{a.scenario or before}: " + ("; ".join(changed) if changed else f"{before} → {after}")
     if hypothesis is None:

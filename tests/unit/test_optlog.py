@@ -105,14 +105,14 @@ def test_numbers_are_compare_runs_numbers(runs: Store):
     assert fmt_pct(p95["change_pct"]) == "+200.0 %"
     assert "(+200.0 %)" in impact
     assert "beyond noise" in impact and "worse" in impact
-    lo, hi = p95["test"]["ci"]
-    assert f"{fmt_value(lo, 'ms')} to {fmt_value(hi, 'ms')}" in impact
+    lo, hi = p95["interval"]
+    assert f"95 % interval of after − before: {fmt_value(lo, 'ms')} to {fmt_value(hi, 'ms')}" in impact
 
 
 @pytest.mark.parametrize("before, after, verdict", [
-    ("a", "b", "regressed"),   # b is the same requests ×3 slower
-    ("b", "a", "confirmed"),   # and back
-    ("a", "a", "no significant change"),
+    ("a", "b", "not confirmed"),   # b is the same requests ×3 slower: p95 (no signature: the target) worse
+    ("b", "a", "confirmed"),       # and back
+    ("a", "a", "not confirmed"),   # nothing moved
 ])
 def test_verdict(runs: Store, before: str, after: str, verdict: str):
     entry = render_entry(runs, before, after, "t", "h")
