@@ -138,7 +138,7 @@ def verdict_summary(diagnoses: list[Diagnosis]) -> pl.DataFrame:
 
 # -- before and after -------------------------------------------------------------------------
 
-COMPARISON_COLUMNS = ["metric", "unit", "a", "b", "change_pct", "beyond_noise", "direction", "note"]
+COMPARISON_COLUMNS = ["metric", "unit", "a", "b", "change_pct", "low", "high", "beyond_noise", "direction", "note"]
 
 
 def compare(store: Store, before: str | Missing, after: str | Missing) -> Comparison | Missing:
@@ -151,10 +151,14 @@ def compare(store: Store, before: str | Missing, after: str | Missing) -> Compar
 
 
 def comparison_table(comparison: Comparison) -> pl.DataFrame:
-    """compare_runs' metric rows as a table (a = before, b = after)."""
+    """compare_runs' metric rows as a table (a = before, b = after; low and high bound the
+    95 % interval of b − a, which decides beyond_noise)."""
     schema = {"metric": pl.String, "unit": pl.String, "a": pl.Float64, "b": pl.Float64,
-              "change_pct": pl.Float64, "beyond_noise": pl.Boolean, "direction": pl.String, "note": pl.String}
-    rows = [{c: getattr(r, c) for c in COMPARISON_COLUMNS} for r in comparison.metrics]
+              "change_pct": pl.Float64, "low": pl.Float64, "high": pl.Float64, "beyond_noise": pl.Boolean,
+              "direction": pl.String, "note": pl.String}
+    rows = [{**{c: getattr(r, c) for c in COMPARISON_COLUMNS if c not in ("low", "high")},
+             "low": r.interval[0] if r.interval else None, "high": r.interval[1] if r.interval else None}
+            for r in comparison.metrics]
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
