@@ -214,7 +214,7 @@ def _conclusion(cmp: Comparison, diag_a: Diagnosis, diag_b: Diagnosis) -> str:
     text = f"**{j.conclusion}**: {j.why}."
     moved = [o.text for o in j.targets if o.outcome == "moved"]
     if moved and j.conclusion == "confirmed":
-        text += " " + "; ".join(moved) + "."
+        text += " " + "; ".join(moved)[0].upper() + "; ".join(moved)[1:] + "."
     for o in j.beside:
         if o.outcome == "unchanged":
             text += f" {o.metric.capitalize()} unchanged: {o.text.removeprefix(o.metric + ' ')}."
