@@ -14,6 +14,7 @@ tested" and why. The intervals, per row::
     CPU, RSS,         block bootstrap of the per-sample values (the lab's sampler, the
     waiting p50       service's metrics by role); a maximum has no interval: not tested
     calls/req         block bootstrap of the per-scrape increments of the two counters
+    CPU/req           block bootstrap of the service's CPU seconds and k6's requests per second
 
 ``beyond_noise`` is True, False, or None when there are too few values for an interval.
 Every latency figure is k6's own (``k6_summary``: med, p(95), p(99), avg, count);
@@ -65,6 +66,9 @@ PROFILE_DIFF_LIMIT = 15
 
 
 CALLS_PER_REQUEST = "downstream calls per request"
+# What one request costs the service in CPU: unlike CPU %, it does not rise when a fix lets
+# more of the offered requests through.
+CPU_PER_REQUEST = "service CPU per request"
 NO_MAX_INTERVAL = "not tested: a maximum has no interval (a resample's maximum is never above the sample's own)"
 
 
@@ -363,6 +367,7 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
               for r, c in ((run_a, cpu_a), (run_b, cpu_b))]
     for stat in ("p50", "mean"):
         rows.append(_sample_row(f"service CPU {stat}", "% of a core", "lower", cpu_a, cpu_b, stat, *no_cpu))
+    rows.append(_cpu_per_request_row(run_a, run_b))
     rows.append(_calls_row(run_a, run_b))
     wait_a, wait_b = _gauge(run_a, "pool_waiting"), _gauge(run_b, "pool_waiting")
     no_wait = [None if len(w) else f"no pool_waiting samples in run {r.run_id}"
@@ -424,6 +429,37 @@ def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     test = {"name": "exact conditional interval (B's count minus A's at B's duration)",
             "duration_a_s": ta, "duration_b_s": tb}
     return _row("dropped iterations", "count", "lower", da, db, noise.poisson_diff(da, ta, db, tb), test)
+
+
+def _cpu_seconds(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Per whole second of the k6 requests (the partial first and last dropped): the service's
+    CPU milliseconds (its mean % of a core that second × 10) and the requests k6 completed."""
+    cpu, req = run.service_cpu, run.requests
+    if cpu is None or req.is_empty():
+        return np.zeros(0), np.zeros(0)
+    sec = pl.col("t_s").floor().cast(pl.Int64).alias("s")
+    t = req["t_s"].to_numpy()
+    first, last = int(np.floor(t.min())) + EDGE_SECONDS, int(np.floor(t.max())) - EDGE_SECONDS
+    per_s = (cpu.values.group_by(sec).agg((10.0 * pl.col("cpu_pct").mean()).alias("cpu_ms"))
+             .join(req.group_by(sec).agg(pl.len().cast(pl.Float64).alias("n")), on="s", how="left")
+             .filter(pl.col("s").is_between(first, last - 1)).with_columns(pl.col("n").fill_null(0.0)).sort("s"))
+    return per_s["cpu_ms"].to_numpy(), per_s["n"].to_numpy()
+
+
+def _cpu_per_request_row(run_a: Run, run_b: Run) -> MetricRow:
+    (ca, na), (cb, nb) = _cpu_seconds(run_a), _cpu_seconds(run_b)
+    va = float(ca.sum() / na.sum()) if na.sum() else None
+    vb = float(cb.sum() / nb.sum()) if nb.sum() else None
+    if va is None or vb is None:
+        missing = " and ".join(r.run_id for r, v in ((run_a, va), (run_b, vb)) if v is None)
+        return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, None, None,
+                    f"not measured: no service CPU samples beside k6 requests in run {missing}")
+    if min(len(ca), len(cb)) < MIN_SAMPLES:
+        return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, None, None,
+                    f"not tested: fewer than {MIN_SAMPLES} whole seconds in a run ({len(ca)} and {len(cb)})")
+    return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, noise.ratio_diff(ca, na, cb, nb),
+                {"name": "block bootstrap of CPU seconds and requests per whole second", "n_a": len(ca),
+                 "n_b": len(cb)})
 
 
 def _call_steps(run: Run) -> tuple[np.ndarray, np.ndarray]:

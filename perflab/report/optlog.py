@@ -153,6 +153,7 @@ RESULT_ROWS = (
     ("error rate", "error rate"),
     ("dropped iterations", "dropped iterations"),
     ("service CPU p50", "service CPU p50"),
+    ("service CPU per request", "service CPU per request"),
     ("downstream calls per request", "downstream calls per request"),
     ("waiting tasks p50", "waiting tasks p50"),
     ("waiting tasks max", "waiting tasks max"),
@@ -205,7 +206,8 @@ def _impact_line(row: MetricRow) -> str:
 
 
 IMPACT_ROWS = ("latency p50", "latency p95", "latency p99", "latency mean", "throughput", "error rate",
-               "dropped iterations", "service CPU p50", "service CPU mean", "downstream calls per request",
+               "dropped iterations", "service CPU p50", "service CPU mean", "service CPU per request",
+               "downstream calls per request",
                "waiting tasks p50", "waiting tasks max", "service RSS p50", "other CPU on the host p50")
 
 

@@ -62,7 +62,7 @@ def test_the_log_entry_confirms_it(lab):
     print(entry)
     assert_filled(entry)
     assert "- Changed: BCRYPT_COST: 12 → 10" in entry
-    assert ("**Conclusion:** **confirmed**: the login-storm hypothesis targets service CPU p50 and latency p95, "
+    assert ("**Conclusion:** **confirmed**: the login-storm hypothesis targets service CPU per request and latency p95, "
             "and each moved the hypothesised way beyond noise") in entry
     p95_line = next(ln for ln in entry.splitlines() if ln.startswith("- latency p95:"))
     assert "better: beyond noise" in p95_line

@@ -248,3 +248,20 @@ def test_a_fix_judged_against_the_wrong_run_is_not_confirmed(retry_storm):
     # The fixed run has no signature: judged on p95, which got worse beyond noise.
     assert "**Conclusion:** **not confirmed**: the doctor found no signature in the before run, so the change " \
            "is judged on latency p95; latency p95 276.3 ms → 1,357 ms (+391.4 %), worse beyond noise." in entry
+
+
+def test_cpu_per_request_is_the_services_cpu_over_k6s_requests_per_whole_second(retry_storm):
+    store, before, after = retry_storm
+    row = {r["metric"]: r for r in compare_runs(store, before, after)["metrics"]}["service CPU per request"]
+    # The same sum written in SQL: the sampler's mean % of a core in each whole second × 10 ms,
+    # over the requests k6 completed in those seconds (the partial first and last left out).
+    oracle = store.sql(
+        """WITH req AS (SELECT floor(time_ns / 1e9)::BIGINT AS s, count(*) AS n FROM k6_points
+                        WHERE run_id = ? AND metric = 'http_req_duration' GROUP BY 1),
+                lim AS (SELECT min(s) + 1 AS lo, max(s) - 1 AS hi FROM req),
+                cpu AS (SELECT floor(epoch_us(t) / 1e6)::BIGINT AS s, 10 * avg(cpu_pct) AS ms FROM resource_samples
+                        WHERE run_id = ? AND role = 'service' GROUP BY 1)
+           SELECT sum(ms) / sum(coalesce(n, 0)) AS v FROM cpu LEFT JOIN req USING (s), lim
+           WHERE s >= lo AND s < hi""", [before, before]).item()
+    assert row["a"] == pytest.approx(oracle, rel=1e-12) and round(row["a"], 2) == 6.73
+    assert round(row["b"], 2) == 3.60 and row["interval"][1] < 0 and row["beyond_noise"] is True
