@@ -3,26 +3,23 @@
 Contract: ``compare_runs(run_a, run_b) -> Comparison`` (A is "before", B "after") and
 ``profile_diff(store, source_a, source_b) -> polars.DataFrame``; pure reads of the store.
 
-A change is "beyond noise" only when a test on the per-request (or per-sample) values
-says the two runs differ, not when two single numbers differ::
+One rule decides every row (perflab.analysis.noise): a change is **beyond noise exactly
+when its 95 % interval of B − A excludes zero**, and a row without an interval says "not
+tested" and why. The intervals, per row::
 
-    A  ▁▁▂▂▃▃▃▄▅▅▆▇█ (per-request latencies)    Mann–Whitney U on all of them: do the
-    B  ▁▂▂▃▃▃▄▄▅▆▇██                              two distributions differ at all?
-                 ^p95                             bootstrap of p95(B) − p95(A): by how much
-                                                  could the p95 move from resampling alone?
+    latency p50…mean  bootstrap of the per-request latencies k6 aggregated
+    throughput        block bootstrap of the requests of each whole second
+    error rate        Newcombe's score interval on failed/all requests
+    dropped it.       exact conditional interval of two counts over each run's duration
+    CPU, RSS,         block bootstrap of the per-sample values (the lab's sampler, the
+    waiting p50       service's metrics by role); a maximum has no interval: not tested
+    calls/req         block bootstrap of the per-scrape increments of the two counters
+    CPU/req           block bootstrap of the service's CPU seconds and k6's requests per second
 
-    latency      beyond noise = Mann–Whitney p < ALPHA and the bootstrap 95 % interval of the
-                 difference excludes 0 (per statistic; the group's verdict is the p95's)
-    error rate   Fisher's exact test on failed/succeeded requests
-    dropped it.  exact conditional test of two Poisson counts over each run's duration
-    CPU, RSS,    Mann–Whitney U on the per-sample values (the lab's sampler, the service's
-    waiting      metrics by role)
-    throughput   Mann–Whitney U on the requests of each whole second of the run
-    calls/req    one ratio per run: no test, reported as such (beyond_noise None)
-
-``beyond_noise`` is True, False, or None when there are too few values to test. Every
-latency figure is k6's own (``k6_summary``: med, p(95), p(99), avg, count); the tests
-run on the same per-request values k6 aggregated.
+``beyond_noise`` is True, False, or None when there are too few values for an interval.
+Every latency figure is k6's own (``k6_summary``: med, p(95), p(99), avg, count);
+Mann–Whitney U on the same requests is kept as context (its effect size says how often
+B is slower), never as a verdict.
 """
 
 from __future__ import annotations
@@ -36,9 +33,11 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from perflab.analysis import noise
 from perflab.analysis.loadtest import k6_points, k6_summary
+from perflab.analysis.noise import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, beyond_noise
 from perflab.analysis.profiles import top_frame
-from perflab.analysis.roles import gauge_levels
+from perflab.analysis.roles import counter_steps, gauge_levels
 from perflab.analysis.run import Run
 from perflab.analysis.runs import calls_per_request
 from perflab.jsonable import optional
@@ -47,20 +46,8 @@ from perflab.vocab import PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 Ref = str | int | os.PathLike[str]
 
-# 1 % rather than 5 %: a comparison reads a dozen metrics at once, and at 5 % one of
-# them would flag "beyond noise" by chance in about every second comparison.
-ALPHA = 0.01
-# 2,000 resamples put the 2.5 % and 97.5 % ends of the interval on 50 resamples each,
-# enough for their position to move by less than the p95's own resolution.
-BOOTSTRAP_RESAMPLES = 2_000
-# Resampling cost is resamples × n; beyond 5,000 values per run a seeded subsample is
-# used. A smaller sample can only widen the interval, so the cap never invents a change.
-BOOTSTRAP_MAX_N = 5_000
-# Resamples drawn per numpy call: 250 × 5,000 values is 10 MB of indices, bounded memory.
-BOOTSTRAP_CHUNK = 250
-# A fixed seed: the same two runs give the same interval every time (deterministic output).
-BOOTSTRAP_SEED = 20240601
-BOOTSTRAP_LEVEL = 0.95
+RULE = (f"a change is beyond noise exactly when its {BOOTSTRAP_LEVEL * 100:.0f} % interval of after − before "
+        "excludes 0")
 # A p95 of fewer than 20 values is the largest of them, not a percentile (as the doctor's
 # MIN_REQUESTS): below it latency changes are reported but not tested.
 MIN_REQUESTS = 20
@@ -78,11 +65,11 @@ MIB = 1024.0 * 1024.0
 PROFILE_DIFF_LIMIT = 15
 
 
-# The verdict of an optimization is judged on p95 latency: what a user of the service
-# waits for, and the number every lab signature moves (LAB-NOTES: judge percentiles).
-PRIMARY_METRIC = "latency p95"
 CALLS_PER_REQUEST = "downstream calls per request"
-CONFIRMED, NO_CHANGE, REGRESSED = "confirmed", "no significant change", "regressed"
+# What one request costs the service in CPU: unlike CPU %, it does not rise when a fix lets
+# more of the offered requests through.
+CPU_PER_REQUEST = "service CPU per request"
+NO_MAX_INTERVAL = "not tested: a maximum has no interval (a resample's maximum is never above the sample's own)"
 
 
 # -- the statistics --------------------------------------------------------------------
@@ -107,58 +94,7 @@ def mann_whitney(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"u": u, "p_value": float(res.pvalue), "effect_size": u / (len(a) * len(b))}
 
 
-def _cap(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if len(x) <= BOOTSTRAP_MAX_N:
-        return x
-    return x[np.sort(rng.choice(len(x), BOOTSTRAP_MAX_N, replace=False))]
-
-
-def bootstrap_diff(a: np.ndarray, b: np.ndarray, quantiles: tuple[float | None, ...] = (0.95,),
-                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
-                   ) -> list[tuple[float, float]]:
-    """Percentile-bootstrap intervals (BOOTSTRAP_LEVEL) of stat(B) − stat(A) for each statistic.
-
-    A statistic is a quantile in 0..1 (linear between closest ranks, k6's rule) or None
-    for the mean. Deterministic: one seeded generator, drawn in a fixed order.
-    """
-    rng = np.random.default_rng(seed)
-    a = _cap(np.asarray(a, dtype=np.float64), rng)
-    b = _cap(np.asarray(b, dtype=np.float64), rng)
-    qs = [q for q in quantiles if q is not None]
-    diffs = np.empty((len(quantiles), resamples))
-    for start in range(0, resamples, BOOTSTRAP_CHUNK):
-        k = min(BOOTSTRAP_CHUNK, resamples - start)
-        ra = a[rng.integers(0, len(a), size=(k, len(a)))]
-        rb = b[rng.integers(0, len(b), size=(k, len(b)))]
-        qa = np.quantile(ra, qs, axis=1) if qs else np.empty((0, k))
-        qb = np.quantile(rb, qs, axis=1) if qs else np.empty((0, k))
-        j = 0
-        for i, q in enumerate(quantiles):
-            if q is None:
-                diffs[i, start:start + k] = rb.mean(axis=1) - ra.mean(axis=1)
-            else:
-                diffs[i, start:start + k] = qb[j] - qa[j]
-                j += 1
-    tail = (1 - BOOTSTRAP_LEVEL) / 2
-    lo, hi = np.quantile(diffs, [tail, 1 - tail], axis=1)
-    return [(float(x), float(y)) for x, y in zip(lo, hi, strict=True)]
-
-
-def fisher_errors(failed_a: int, total_a: int, failed_b: int, total_b: int) -> dict[str, float]:
-    """Fisher's exact test on the 2×2 table of failed and succeeded requests."""
-    table = [[failed_a, total_a - failed_a], [failed_b, total_b - failed_b]]
-    odds, p = stats.fisher_exact(table, alternative="two-sided")
-    return {"p_value": float(p), "odds_ratio": float(odds)}
-
-
-def poisson_counts(count_a: int, duration_a: float, count_b: int, duration_b: float) -> dict[str, float]:
-    """Two Poisson counts over different durations: given the total, A's share is binomial
-    with p = duration_a / (duration_a + duration_b) when the rates are equal (exact test)."""
-    n = count_a + count_b
-    if n == 0:
-        return {"p_value": 1.0}
-    res = stats.binomtest(count_a, n, duration_a / (duration_a + duration_b), alternative="two-sided")
-    return {"p_value": float(res.pvalue)}
+bootstrap_diff = noise.bootstrap_diff
 
 
 # -- the typed answer ----------------------------------------------------------------------
@@ -181,8 +117,9 @@ class RunInfo:
 class MetricRow:
     """One headline metric of A and B: the change and whether it is beyond noise.
 
-    ``beyond_noise`` is None when not tested (``note`` says why); ``test`` holds the test's
-    name, p-value and statistics."""
+    ``interval`` is the 95 % interval of B − A (in ``unit``) and ``beyond_noise`` is
+    :func:`perflab.analysis.noise.beyond_noise` of it: None when there is no interval
+    (``note`` says why). ``test`` names how the interval was made and from how many values."""
 
     metric: str
     unit: str
@@ -195,6 +132,7 @@ class MetricRow:
     direction: str | None  # better | worse | higher | lower | unchanged
     test: dict[str, Any] | None
     note: str | None
+    interval: list[float] | None = None
 
 
 @dataclass
@@ -229,7 +167,7 @@ class Comparison:
     latency: dict[str, Any]  # {"overall": LatencyGroup | None, "endpoints": {name: LatencyGroup}}
     metrics: list[MetricRow]
     profile: ProfileDiff
-    alpha: float
+    rule: str
     bootstrap: dict[str, Any]
 
     def metric(self, name: str) -> MetricRow | None:
@@ -296,8 +234,7 @@ def latency_compare(a_values: np.ndarray, b_values: np.ndarray,
     mw = mann_whitney(a_values, b_values)
     intervals = bootstrap_diff(a_values, b_values, tuple(q for _, _, q in LATENCY_STATS))
     ci = {s: list(iv) for (s, _, _), iv in zip(LATENCY_STATS, intervals, strict=True)}
-    beyond: dict[str, bool | None] = {s: bool(mw["p_value"] < ALPHA and (iv[0] > 0 or iv[1] < 0))
-                                      for s, iv in ci.items()}
+    beyond = {s: beyond_noise(iv) for s, iv in ci.items()}
     out.mann_whitney, out.ci, out.stats_beyond_noise, out.beyond_noise = mw, ci, beyond, beyond["p95"]
     return out
 
@@ -333,7 +270,9 @@ def _gauge(run: Run, role: str) -> np.ndarray:
 # -- rows ---------------------------------------------------------------------------------------
 
 def _row(metric: str, unit: str, better: str | None, a: float | None, b: float | None,
-         beyond: bool | None, test: dict[str, Any] | None, note: str | None = None) -> MetricRow:
+         interval: tuple[float, float] | None, test: dict[str, Any] | None, note: str | None = None
+         ) -> MetricRow:
+    """A row judged by the one rule: beyond noise exactly when ``interval`` excludes 0."""
     ch = change(a, b)
     if a is None or b is None or a == b:
         direction = "unchanged" if a is not None and a == b else None
@@ -342,12 +281,16 @@ def _row(metric: str, unit: str, better: str | None, a: float | None, b: float |
     else:
         direction = "better" if (b < a) == (better == "lower") else "worse"
     return MetricRow(metric=metric, unit=unit, better=better, a=a, b=b, change=ch["abs"], change_pct=ch["pct"],
-                     beyond_noise=beyond, direction=direction, test=test, note=note)
+                     beyond_noise=beyond_noise(interval), direction=direction, test=test, note=note,
+                     interval=list(interval) if interval is not None else None)
+
+
+_SAMPLE_STATS = {"p50": 0.5, "mean": None}
 
 
 def _sample_row(metric: str, unit: str, better: str | None, a: np.ndarray, b: np.ndarray,
                 stat: str, missing_a: str | None, missing_b: str | None) -> MetricRow:
-    """A row from per-sample values: the statistic of each side, Mann–Whitney on the samples."""
+    """A row from per-sample values: the statistic of each side, a block bootstrap of its change."""
     def agg(x: np.ndarray) -> float | None:
         if not len(x):
             return None
@@ -359,23 +302,23 @@ def _sample_row(metric: str, unit: str, better: str | None, a: np.ndarray, b: np
     if va is None or vb is None:
         why = "; ".join(w for w in (missing_a and f"A: {missing_a}", missing_b and f"B: {missing_b}") if w)
         return _row(metric, unit, better, va, vb, None, None, f"not measured: {why}")
+    if stat not in _SAMPLE_STATS:
+        return _row(metric, unit, better, va, vb, None, None, NO_MAX_INTERVAL)
     if min(len(a), len(b)) < MIN_SAMPLES:
         return _row(metric, unit, better, va, vb, None, None,
                     f"not tested: fewer than {MIN_SAMPLES} samples in a run ({len(a)} and {len(b)})")
-    mw = mann_whitney(a, b)
-    return _row(metric, unit, better, va, vb, mw["p_value"] < ALPHA,
-                {"name": "Mann-Whitney U", **mw, "n_a": len(a), "n_b": len(b)})
+    block = noise.block_length(min(len(a), len(b)))
+    return _row(metric, unit, better, va, vb, noise.series_diff(a, b, _SAMPLE_STATS[stat]),
+                {"name": f"block bootstrap of the samples ({block} per block)", "n_a": len(a), "n_b": len(b)})
 
 
 def _latency_rows(group: LatencyGroup) -> list[MetricRow]:
     rows = []
-    mw = group.mann_whitney
+    n = {"n_a": group.a["count"], "n_b": group.b["count"]}
     for stat, _, _ in LATENCY_STATS:
-        test = None
-        if mw is not None and group.ci is not None:
-            test = {"name": "Mann-Whitney U + bootstrap", **mw, "ci": group.ci[stat], "ci_level": BOOTSTRAP_LEVEL}
-        rows.append(_row(f"latency {stat}", "ms", "lower", group.a[stat], group.b[stat],
-                         group.stats_beyond_noise[stat], test, group.note))
+        iv = (group.ci[stat][0], group.ci[stat][1]) if group.ci is not None else None
+        test = {"name": "bootstrap of the requests", **n} if iv is not None else None
+        rows.append(_row(f"latency {stat}", "ms", "lower", group.a[stat], group.b[stat], iv, test, group.note))
     rows.insert(0, _row("requests", "count", None, group.a["count"], group.b["count"], None, None,
                         "the count follows the offered load: not a quality, not tested"))
     return rows
@@ -424,6 +367,7 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
               for r, c in ((run_a, cpu_a), (run_b, cpu_b))]
     for stat in ("p50", "mean"):
         rows.append(_sample_row(f"service CPU {stat}", "% of a core", "lower", cpu_a, cpu_b, stat, *no_cpu))
+    rows.append(_cpu_per_request_row(run_a, run_b))
     rows.append(_calls_row(run_a, run_b))
     wait_a, wait_b = _gauge(run_a, "pool_waiting"), _gauge(run_b, "pool_waiting")
     no_wait = [None if len(w) else f"no pool_waiting samples in run {r.run_id}"
@@ -439,8 +383,8 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
     return Comparison(
         a=run_info(run_a), b=run_info(run_b),
         k6_sources={"a": run_a.k6_source if k6a else None, "b": run_b.k6_source if k6b else None},
-        latency=latency, metrics=rows, profile=_profile_section(run_a, run_b, profile_limit), alpha=ALPHA,
-        bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "max_n": BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
+        latency=latency, metrics=rows, profile=_profile_section(run_a, run_b, profile_limit), rule=RULE,
+        bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "max_n": noise.BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
                    "level": BOOTSTRAP_LEVEL, "statistic": "stat(B) - stat(A)"},
     )
 
@@ -456,9 +400,8 @@ def _throughput_row(k6a: dict[str, Any], k6b: dict[str, Any]) -> MetricRow:
     if min(len(a), len(b)) < MIN_SAMPLES:
         return _row("throughput", "req/s", "higher", ra, rb, None, None,
                     f"not tested: fewer than {MIN_SAMPLES} whole seconds in a run")
-    mw = mann_whitney(a, b)
-    return _row("throughput", "req/s", "higher", ra, rb, mw["p_value"] < ALPHA,
-                {"name": "Mann-Whitney U on requests per second", **mw, "n_a": len(a), "n_b": len(b)})
+    return _row("throughput", "req/s", "higher", ra, rb, noise.series_diff(a, b, None),
+                {"name": "block bootstrap of the requests of each whole second", "n_a": len(a), "n_b": len(b)})
 
 
 def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
@@ -469,11 +412,11 @@ def _error_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     # k6's rate metric: a "pass" is a value of 1, i.e. a failed request.
     failed_a, total_a = int(fa["passes"]), int(fa["passes"] + fa["fails"])
     failed_b, total_b = int(fb["passes"]), int(fb["passes"] + fb["fails"])
-    fisher = fisher_errors(failed_a, total_a, failed_b, total_b)
-    test = {"name": "Fisher exact", **fisher,
-            "failed_a": failed_a, "total_a": total_a, "failed_b": failed_b, "total_b": total_b}
+    test = {"name": "Newcombe score interval", "failed_a": failed_a, "total_a": total_a,
+            "failed_b": failed_b, "total_b": total_b}
+    lo, hi = noise.newcombe_diff(failed_a, total_a, failed_b, total_b)
     return _row("error rate", "%", "lower", 100.0 * float(fa["rate"]), 100.0 * float(fb["rate"]),
-                fisher["p_value"] < ALPHA, test)
+                (100.0 * lo, 100.0 * hi), test)
 
 
 def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
@@ -483,9 +426,50 @@ def _dropped_row(sa: dict[str, Any], sb: dict[str, Any]) -> MetricRow:
     if not ta or not tb:
         return _row("dropped iterations", "count", "lower", da, db, None, None,
                     "not tested: a run's duration is unknown")
-    test = {"name": "Poisson (conditional binomial)", **poisson_counts(da, ta, db, tb),
+    test = {"name": "exact conditional interval (B's count minus A's at B's duration)",
             "duration_a_s": ta, "duration_b_s": tb}
-    return _row("dropped iterations", "count", "lower", da, db, test["p_value"] < ALPHA, test)
+    return _row("dropped iterations", "count", "lower", da, db, noise.poisson_diff(da, ta, db, tb), test)
+
+
+def _cpu_seconds(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Per whole second of the k6 requests (the partial first and last dropped): the service's
+    CPU milliseconds (its mean % of a core that second × 10) and the requests k6 completed."""
+    cpu, req = run.service_cpu, run.requests
+    if cpu is None or req.is_empty():
+        return np.zeros(0), np.zeros(0)
+    sec = pl.col("t_s").floor().cast(pl.Int64).alias("s")
+    t = req["t_s"].to_numpy()
+    first, last = int(np.floor(t.min())) + EDGE_SECONDS, int(np.floor(t.max())) - EDGE_SECONDS
+    per_s = (cpu.values.group_by(sec).agg((10.0 * pl.col("cpu_pct").mean()).alias("cpu_ms"))
+             .join(req.group_by(sec).agg(pl.len().cast(pl.Float64).alias("n")), on="s", how="left")
+             .filter(pl.col("s").is_between(first, last - 1)).with_columns(pl.col("n").fill_null(0.0)).sort("s"))
+    return per_s["cpu_ms"].to_numpy(), per_s["n"].to_numpy()
+
+
+def _cpu_per_request_row(run_a: Run, run_b: Run) -> MetricRow:
+    (ca, na), (cb, nb) = _cpu_seconds(run_a), _cpu_seconds(run_b)
+    va = float(ca.sum() / na.sum()) if na.sum() else None
+    vb = float(cb.sum() / nb.sum()) if nb.sum() else None
+    if va is None or vb is None:
+        missing = " and ".join(r.run_id for r, v in ((run_a, va), (run_b, vb)) if v is None)
+        return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, None, None,
+                    f"not measured: no service CPU samples beside k6 requests in run {missing}")
+    if min(len(ca), len(cb)) < MIN_SAMPLES:
+        return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, None, None,
+                    f"not tested: fewer than {MIN_SAMPLES} whole seconds in a run ({len(ca)} and {len(cb)})")
+    return _row(CPU_PER_REQUEST, "ms", "lower", va, vb, noise.ratio_diff(ca, na, cb, nb),
+                {"name": "block bootstrap of CPU seconds and requests per whole second", "n_a": len(ca),
+                 "n_b": len(cb)})
+
+
+def _call_steps(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Per scrape: the downstream_calls and requests roles' increases (summed over series),
+    at the instants both were sampled."""
+    def steps(role: str) -> pl.DataFrame:
+        return counter_steps(run.signals, role).group_by("t_s").agg(pl.col("delta").sum().alias(role))
+
+    both = steps("downstream_calls").join(steps("requests"), on="t_s", how="inner").sort("t_s")
+    return both["downstream_calls"].to_numpy(), both["requests"].to_numpy()
 
 
 def _calls_row(run_a: Run, run_b: Run) -> MetricRow:
@@ -495,8 +479,13 @@ def _calls_row(run_a: Run, run_b: Run) -> MetricRow:
         return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, None, None,
                     "not measured: no downstream_calls and requests roles (the service's counters) "
                     f"in run {' and '.join(missing)}")
-    return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, None, None,
-                "not tested: one ratio per run (the service's counters)")
+    (ca, ra), (cb, rb) = _call_steps(run_a), _call_steps(run_b)
+    if min(len(ca), len(cb)) < MIN_SAMPLES:
+        return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, None, None,
+                    f"not tested: fewer than {MIN_SAMPLES} scrapes of both counters in a run "
+                    f"({len(ca)} and {len(cb)}): one ratio per run has no interval")
+    return _row(CALLS_PER_REQUEST, "", "lower", qa, qb, noise.ratio_diff(ca, ra, cb, rb),
+                {"name": "block bootstrap of the counters' per-scrape increases", "n_a": len(ca), "n_b": len(cb)})
 
 
 # -- profiles ---------------------------------------------------------------------------------
@@ -540,13 +529,3 @@ def _profile_section(run_a: Run, run_b: Run, limit: int | None) -> ProfileDiff:
     out.rows = profile_diff(run_a.store, pa_, pb_,
                             limit=PROFILE_DIFF_LIMIT if limit is None else limit).to_dicts()
     return out
-
-
-def optimization_verdict(cmp: Comparison) -> str:
-    """confirmed / no significant change / regressed, judged on p95 latency (PRIMARY_METRIC)."""
-    row = cmp.metric(PRIMARY_METRIC)
-    if row is not None and row.beyond_noise is True and row.direction == "better":
-        return CONFIRMED
-    if row is not None and row.beyond_noise is True and row.direction == "worse":
-        return REGRESSED
-    return NO_CHANGE

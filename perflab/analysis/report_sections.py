@@ -171,7 +171,7 @@ class PreviousComparison:
     metrics: list[MetricRow]
     profile: list[dict[str, Any]]
     profile_note: str | None
-    alpha: float
+    rule: str  # when a change is beyond noise (perflab.analysis.compare)
 
 
 @dataclass

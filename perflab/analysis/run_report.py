@@ -213,4 +213,4 @@ def comparison_section(run: Run) -> PreviousComparison | NoPrevious:
         return NoPrevious(f"no previous run of this scenario{why}")
     result = compare_runs(prev, run)
     return PreviousComparison(previous=prev.run_id, metrics=result.metrics, profile=result.profile.rows[:TOP_N],
-                              profile_note=result.profile.note, alpha=result.alpha)
+                              profile_note=result.profile.note, rule=result.rule)

@@ -1,4 +1,5 @@
-"""`perflab compare RUN_A RUN_B`: before and after, every headline metric beyond noise or not."""
+"""`perflab compare RUN_A RUN_B`: before and after, every headline metric beyond noise or not
+(beyond noise exactly when the 95 % interval of B − A excludes 0: the interval is printed beside)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def _beyond(row: MetricRow) -> str:
     return f"yes ({row.direction})" if row.direction in ("better", "worse") else "yes"
 
 
+def _interval(row: MetricRow) -> str:
+    if row.interval is None:
+        return "-"
+    lo, hi = row.interval
+    return f"{fmt.number(lo)} to {fmt.number(hi)}"
+
+
 def _change(change: float | None, change_pct: float | None) -> str:
     if change is None:
         return "-"
@@ -62,19 +70,18 @@ def render(result: Comparison) -> None:
         rows.append({"metric": row.metric + unit,
                      "A": "-" if row.a is None else fmt.number(row.a),
                      "B": "-" if row.b is None else fmt.number(row.b),
-                     "change": _change(row.change, row.change_pct), "beyond noise": _beyond(row),
-                     "p": fmt.p_value(row.test["p_value"]) if row.test else "-"})
+                     "change": _change(row.change, row.change_pct), "95 % interval": _interval(row),
+                     "beyond noise": _beyond(row)})
         if row.note and row.metric != "requests":
             notes.append(f"  {row.metric}: {row.note}")
-    print_table(rows, ["metric", "A", "B", "change", "beyond noise", "p"],
-                right={"A", "B", "change", "p"})
+    print_table(rows, ["metric", "A", "B", "change", "95 % interval", "beyond noise"],
+                right={"A", "B", "change", "95 % interval"})
+    print(f"\nBeyond noise: {result.rule} (the interval is of B - A, in the metric's unit).")
     overall: LatencyGroup | None = result.latency["overall"]
-    if overall and overall.ci and overall.mann_whitney:
-        lo, hi = overall.ci["p95"]
+    if overall and overall.mann_whitney:
         mw = overall.mann_whitney
-        print(f"\np95 latency B - A: bootstrap {int(result.bootstrap['level'] * 100)} % interval "
-              f"{fmt.value(lo, 'ms')} to {fmt.value(hi, 'ms')}; Mann-Whitney U = {fmt.number(mw['u'])}, "
-              f"p = {fmt.p_value(mw['p_value'])}, P(B slower than A) = {fmt.number(mw['effect_size'])}")
+        print(f"Context, not a verdict: P(a request of B slower than one of A) = {fmt.number(mw['effect_size'])} "
+              f"(Mann-Whitney U = {fmt.number(mw['u'])}, p = {fmt.p_value(mw['p_value'])})")
     if notes:
         print("\nnotes:")
         print("\n".join(dict.fromkeys(notes)))
@@ -85,15 +92,16 @@ def render(result: Comparison) -> None:
         ep_rows = []
         for ep, g in endpoints.items():
             ch = g.change["p95"]
+            iv = g.ci["p95"] if g.ci else None
             ep_rows.append({
                 "endpoint": ep, "n A": g.a["count"], "n B": g.b["count"],
                 "p95 A": "-" if g.a["p95"] is None else fmt.number(g.a["p95"]),
                 "p95 B": "-" if g.b["p95"] is None else fmt.number(g.b["p95"]),
                 "change": _change(ch["abs"], ch["pct"]),
+                "95 % interval": f"{fmt.number(iv[0])} to {fmt.number(iv[1])}" if iv else "-",
                 "beyond noise": "not tested" if g.beyond_noise is None else ("yes" if g.beyond_noise else "no"),
-                "p": fmt.p_value(g.mann_whitney["p_value"]) if g.mann_whitney else "-",
             })
-        print_table(ep_rows, list(ep_rows[0]), right={"n A", "n B", "p95 A", "p95 B", "change", "p"})
+        print_table(ep_rows, list(ep_rows[0]), right={"n A", "n B", "p95 A", "p95 B", "change", "95 % interval"})
 
     prof = result.profile
     print(f"\nCPU profile diff (share of each profile's total, %; A = source {prof.a_source}, "

@@ -13,6 +13,7 @@ from perflab.analysis.categories import categories
 from perflab.analysis.compare import Comparison, compare_runs, run_info
 from perflab.analysis.database import activity_states
 from perflab.analysis.loadtest import k6_summary
+from perflab.analysis.optimization import settings_diff
 from perflab.analysis.profiles import top_frame
 from perflab.analysis.run import Run
 from perflab.analysis.runs import run_summary
@@ -137,7 +138,7 @@ def verdict_summary(diagnoses: list[Diagnosis]) -> pl.DataFrame:
 
 # -- before and after -------------------------------------------------------------------------
 
-COMPARISON_COLUMNS = ["metric", "unit", "a", "b", "change_pct", "beyond_noise", "direction", "note"]
+COMPARISON_COLUMNS = ["metric", "unit", "a", "b", "change_pct", "low", "high", "beyond_noise", "direction", "note"]
 
 
 def compare(store: Store, before: str | Missing, after: str | Missing) -> Comparison | Missing:
@@ -150,10 +151,14 @@ def compare(store: Store, before: str | Missing, after: str | Missing) -> Compar
 
 
 def comparison_table(comparison: Comparison) -> pl.DataFrame:
-    """compare_runs' metric rows as a table (a = before, b = after)."""
+    """compare_runs' metric rows as a table (a = before, b = after; low and high bound the
+    95 % interval of b − a, which decides beyond_noise)."""
     schema = {"metric": pl.String, "unit": pl.String, "a": pl.Float64, "b": pl.Float64,
-              "change_pct": pl.Float64, "beyond_noise": pl.Boolean, "direction": pl.String, "note": pl.String}
-    rows = [{c: getattr(r, c) for c in COMPARISON_COLUMNS} for r in comparison.metrics]
+              "change_pct": pl.Float64, "low": pl.Float64, "high": pl.Float64, "beyond_noise": pl.Boolean,
+              "direction": pl.String, "note": pl.String}
+    rows = [{**{c: getattr(r, c) for c in COMPARISON_COLUMNS if c not in ("low", "high")},
+             "low": r.interval[0] if r.interval else None, "high": r.interval[1] if r.interval else None}
+            for r in comparison.metrics]
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
@@ -169,7 +174,7 @@ def optimization_entry(store: Store, before: str, after: str, title: str | None 
     """
     run_a, run_b = Run.load(store, before), Run.load(store, after)
     a, b = run_info(run_a), run_info(run_b)
-    changed = optlog.settings_diff(a, b)
+    changed = settings_diff(a, b)
     if title is None:
         title = f"{a.scenario or before}: " + ("; ".join(changed) if changed else f"{before} → {after}")
     if hypothesis is None:

@@ -25,6 +25,8 @@ pre { background: #f4f4f4; padding: 0.6em; }
 .present { color: #b00020; font-weight: 600; }
 .ok, .none { color: #1b7f3b; }
 tr.bad { background: #fde8ea; }
+tr.warn { background: #fff4d6; }
+.warn { color: #8a5a00; font-weight: 600; }
 """
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")

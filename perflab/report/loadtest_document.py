@@ -259,7 +259,7 @@ def _comparison_blocks(cmp: PreviousComparison | NoPrevious) -> list[Block]:
     if isinstance(cmp, NoPrevious):
         return out + [Paragraph(cmp.reason.capitalize() + ".")]
     out.append(Paragraph(f"Previous run of this scenario and variant: `{cmp.previous}` (A) against this run (B). "
-                         f"Beyond noise: a statistical test at α = {cmp.alpha} (perflab.analysis.compare)."))
+                         f"Beyond noise: {cmp.rule} (perflab.analysis.compare)."))
     rows = []
     for m in cmp.metrics:
         note = m.note or "not measured"

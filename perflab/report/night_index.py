@@ -14,6 +14,11 @@ NIGHT_JSON = "night.json"
 OPTLOG = "optimization-log.md"
 
 
+_HEALTH_CELL = {"green": "none", "amber": "warn", "red": "present"}
+_HEALTH_ROW: dict[str, str | None] = {"green": None, "amber": "warn", "red": "bad"}
+_NOISE = {True: "beyond noise", False: "within noise", None: "not tested"}
+
+
 def _md(text: Any) -> str:
     """Text from a run or a file name, safe inside the document's inline markup."""
     return str(text).replace("`", "'").replace("*", "\\*").replace("[", "(").replace("]", ")")
@@ -21,11 +26,12 @@ def _md(text: Any) -> str:
 
 def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
     s = r.get("summary") or {}
-    v = r.get("verdicts") or {}
     reg = r.get("regression") or {}
-    present = v.get("present") or []
-    verdict = (Cell(", ".join(present), "present") if present
-               else Cell("no signature present", "none") if v else Cell(fmt.DASH, "muted"))
+    health = r.get("health") or {}
+    # The colour and its reasons are nightly.run_health's: green only with no signature and
+    # the error rate and dropped iterations within the alert rules.
+    verdict = (Cell(_md(health["text"]), _HEALTH_CELL[health["colour"]]) if health
+               else Cell(fmt.DASH, "muted"))
     if reg.get("regression"):
         regtext = Cell("REGRESSION: " + ", ".join(reg["worse"]), "present")
     elif reg.get("regression") is False:
@@ -33,7 +39,7 @@ def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
     else:
         regtext = Cell(_md(reg.get("note", fmt.DASH)), "muted")
     details = [f"{_md(m)}: {fmt.short(row.get('a'))} → {fmt.short(row.get('b'))} ({row.get('direction')}, "
-               f"beyond noise: {row.get('beyond_noise')})" for m, row in (reg.get("metrics") or {}).items()]
+               f"{_NOISE[row.get('beyond_noise')]})" for m, row in (reg.get("metrics") or {}).items()]
     if details:
         regtext = Cell(regtext.text + "  \n" + "  \n".join(details), regtext.cls)
     status = _md(r["status"]) + (f"  \n{_md(r.get('error'))}" if r.get("error") else "")
@@ -44,8 +50,8 @@ def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
         Cell(fmt.short(s.get("p95_ms")), num=True), Cell(fmt.short(s.get("error_rate")), num=True),
         Cell(fmt.short(s.get("rps")), num=True), Cell(fmt.short(s.get("service_cpu_p50")), num=True), verdict,
         regtext]
-    bad = r["status"] != "complete" or bool(reg.get("regression"))
-    return row, "bad" if bad else None
+    colour = str(health.get("colour"))
+    return row, _HEALTH_ROW[colour] if colour in _HEALTH_ROW else ("bad" if r["status"] != "complete" else None)
 
 
 def index_document(night: dict[str, Any]) -> list[Block]:
@@ -65,10 +71,12 @@ def index_document(night: dict[str, Any]) -> list[Block]:
         Heading(1, f"perflab nightly {night['date']}"),
         Paragraph(f"{head}. Started {night['started_at']}, finished {night['finished_at']}. Store "
                   f"`{_md(night['store'])}`. Regressions are judged against {against}: p95 latency or error rate "
-                  "worse beyond noise."),
+                  "worse beyond noise (the 95 % interval of the change excludes 0). A run is green only with no "
+                  "signature present and its error rate and dropped iterations within the alert rules; amber "
+                  "names what is not; red is a failed or regressed run."),
         Heading(2, "Runs and the doctor's verdicts"),
         Table(["scenario", "variant", "run", "status", "p95 ms", "error rate", "req/s", "service CPU p50 %",
-               "signatures present", "regression vs previous night"],
+               "verdict", "regression vs previous night"],
               [row for row, _ in runs], [cls for _, cls in runs], empty="no runs"),
         Heading(2, "Optimization log"),
         Paragraph(f"One entry per scenario, before (default) → after (fixed): [{_md(log_file)}]({log_file})."),

@@ -21,8 +21,12 @@ charts use no LaTeX). :func:`offline_problems` checks the written page and a pag
 fails the check counts as a failed notebook.
 
 A regression is a run whose p95 latency or error rate is worse than the same scenario
-and variant's run of the previous night *beyond noise* (perflab.analysis.compare's
-tests), never a bare difference of two numbers.
+and variant's run of the previous night *beyond noise* (perflab.analysis.compare's one
+rule: the 95 % interval of the change excludes 0), never a bare difference of two numbers.
+
+A run's colour on the index (:func:`run_health`): red when it failed or regressed; amber
+when the doctor finds a signature, or its error rate or dropped iterations break the alert
+rules (perflab.analysis.alerts); green only when none of these holds, each reason shown.
 
 This module never imports perflab.lab: the command makes the runs and hands their ids
 here, so a report can also be built from runs made elsewhere (``--runs``).
@@ -40,6 +44,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from perflab import fmt
+from perflab.analysis.alerts import ERROR_RATE_THRESHOLD
 from perflab.analysis.compare import MetricRow, compare_runs
 from perflab.analysis.run import Run
 from perflab.analysis.runs import RunSummary, run_summary
@@ -67,6 +73,10 @@ REGRESSION_METRICS = ("latency p95", "error rate")
 # rows at most; ten minutes means something hangs, and the night moves on.
 CELL_TIMEOUT_S = 600
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+# k6's constant arrival rate drops an iteration when no VU is free to start it: the run did
+# not offer the load it was asked for, and its latencies leave those requests out. The
+# tuning guide has no rule for it, so any drop makes a run worth a look.
+DROPPED_ITERATIONS_MAX = 0
 
 # nbconvert's JupyterLab page without the scripts it would fetch from a CDN. None of them
 # is needed: plotly.js comes inlined by the renderer, and with no require.js on the page
@@ -324,6 +334,31 @@ def regression_rows(metrics: Sequence[MetricRow]) -> dict[str, Any]:
     }
 
 
+def run_health(status: str, present: Sequence[str], summary: dict[str, Any] | None,
+               regression: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's colour on the index and why: {"colour": green | amber | red, "text": ...}."""
+    if status != "complete":
+        return {"colour": "red", "text": f"run {status}"}
+    s, reg = summary or {}, regression or {}
+    red = [f"regression: {', '.join(reg['worse'])} worse beyond noise"] if reg.get("regression") else []
+    amber = [", ".join(present) + " present"] if present else []
+    rate, dropped = s.get("error_rate"), s.get("dropped_iterations")
+    limit = fmt.percent(ERROR_RATE_THRESHOLD, digits=0)
+    if rate is None:
+        amber.append("error rate not measured")
+    elif rate > ERROR_RATE_THRESHOLD:
+        amber.append(f"error rate {fmt.percent(rate, digits=1)} > {limit} (HighErrorRate alert)")
+    if dropped is None:
+        amber.append("dropped iterations not measured")
+    elif dropped > DROPPED_ITERATIONS_MAX:
+        amber.append(f"{fmt.count(dropped)} dropped iterations (the load was not offered in full)")
+    reasons = red + amber
+    head = "" if present else "no signature present" + (", but " if reasons else "")
+    return {"colour": "red" if red else "amber" if amber else "green",
+            "text": head + "; ".join(reasons) if reasons else
+            f"no signature present, error rate {fmt.percent(rate, digits=1)} ≤ {limit}, no dropped iterations"}
+
+
 def night_regressions(store: Store, runs: list[NightRun],
                       previous: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Per complete run: the comparison with the previous night's run of the same scenario
@@ -371,6 +406,7 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
         reports = night_reports(store, runs, out_dir, say)
         log_entries = night_log(store, runs, [out_dir / OPTLOG, reports_root_log(reports_root)], say)
     jobs = plan(runs, store_path, out_dir, NIGHTLY_RENDERER, only)
+    health: dict[str, dict[str, Any]] = {}
     results: list[JobResult] = []
     for i, job in enumerate(jobs, 1):
         say(f"[{i}/{len(jobs)}] notebook {job.stem}")
@@ -378,6 +414,10 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
         results.append(res)
         say(f"[{i}/{len(jobs)}] {job.stem}: {res.status}, {res.figures} figures, {res.seconds:.1f} s"
             + (f" ({res.error})" if res.error else ""))
+    for r in runs:
+        rid = r.run_id or ""
+        health[rid] = run_health(r.status, (verdicts.get(rid) or {}).get("present", []), summaries.get(rid),
+                                 regressions.get(rid))
     night = {
         "date": out_dir.name,
         "started_at": started_at or datetime.now(UTC).isoformat(),
@@ -385,7 +425,8 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
         "store": str(store_path),
         "previous_night": previous["folder"] if previous else None,
         "runs": [{**asdict(r), "summary": summaries.get(r.run_id or ""), "verdicts": verdicts.get(r.run_id or ""),
-                  "regression": regressions.get(r.run_id or ""), "report": reports.get(r.run_id or "")}
+                  "regression": regressions.get(r.run_id or ""), "report": reports.get(r.run_id or ""),
+                  "health": health.get(r.run_id or "")}
                  for r in runs],
         "optimization_log": {"file": OPTLOG, "entries": log_entries},
         "notebooks": [asdict(res) for res in results],

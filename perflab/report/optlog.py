@@ -9,9 +9,12 @@ and what was changed; everything else comes from two runs:
     Evidence        the doctor's numbers for them, and the before run's top CPU frames
     Implementation  what the person says, and the settings that differ between the manifests
     Results         a before/after table (perflab.analysis.compare)
-    Actual impact   each change in %, beyond noise or not, and the test that says so
-    Conclusion      confirmed / no significant change / regressed (judged on p95 latency),
-                    and whether the before run's signature is gone in the after run
+    Expected impact the person's --expected, else what the doctor's evidence predicts
+                    for the settings that changed (perflab.analysis.optimization)
+    Actual impact   each change in %, beyond noise or not, and the interval that says so
+    Conclusion      confirmed / not confirmed / inconclusive, judged on the metric the
+                    hypothesis targets (the signature's deciding evidence) beside p95 and the
+                    error rate, naming what did not move, and whether the signature is gone
 
 A number that is not there is written "not measured" with the reason, never left
 empty. Dates are the runs' own start times, so rendering twice gives the same text.
@@ -28,15 +31,8 @@ from typing import Any
 from urllib.parse import quote
 
 from perflab import fmt
-from perflab.analysis.compare import (
-    PRIMARY_METRIC,
-    Comparison,
-    LatencyGroup,
-    MetricRow,
-    RunInfo,
-    compare_runs,
-    optimization_verdict,
-)
+from perflab.analysis.compare import Comparison, LatencyGroup, MetricRow, RunInfo, compare_runs
+from perflab.analysis.optimization import expected_impact, judge, settings_diff
 from perflab.analysis.profiles import top_frame
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import Diagnosis, diagnose, signatures
@@ -54,7 +50,8 @@ _EVIDENCE_SKIP = {"used", "missing", "caveats", "window_method"}
 # Evidence keys shown when the doctor's registry does not say which matter most.
 _EVIDENCE_CAP = 12
 
-NO_EXPECTED = "not stated (no --expected given before the change)"
+NO_EXPECTED = ("not derived: the doctor found no signature in the before run to predict from, and no "
+               "--expected was given")
 _ENTRY_RE = re.compile(
     r"<!-- perflab-optlog (?P<id>[^>]*?) -->\n(?P<body>.*?)<!-- /perflab-optlog -->\n?", re.S)
 _NUMBER_RE = re.compile(r"^## Optimization #(\d+):", re.M)
@@ -125,17 +122,6 @@ def _frames(run: Run) -> list[str]:
     return out
 
 
-def settings_diff(a: RunInfo, b: RunInfo) -> list[str]:
-    """``KEY: before → after`` for every setting that differs between the two manifests."""
-    sa, sb = a.settings, b.settings
-    out = []
-    for key in sorted(set(sa) | set(sb)):
-        va, vb = sa.get(key), sb.get(key)
-        if va != vb:
-            out.append(f"{key}: {'unset' if va is None else va} → {'unset' if vb is None else vb}")
-    return out
-
-
 def _implementation(cmp: Comparison, implementation: str | None) -> list[str]:
     a, b = cmp.a, cmp.b
     missing = [r.run_id for r in (a, b) if not r.manifest]
@@ -167,6 +153,7 @@ RESULT_ROWS = (
     ("error rate", "error rate"),
     ("dropped iterations", "dropped iterations"),
     ("service CPU p50", "service CPU p50"),
+    ("service CPU per request", "service CPU per request"),
     ("downstream calls per request", "downstream calls per request"),
     ("waiting tasks p50", "waiting tasks p50"),
     ("waiting tasks max", "waiting tasks max"),
@@ -208,51 +195,40 @@ def _impact_line(row: MetricRow) -> str:
         return f"- {name}: {row.note or 'not measured'}"
     head = (f"- {name}: {fmt.value(row.a, row.unit)} → {fmt.value(row.b, row.unit)} "
             f"({fmt.signed_percent(row.change_pct)})")
-    test = row.test
-    if row.beyond_noise is None:
+    if row.beyond_noise is None or row.interval is None:
         return f"{head}; {row.note or 'not tested'}"
     judged = "beyond noise" if row.beyond_noise else "within noise"
-    detail = ""
-    if test is not None:
-        detail = f"{test['name']}: p = {fmt.p_value(test['p_value'])}"
-        if test.get("effect_size") is not None:
-            detail += f", common-language effect size {fmt.number(test['effect_size'])}"
-        if test.get("ci") is not None:
-            lo, hi = test["ci"]
-            detail += (f"; bootstrap {int(test['ci_level'] * 100)} % interval of after - before: "
-                       f"{fmt.value(lo, row.unit)} to {fmt.value(hi, row.unit)}")
-    better = f", {row.direction}" if row.direction in ("better", "worse") else ""
-    return f"{head}{better}: {judged} ({detail})" if detail else f"{head}{better}: {judged}"
+    lo, hi = row.interval
+    how = row.test["name"] if row.test else "interval"
+    better = f", {row.direction}" if row.beyond_noise and row.direction in ("better", "worse") else ""
+    return (f"{head}{better}: {judged} (95 % interval of after − before: {fmt.value(lo, row.unit)} to "
+            f"{fmt.value(hi, row.unit)}; {how})")
 
 
 IMPACT_ROWS = ("latency p50", "latency p95", "latency p99", "latency mean", "throughput", "error rate",
-               "dropped iterations", "service CPU p50", "service CPU mean", "downstream calls per request",
+               "dropped iterations", "service CPU p50", "service CPU mean", "service CPU per request",
+               "downstream calls per request",
                "waiting tasks p50", "waiting tasks max", "service RSS p50", "other CPU on the host p50")
 
 
 def _conclusion(cmp: Comparison, diag_a: Diagnosis, diag_b: Diagnosis) -> str:
-    v = optimization_verdict(cmp)
-    row = cmp.metric(PRIMARY_METRIC)
-    assert row is not None  # compare_runs always has the primary metric's row
-    if row.a is None or row.b is None:
-        text = f"**{v}**: p95 latency {row.note or 'not measured'}."
-    elif row.beyond_noise is None:
-        text = (f"**{v}**: p95 latency {fmt.value(row.a, 'ms')} → {fmt.value(row.b, 'ms')} "
-                f"({fmt.signed_percent(row.change_pct)}), {row.note}.")
-    else:
-        how = "beyond noise" if row.beyond_noise else "within noise"
-        text = (f"**{v}**: p95 latency {fmt.value(row.a, 'ms')} → {fmt.value(row.b, 'ms')} "
-                f"({fmt.signed_percent(row.change_pct)}), {how}.")
-    judged = [r for r in cmp.metrics if r.better is not None and r.beyond_noise is True
-              and r.metric != PRIMARY_METRIC]
-    better = [r.metric for r in judged if r.direction == "better"]
-    worse = [r.metric for r in judged if r.direction == "worse"]
-    if better:
-        text += " Also better beyond noise: " + ", ".join(better) + "."
-    if worse:
-        text += " Worse beyond noise: " + ", ".join(worse) + "."
-    text += " " + _signature_fate(diag_a, diag_b)
-    return text
+    j = judge(cmp, diag_a)
+    text = f"**{j.conclusion}**: {j.why}."
+    moved = [o.text for o in j.targets if o.outcome == "moved"]
+    if moved and j.conclusion == "confirmed":
+        text += " " + "; ".join(moved)[0].upper() + "; ".join(moved)[1:] + "."
+    for o in j.beside:
+        if o.outcome == "unchanged":
+            text += f" {o.metric.capitalize()} unchanged: {o.text.removeprefix(o.metric + ' ')}."
+        elif o.outcome == "untested":
+            text += f" {o.metric.capitalize()}: {o.why}."
+        else:
+            text += f" {o.text[0].upper()}{o.text[1:]}."
+    if j.also_moved:
+        text += " Also beyond noise: " + "; ".join(o.text.replace(" beyond noise", "") for o in j.also_moved) + "."
+    if j.unchanged:
+        text += " Within noise too: " + "; ".join(o.text.removesuffix(", within noise") for o in j.unchanged) + "."
+    return text + " " + _signature_fate(diag_a, diag_b)
 
 
 def _signature_fate(diag_a: Diagnosis, diag_b: Diagnosis) -> str:
@@ -294,6 +270,11 @@ def render_entry(run_a: Run, run_b: Run, title: str, hypothesis: str,
     """The markdown of one entry (between its id comments), pure: no file is touched."""
     cmp = comparison if comparison is not None else compare_runs(run_a, run_b)
     diag_a, diag_b = diagnose(run_a), diagnose(run_b)
+    derived = expected_impact(cmp, diag_a, run_a.cpu_count)
+    if expected and expected.strip():
+        expected_text = expected.strip() + (f" (the doctor's evidence: {derived})" if derived else "")
+    else:
+        expected_text = f"{derived} (derived from the doctor's evidence)" if derived else NO_EXPECTED
     a, b = cmp.a, cmp.b
     by_metric = {r.metric: r for r in cmp.metrics}
 
@@ -315,7 +296,7 @@ def render_entry(run_a: Run, run_b: Run, title: str, hypothesis: str,
         "",
         f"**Hypothesis:** {hypothesis.strip()}",
         "",
-        f"**Expected impact:** {expected.strip() if expected and expected.strip() else NO_EXPECTED}",
+        f"**Expected impact:** {expected_text}",
         "",
         "**Implementation:**",
         *_implementation(cmp, implementation),
@@ -325,9 +306,8 @@ def render_entry(run_a: Run, run_b: Run, title: str, hypothesis: str,
         "",
         "**Actual impact:**",
         *[_impact_line(by_metric[m]) for m in IMPACT_ROWS],
-        f"- tests: two-sided, beyond noise at p < {cmp.alpha}; latency also needs the bootstrap "
-        f"{int(cmp.bootstrap['level'] * 100)} % interval ({cmp.bootstrap['resamples']:,} resamples, "
-        f"seed {cmp.bootstrap['seed']}) of after − before to exclude 0",
+        f"- the rule: {cmp.rule} (bootstraps: {cmp.bootstrap['resamples']:,} resamples, "
+        f"seed {cmp.bootstrap['seed']})",
         "",
         f"**Conclusion:** {_conclusion(cmp, diag_a, diag_b)}",
         "<!-- /perflab-optlog -->",

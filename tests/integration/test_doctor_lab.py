@@ -18,6 +18,7 @@ from perflab.analysis.run import Run
 from perflab.analysis.signatures import diagnose, login_storm
 from perflab.jsonable import to_jsonable
 from perflab.lab.runner import RunOptions, run
+from perflab.report.optlog import render_entry
 from perflab.store import Store
 from tests.helpers import wait_for_a_quiet_machine
 
@@ -37,7 +38,9 @@ SUMMARY_KEYS = (("login-storm", "service_cpu_p50"), ("login-storm", "service_cpu
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], dict[str, Any]]]:
+def lab_store(tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[Store, dict[tuple[str, str], dict[str, Any]]]]:
+    """The seven runs in one store (open while the module's tests read it) and their diagnoses."""
     store = Store(tmp_path_factory.mktemp("doctor-lab") / "store.duckdb")
     out: dict[tuple[str, str], dict[str, Any]] = {}
     try:
@@ -49,9 +52,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, st
             diagnosis["load_avg_1m_before"] = load
             out[(scenario, variant)] = diagnosis
         _print_summary(out)
-        yield out
+        yield store, out
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def lab(lab_store: tuple[Store, dict[tuple[str, str], dict[str, Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return lab_store[1]
 
 
 def _by_signature(diagnosis: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,3 +141,17 @@ def test_retry_storm_evidence_is_amplification(lab: dict[tuple[str, str], dict[s
     assert fixed["downstream_calls_per_request"] <= 1.3
     # Backoff removes the extra load, not the timeouts of an always-slow query (LAB-NOTES).
     assert storm["timeout_rate"] >= 0.2 and fixed["timeout_rate"] >= 0.2
+
+
+def test_the_retry_storm_fix_is_confirmed_on_downstream_calls_with_errors_unchanged(
+        lab_store: tuple[Store, dict[tuple[str, str], dict[str, Any]]]) -> None:
+    store, out = lab_store
+    before, after = (Run.load(store, out[("retry-storm", v)]["run_id"]) for v in ("default", "fixed"))
+    entry = render_entry(before, after, "retry-storm: RETRY_POLICY=backoff", "immediate retries multiply the load")
+    print(entry)
+    conclusion = next(ln for ln in entry.splitlines() if ln.startswith("**Conclusion:**"))
+    assert conclusion.startswith("**Conclusion:** **confirmed**: the retry-storm hypothesis targets downstream "
+                                 "calls per request, and it moved the hypothesised way beyond noise."), conclusion
+    # Backoff does not make the always-slow report fast: its timeouts, and so the errors, stay.
+    assert " Error rate unchanged: " in conclusion and "within noise." in conclusion
+    assert "Expected impact:** not" not in entry

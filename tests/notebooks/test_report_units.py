@@ -283,6 +283,26 @@ def test_a_regression_is_worse_beyond_noise(rows: list[MetricRow], regression: b
     assert verdict["regression"] is regression and verdict["worse"] == worse
 
 
+@pytest.mark.parametrize("status, present, summary, regression, colour, text", [
+    ("complete", [], {"error_rate": 0.0, "dropped_iterations": 0}, None, "green",
+     "no signature present, error rate 0.0 % ≤ 1 %, no dropped iterations"),
+    # the retry storm's fix: no signature, but a third of its requests fail
+    ("complete", [], {"error_rate": 0.336, "dropped_iterations": 0}, {"regression": None}, "amber",
+     "no signature present, but error rate 33.6 % > 1 % (HighErrorRate alert)"),
+    ("complete", [], {"error_rate": 0.0, "dropped_iterations": 12}, None, "amber",
+     "no signature present, but 12 dropped iterations (the load was not offered in full)"),
+    ("complete", ["login-storm"], {"error_rate": 0.0, "dropped_iterations": 0}, None, "amber", "login-storm present"),
+    ("complete", [], {"error_rate": 0.0, "dropped_iterations": 0}, {"regression": True, "worse": ["error rate"]},
+     "red", "no signature present, but regression: error rate worse beyond noise"),
+    ("complete", [], None, None, "amber",
+     "no signature present, but error rate not measured; dropped iterations not measured"),
+    ("failed", [], None, None, "red", "run failed"),
+])
+def test_a_run_is_green_only_without_signature_errors_and_drops(status, present, summary, regression, colour,
+                                                                text) -> None:
+    assert nightly.run_health(status, present, summary, regression) == {"colour": colour, "text": text}
+
+
 def test_index_shows_verdicts_regressions_and_links() -> None:
     night = {"date": "2026-11-22", "started_at": "s", "finished_at": "f", "store": "/x.duckdb",
              "previous_night": "2026-11-21", "ok": False,
@@ -295,8 +315,12 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
                        "error": "k6 <crashed>", "summary": None, "verdicts": None, "regression": None}],
              "notebooks": [{"stem": "00-tour", "html": "00-tour.html", "ipynb": "00-tour.ipynb", "status": "ok",
                             "figures": 3, "seconds": 6.1, "error": None}]}
+    for r in night["runs"]:
+        r["health"] = nightly.run_health(r["status"], (r["verdicts"] or {}).get("present", []), r["summary"],
+                                         r["regression"])
     page = nightly.render_index(night)
-    assert '<span class="present">login-storm</span>' in page
+    assert '<tr class="bad">' in page and '<span class="present">run failed</span>' in page
+    assert '<span class="present">regression: latency p95 worse beyond noise; login-storm present; ' in page
     assert "REGRESSION: latency p95" in page and "80 → 6.5e+03" in page
     assert "k6 &lt;crashed&gt;" in page  # escaped
     assert '<a href="00-tour.html">00-tour</a>' in page and '<a href="../2026-11-21/index.html">' in page

@@ -19,9 +19,8 @@ from scipy import stats
 from perflab.analysis import compare
 from perflab.analysis.run import Run
 from perflab.jsonable import to_jsonable
-from perflab.analysis.compare import (
-    ALPHA, bootstrap_diff, mann_whitney, profile_diff,
-)
+from perflab.analysis import noise
+from perflab.analysis.compare import bootstrap_diff, mann_whitney, profile_diff
 from perflab.analysis.loadtest import k6_points, k6_summary
 from perflab.analysis.profiles import top_frame
 from perflab.errors import PerflabError
@@ -126,12 +125,13 @@ def test_three_times_slower_is_beyond_noise(two_runs: Store):
     overall = result["latency"]["overall"]
     assert overall["b"]["p95"] == pytest.approx(3 * K6_P95, rel=1e-12)
     assert overall["change"]["p95"]["pct"] == pytest.approx(200.0, rel=1e-9)
-    assert overall["mann_whitney"]["p_value"] < ALPHA
+    assert overall["mann_whitney"]["p_value"] < 0.01  # context: the distributions differ
     lo, hi = overall["ci"]["p95"]
     assert 0 < lo < 2 * K6_P95 < hi  # the true difference (2 × p95) lies inside, 0 does not
     assert overall["beyond_noise"] is True
     p95 = _row(result, "latency p95")
     assert (p95["beyond_noise"], p95["direction"]) == (True, "worse")
+    assert p95["interval"] == [lo, hi]  # the row is judged on the group's own interval
     # A slower B: most random B requests are slower than a random A request.
     assert overall["mann_whitney"]["effect_size"] > 0.7
 
@@ -174,12 +174,13 @@ def test_endpoints_are_tested_only_with_enough_requests(two_runs: Store):
     assert "fewer than 20 requests" in eps["slow"]["note"]
 
 
-def test_error_rate_uses_fisher_exact_on_k6_counts(two_runs: Store):
+def test_error_rate_has_newcombes_interval_on_k6_counts(two_runs: Store):
     row = _row(compare_runs(two_runs, "a", "b"), "error rate")
     # main_small.summary.json: http_req_failed passes 27 (failed requests) of 153.
     assert row["a"] == pytest.approx(100 * 27 / 153)
     assert (row["test"]["failed_a"], row["test"]["total_a"]) == (27, 153)
-    assert row["test"]["p_value"] == stats.fisher_exact([[27, 126], [27, 126]])[1]
+    lo, hi = noise.newcombe_diff(27, 153, 27, 153)
+    assert row["interval"] == [100 * lo, 100 * hi] and lo < 0 < hi
     assert row["beyond_noise"] is False
 
 
@@ -199,7 +200,7 @@ def test_bootstrap_is_deterministic_and_seeded():
 
 
 def test_bootstrap_caps_the_sample_and_finds_a_known_shift(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(compare, "BOOTSTRAP_MAX_N", 1000)
+    monkeypatch.setattr(noise, "BOOTSTRAP_MAX_N", 1000)
     rng = np.random.default_rng(11)
     a = rng.normal(100, 10, 20_000)
     b = rng.normal(100, 10, 20_000) + 30
@@ -225,14 +226,20 @@ def test_cpu_waiting_queries_and_context_rows(lab_runs: Store):
     b = lab_runs.sql("SELECT cpu_pct FROM resource_samples WHERE run_id='b' AND role='service' ORDER BY t")
     assert cpu["a"] == float(np.median(a["cpu_pct"].to_numpy()))
     assert cpu["b"] == float(np.median(b["cpu_pct"].to_numpy()))
-    ref = stats.mannwhitneyu(b["cpu_pct"].to_numpy(), a["cpu_pct"].to_numpy(), alternative="two-sided")
-    assert cpu["test"]["p_value"] == float(ref.pvalue)
+    lo, hi = cpu["interval"]
+    assert lo < cpu["b"] - cpu["a"] < hi < 0  # 60 % against 180 %: the whole interval is lower
+    assert cpu["interval"] == list(noise.series_diff(a["cpu_pct"].to_numpy(), b["cpu_pct"].to_numpy(), 0.5))
     assert (cpu["beyond_noise"], cpu["direction"]) == (True, "better")
     waiting = _row(result, "waiting tasks p50")
     assert waiting["beyond_noise"] is False  # the same Poisson(2) in both runs
+    top = _row(result, "waiting tasks max")
+    assert top["beyond_noise"] is None and "a maximum has no interval" in top["note"]
     queries = _row(result, "downstream calls per request")
     assert (queries["a"], queries["b"]) == (2.5, 1.1)
-    assert queries["beyond_noise"] is None and "one ratio per run" in queries["note"]
+    # 39 scrapes of both counters per run: an interval on the ratio, all of it below 0.
+    qlo, qhi = queries["interval"]
+    assert qlo < -1.4 < qhi < 0 and queries["test"]["n_a"] == 39
+    assert (queries["beyond_noise"], queries["direction"]) == (True, "better")
     other = _row(result, "other CPU on the host p50")
     assert other["a"] == pytest.approx(20.0) and other["b"] == pytest.approx(20.0)
     assert other["better"] is None

@@ -21,6 +21,7 @@ from perflab import fmt
 from perflab.analysis import compare
 from perflab.analysis.run import Run
 from perflab.ingest import ingest_path
+from perflab.lab.runner import ingest_run_dir
 from perflab.jsonable import to_jsonable
 from perflab.report import optlog
 from perflab.store import Store
@@ -105,14 +106,14 @@ def test_numbers_are_compare_runs_numbers(runs: Store):
     assert fmt_pct(p95["change_pct"]) == "+200.0 %"
     assert "(+200.0 %)" in impact
     assert "beyond noise" in impact and "worse" in impact
-    lo, hi = p95["test"]["ci"]
-    assert f"{fmt_value(lo, 'ms')} to {fmt_value(hi, 'ms')}" in impact
+    lo, hi = p95["interval"]
+    assert f"95 % interval of after − before: {fmt_value(lo, 'ms')} to {fmt_value(hi, 'ms')}" in impact
 
 
 @pytest.mark.parametrize("before, after, verdict", [
-    ("a", "b", "regressed"),   # b is the same requests ×3 slower
-    ("b", "a", "confirmed"),   # and back
-    ("a", "a", "no significant change"),
+    ("a", "b", "not confirmed"),   # b is the same requests ×3 slower: p95 (no signature: the target) worse
+    ("b", "a", "confirmed"),       # and back
+    ("a", "a", "not confirmed"),   # nothing moved
 ])
 def test_verdict(runs: Store, before: str, after: str, verdict: str):
     entry = render_entry(runs, before, after, "t", "h")
@@ -188,3 +189,79 @@ def test_cli_log_add(runs: Store, tmp_path: Path):
     assert (body["number"], body["replaced"]) == (1, True)
     missing = run_cli("log", "add", "--before", "a", "--after", "b", "--title", "x", store=path)
     assert missing.returncode == 2 and "--hypothesis" in missing.stderr
+
+
+# -- a real retry storm and its fix (tests/fixtures/runs) --------------------------------------
+
+RUNS = Path(__file__).parents[1] / "fixtures" / "runs"
+
+
+def load_lab_run(store: Store, folder: Path) -> str:
+    """A stored lab run folder into the store as the lab leaves it: manifest, roles, files."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    run_id = manifest["run_id"]
+    with store.transaction():
+        store.ensure_run(run_id, scenario=manifest["scenario"], variant=manifest["variant"], status="complete",
+                         manifest=json.dumps(manifest, sort_keys=True))
+        store.set_roles(run_id, manifest["roles"])
+    ingest_run_dir(store, folder, run_id)
+    return run_id
+
+
+@pytest.fixture
+def retry_storm(store: Store) -> tuple[Store, str, str]:
+    return store, load_lab_run(store, RUNS / "retry-storm-default"), load_lab_run(store, RUNS / "retry-storm-fixed")
+
+
+def test_the_retry_storm_fix_is_confirmed_on_downstream_calls_with_errors_unchanged(retry_storm):
+    store, before, after = retry_storm
+    entry = render_entry(store, before, after, "retry-storm: RETRY_POLICY=backoff", "immediate retries multiply load")
+    assert_filled(entry)
+    conclusion = next(ln for ln in entry.splitlines() if ln.startswith("**Conclusion:**"))
+    assert conclusion.startswith("**Conclusion:** **confirmed**: the retry-storm hypothesis targets downstream "
+                                 "calls per request, and it moved the hypothesised way beyond noise.")
+    rows = {r["metric"]: r for r in compare_runs(store, before, after)["metrics"]}
+    calls, errors, p95 = rows["downstream calls per request"], rows["error rate"], rows["latency p95"]
+    # The service's own counters between their first and last scrape: 825 queries for 300
+    # requests, then 325 for 294.
+    assert (calls["a"], calls["b"]) == (825 / 300, 325 / 294)
+    assert calls["interval"][1] < 0 and (calls["beyond_noise"], calls["direction"]) == (True, "better")
+    assert "Downstream calls per request 2.75 → 1.11 (-59.8 %), better beyond noise." in conclusion
+    # k6's counts: 105 of 300 failed, then 101 of 301; Newcombe's interval holds 0.
+    assert (errors["test"]["failed_a"], errors["test"]["total_a"], errors["test"]["failed_b"],
+            errors["test"]["total_b"]) == (105, 300, 101, 301)
+    assert errors["interval"][0] < 0 < errors["interval"][1] and errors["beyond_noise"] is False
+    assert "Error rate unchanged: 35 % → 33.55 % (-4.1 %), within noise." in conclusion
+    # p95 is judged beside, on its own interval: far below zero, so not "within noise".
+    assert p95["interval"][1] < 0 and "Latency p95 1,357 ms → 276.3 ms (-79.6 %), better beyond noise." in conclusion
+    assert "The retry-storm signature is gone in the after run" in conclusion
+    expected = next(ln for ln in entry.splitlines() if ln.startswith("**Expected impact:**"))
+    assert "with RETRY_POLICY immediate → backoff" in expected and "toward 1" in expected
+    assert "(derived from the doctor's evidence)" in expected and "not stated" not in expected
+
+
+def test_a_fix_judged_against_the_wrong_run_is_not_confirmed(retry_storm):
+    # The same pair backwards: the storm "after" the fix moves calls per request the wrong way.
+    store, before, after = retry_storm
+    entry = render_entry(store, after, before, "t", "h")
+    assert "**Conclusion:** **confirmed**" not in entry
+    # The fixed run has no signature: judged on p95, which got worse beyond noise.
+    assert "**Conclusion:** **not confirmed**: the doctor found no signature in the before run, so the change " \
+           "is judged on latency p95; latency p95 276.3 ms → 1,357 ms (+391.4 %), worse beyond noise." in entry
+
+
+def test_cpu_per_request_is_the_services_cpu_over_k6s_requests_per_whole_second(retry_storm):
+    store, before, after = retry_storm
+    row = {r["metric"]: r for r in compare_runs(store, before, after)["metrics"]}["service CPU per request"]
+    # The same sum written in SQL: the sampler's mean % of a core in each whole second × 10 ms,
+    # over the requests k6 completed in those seconds (the partial first and last left out).
+    oracle = store.sql(
+        """WITH req AS (SELECT floor(time_ns / 1e9)::BIGINT AS s, count(*) AS n FROM k6_points
+                        WHERE run_id = ? AND metric = 'http_req_duration' GROUP BY 1),
+                lim AS (SELECT min(s) + 1 AS lo, max(s) - 1 AS hi FROM req),
+                cpu AS (SELECT floor(epoch_us(t) / 1e6)::BIGINT AS s, 10 * avg(cpu_pct) AS ms FROM resource_samples
+                        WHERE run_id = ? AND role = 'service' GROUP BY 1)
+           SELECT sum(ms) / sum(coalesce(n, 0)) AS v FROM cpu LEFT JOIN req USING (s), lim
+           WHERE s >= lo AND s < hi""", [before, before]).item()
+    assert row["a"] == pytest.approx(oracle, rel=1e-12) and round(row["a"], 2) == 6.73
+    assert round(row["b"], 2) == 3.60 and row["interval"][1] < 0 and row["beyond_noise"] is True
