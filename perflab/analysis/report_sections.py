@@ -131,6 +131,9 @@ class CpuProfile:
     cum: list[dict[str, Any]]
     categories: CategoryShares
     duration_s: float | None = optional()  # a pprof profile's own duration
+    samples: int | None = None  # samples taken (None: a cProfile dump, which counts calls)
+    cpu_s: float | None = None  # the CPU time the profile holds
+    too_small: str | None = None  # why it cannot rank functions (assessment.profile_too_small), or None
 
 
 @dataclass

@@ -25,7 +25,7 @@ import math
 
 from perflab import __version__
 from perflab.analysis.alerts import evaluate_alerts, rules_table
-from perflab.analysis.assessment import assess
+from perflab.analysis.assessment import assess, profile_too_small
 from perflab.analysis.capacity import run_capacity
 from perflab.analysis.categories import categories
 from perflab.analysis.compare import compare_runs
@@ -63,6 +63,8 @@ TOP_N = 10
 HEAP_TOP_N = 10
 # Evidence items shown per signature in the table (the JSON has them all).
 MAX_EVIDENCE_ITEMS = 6
+# A CPU profile's total in seconds, by its unit (pprof's nanoseconds, cProfile's seconds).
+CPU_SECONDS_PER_UNIT = {"nanoseconds": 1e-9, "microseconds": 1e-6, "milliseconds": 1e-3, "seconds": 1.0}
 # The doctor's window facts, repeated in every finding: the report states the window once.
 _WINDOW_KEYS = {"window_start_s", "window_end_s", "run_span_s", "window_method"}
 
@@ -175,6 +177,12 @@ def cpu_profile_section(run: Run) -> CpuProfile | Unavailable:
         nanos = run.store.con.execute("SELECT duration_nanos FROM pprof_profiles WHERE source_id = ?",
                                       [sid]).fetchall()[0][0]
         out.duration_s = nanos / 1e9 if nanos else None
+    counted = next((p for p in run.frames.profiles if p.source_id == sid), None)
+    if counted is not None and counted.format == PPROF:
+        out.samples = counted.samples
+    out.cpu_s = CPU_SECONDS_PER_UNIT[full["unit"]] * float(full["total"]) if full["unit"] in CPU_SECONDS_PER_UNIT \
+        else None
+    out.too_small = profile_too_small(out)
     return out
 
 

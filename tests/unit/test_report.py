@@ -229,15 +229,28 @@ def test_capacity_arithmetic(built):
     w = built["window"]
     rps = built["window_requests"] / (w["end_s"] - w["start_s"])
     per_core = rps / (SERVICE_CPU / 100)
-    replica = per_core * CORES * 0.7
+    cpu_limit = per_core * CORES
+    # Little's law over the window's pool samples: connections held per request = mean in use / rps.
+    in_use = [POOL_ABOVE.get(i, POOL_AT_THRESHOLD.get(i, 5.0)) for i in range(SAMPLES)
+              if w["start_s"] <= (T0 + timedelta(seconds=i * STEP_S)).timestamp() <= w["end_s"]]
+    hold_s = sum(in_use) / len(in_use) / rps
+    pool_limit = POOL_SIZE / hold_s
+    assert pool_limit < cpu_limit  # the pool (10, about half in use) comes before 2 cores at 50 %
+    replica = pool_limit * 0.7
     target = 10 * rps
     cap = built["result"]["report"]["capacity"]
     assert cap["rps_per_core"] == pytest.approx(per_core, rel=1e-12)
+    assert cap["limited_by"] == "pool"
+    assert [(lim["resource"], lim["rps"]) for lim in cap["limits"]] == [
+        ("pool", pytest.approx(pool_limit, rel=1e-9)), ("cpu", pytest.approx(cpu_limit, rel=1e-12)),
+        ("database", pytest.approx(rps * CORES * 100 / 10.0, rel=1e-12))]
+    assert cap["replica_rps"] == pytest.approx(replica, rel=1e-9)
     assert cap["replicas"] == math.ceil(target / replica)
     sec = _section(built["md"], "### Current capacity")
     assert f"**Requests/s per core:** {per_core:,.2f} (= {rps:,.2f} / (50.0 / 100))" in sec
-    assert f"{replica:,.2f} req/s" in sec
-    assert "Not saturated: service CPU p50 50.0 % is below 90% of the 2 cores" in built["md"]
+    assert f"**One replica** (≤ 70% of the connection pool, the limit reached first): {replica:,.2f} req/s" in sec
+    assert _table_row(sec, "**the connection pool**")[3] == f"{100 * rps / pool_limit:.0f} %"
+    assert "Not saturated: service CPU p50 50.0 % is below 80% of the 2 cores (160 %)" in built["md"]
     assert f"**Replicas of this size:** {math.ceil(target / replica)}" in built["md"]
 
 
@@ -374,6 +387,45 @@ def test_cli_refuses_an_unknown_run(built, tmp_path):
 class _Unexportable:
     def write_image(self, path: str) -> None:
         raise RuntimeError("Kaleido requires Google Chrome to be installed\nmore detail")
+
+
+def _tiny_and_ranked(tmp_path: Path, counts: tuple[int, int]) -> dict[str, Any]:
+    """A run of k6's main_small with a CPU profile of collapsed stacks at 100 Hz:
+    `asyncio.write` with counts[0] samples and `json.dumps` with counts[1]."""
+    prof = tmp_path / "cpu.collapsed.txt"
+    prof.write_text("# perflab: rate_hz=100 duration_s=5 clock=cpu\n"
+                    f"main;asyncio.write {counts[0]}\nmain;json.dumps {counts[1]}\n")
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        for path in (FIXTURES / "k6/main_small.ndjson", prof):
+            ingest_path(store, path, run_id="tiny")
+        store.ensure_run("tiny", scenario=None, variant=None, status="complete")
+        return write_report(store, "tiny", out_dir=tmp_path / "out")
+    finally:
+        store.close()
+
+
+def test_a_tiny_profile_names_no_hottest_function(tmp_path):
+    # GIVEN 13 samples (130 ms of CPU): asyncio.write has 5 of them, 38.46 % flat
+    result = _tiny_and_ranked(tmp_path, (5, 8))
+    cpu = result["report"]["cpu_profile"]
+    assert (cpu["samples"], cpu["cpu_s"]) == (13, pytest.approx(0.13))
+    assert cpu["too_small"] == "too small to rank functions: 13 samples (130 ms of CPU), fewer than 100"
+    md = Path(result["markdown"]).read_text()
+    # THEN neither the key findings nor the assessment rank a function or a category
+    assert "hottest function" not in md and "takes 61.5 % of the CPU" not in md
+    assert ("The profile is too small to rank functions: 13 samples (130 ms of CPU), fewer than 100: no function "
+            "or category is named as hot from it") in _section(md, "### CPU profile analysis")
+    # AND the top table still lists what was sampled
+    assert _table_row(_section(md, "### CPU profile analysis"), "1")[1:4] == ["`json.dumps`", "0.08 s", "61.54 %"]
+
+
+def test_a_profile_of_enough_samples_names_the_hottest_function(tmp_path):
+    result = _tiny_and_ranked(tmp_path, (40, 60))  # exactly MIN_SAMPLES_TO_RANK
+    assert result["report"]["cpu_profile"]["too_small"] is None
+    areas = _section(Path(result["markdown"]).read_text(), "### ⚠️ Areas for further optimization")
+    assert "**`json.dumps` is the hottest function**" in areas and "60.00 % flat CPU (0.60 s of 1.00 s)" in areas
+    assert "**Serialization takes 60.0 % of the CPU**" in areas
 
 
 def test_png_export_failure_links_nothing(tmp_path):
