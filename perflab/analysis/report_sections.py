@@ -169,18 +169,24 @@ class AlertsSection:
 
 
 @dataclass
-class PreviousComparison:
-    previous: str
+class RunComparison:
+    """This run (B) against another (A): its default ↔ fixed twin when it has one, else the
+    previous run of its scenario and variant. Both are named when both exist."""
+
+    against: str  # the run compared with (A)
+    relation: str  # what A is to this run: "fixed twin", "default twin" or "previous run"
     metrics: list[MetricRow]
     profile: list[dict[str, Any]]
     profile_note: str | None
     alpha: float
+    twin: str | None = None
+    previous: str | None = None
 
 
 @dataclass
-class NoPrevious:
+class NoComparison:
     reason: str
-    previous: None = None
+    against: None = None
 
 
 @dataclass
@@ -229,6 +235,6 @@ class RunReport:
     alerts: AlertsSection
     capacity: Capacity
     assessment: Assessment
-    comparison: PreviousComparison | NoPrevious
+    comparison: RunComparison | NoComparison
     sources: list[SourceRow]
     charts: list[ChartEntry] = field(default_factory=list)

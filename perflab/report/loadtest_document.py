@@ -24,10 +24,10 @@ from perflab.analysis.report_sections import (
     CpuProfile,
     EndpointStats,
     HeapProfile,
-    NoPrevious,
-    PreviousComparison,
+    NoComparison,
     RequestMetrics,
     ResourceUsage,
+    RunComparison,
     RunReport,
     SignaturesSection,
     Unavailable,
@@ -86,7 +86,7 @@ def document(report: RunReport) -> list[Block]:
         f"{SATURATION_FRACTION:.0%} of the cores."))
     out += _alert_blocks(report.alerts)
     out += _capacity_blocks(report.capacity)
-    out += _comparison_blocks(report.comparison)
+    out += _comparison_blocks(report.comparison, run.run_id)
     out += _sources_blocks(report)
     return out
 
@@ -285,12 +285,25 @@ def _capacity_blocks(cap: Capacity) -> list[Block]:
     return out
 
 
-def _comparison_blocks(cmp: PreviousComparison | NoPrevious) -> list[Block]:
-    out: list[Block] = [Rule(), Heading(2, "Comparison to the previous run")]
-    if isinstance(cmp, NoPrevious):
+# What the run compared with is to this one, in the report's words.
+RELATION_WORDS = {
+    "fixed twin": "its fixed twin (the same scenario with its fix)",
+    "default twin": "its default twin (the same scenario before the fix)",
+    "previous run": "the previous run of this scenario and variant",
+}
+
+
+def _comparison_blocks(cmp: RunComparison | NoComparison, run_id: str) -> list[Block]:
+    out: list[Block] = [Rule(), Heading(2, "Comparison with its twin or previous run")]
+    if isinstance(cmp, NoComparison):
         return out + [Paragraph(cmp.reason.capitalize() + ".")]
-    out.append(Paragraph(f"Previous run of this scenario and variant: `{cmp.previous}` (A) against this run (B). "
-                         f"Beyond noise: a statistical test at α = {cmp.alpha} (perflab.analysis.compare)."))
+    out.append(Paragraph(f"**A:** `{cmp.against}`, {RELATION_WORDS.get(cmp.relation, cmp.relation)}. "
+                         f"**B:** this run. Beyond noise: a statistical test at α = {cmp.alpha} "
+                         "(perflab.analysis.compare)."))
+    if cmp.twin is not None:
+        out.append(Paragraph(f"Previous run of this scenario and variant: `{cmp.previous}` "
+                             f"(`perflab compare {cmp.previous} {run_id}`)." if cmp.previous
+                             else "No previous run of this scenario and variant."))
     rows = []
     for m in cmp.metrics:
         note = m.note or "not measured"
@@ -305,8 +318,8 @@ def _comparison_blocks(cmp: PreviousComparison | NoPrevious) -> list[Block]:
                      f"{m.change_pct:+.1f} %" if fmt.ok(m.change_pct) else "—",
                      "not tested" if m.beyond_noise is None else "**yes**" if m.beyond_noise else "no",
                      m.direction or "—"])
-    out.append(Table(["metric", "previous (A)", "this run (B)", "change", "change %", "beyond noise", "direction"],
-                     rows))
+    out.append(Table(["metric", f"{cmp.relation} (A)", "this run (B)", "change", "change %", "beyond noise",
+                      "direction"], rows))
     if cmp.profile:
         out.append(Paragraph("**CPU profile, largest changes in share of the total (B − A):**"))
         out.append(Table(["function", "flat A", "flat B", "flat Δ", "cum A", "cum B", "cum Δ"],

@@ -56,7 +56,7 @@ def test_login_storm_report(tmp_path: Path):
     assert PASSWORD_CHECK in md.split("### CPU profile analysis")[1].split("### Memory profile")[0]
     assert ("**The service was saturated**, so this estimate is an **upper bound**" in md) is cap["saturated"]
     assert "No heap profile in this run." in md
-    assert "No previous run of this scenario." in md
+    assert "No fixed or default twin and no previous run of this scenario and variant." in md
     for bad in (r"\bNone\b", r"\bnan\b", r"\[FILL"):
         assert not re.search(bad, md), bad
     # The k6 numbers of the report are the run's own k6 summary-export's.

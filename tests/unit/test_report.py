@@ -312,9 +312,12 @@ def test_signatures_are_the_doctors(built):
 
 
 def test_comparison_with_the_previous_run_of_the_scenario(built):
-    sec = _section(built["md"], "## Comparison to the previous run")
-    assert f"`{PREVIOUS}` (A) against this run (B)" in sec
-    rows = built["result"]["report"]["comparison"]["metrics"]
+    sec = _section(built["md"], "## Comparison with its twin or previous run")
+    assert f"**A:** `{PREVIOUS}`, the previous run of this scenario and variant. **B:** this run." in sec
+    cmp = built["result"]["report"]["comparison"]
+    assert (cmp["against"], cmp["relation"], cmp["twin"], cmp["previous"]) == (PREVIOUS, "previous run", None,
+                                                                                PREVIOUS)
+    rows = cmp["metrics"]
     p95 = next(r for r in rows if r["metric"] == "latency p95")
     assert p95["a"] == pytest.approx(built["previous_summary"]["metrics"]["http_req_duration"]["p(95)"])
     assert p95["b"] == pytest.approx(built["summary"]["metrics"]["http_req_duration"]["p(95)"])
@@ -325,17 +328,79 @@ def test_comparison_with_the_previous_run_of_the_scenario(built):
     assert cpu[1].startswith("not measured (") and cpu[2].startswith("50")
 
 
-def test_the_first_run_of_a_scenario_has_no_previous(built):
+def test_the_first_run_of_a_scenario_has_nothing_to_compare_with(built):
     from perflab.analysis.run_report import comparison_section
 
     store = Store(built["store_path"], read_only=True)
     try:
         run = Run.load(store, PREVIOUS)
         assert to_jsonable(comparison_section(run)) == {
-            "previous": None, "reason": "no previous run of this scenario"}
+            "against": None, "reason": "no fixed or default twin and no previous run of this scenario and variant"}
         run.scenario = None
         assert to_jsonable(comparison_section(run))["reason"] == (
-            "no previous run of this scenario (the run has no scenario: a group of files)")
+            "no twin or previous run: the run has no scenario or target (a group of files)")
+    finally:
+        store.close()
+
+
+# Four runs of one scenario, in this order: a batch's default and fixed, then the next batch's.
+TWIN_RUNS = (("d1", "default", "k6/main_small.ndjson"), ("f1", "fixed", "k6/main_dropped.ndjson"),
+             ("d2", "default", "k6/summary_small.ndjson"), ("f2", "fixed", "k6/main_kolkata.ndjson.gz"))
+
+
+def test_each_run_names_its_twin_from_the_same_batch(tmp_path):
+    from perflab.analysis.run_report import comparison_section
+
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        for run_id, variant, rel in TWIN_RUNS[:3]:
+            ingest_path(store, FIXTURES / rel, run_id=run_id)
+            store.ensure_run(run_id, scenario="storm", variant=variant, status="complete")
+        # GIVEN d1, f1, d2: the second batch has no fixed run yet
+        twins = {r: (t.run_id if (t := Run.load(store, r).twin()) else None) for r in ("d1", "f1", "d2")}
+        assert twins == {"d1": "f1", "f1": "d1", "d2": None}
+        # THEN d2 falls back on the previous default, and f1's report compares with d1
+        d2 = to_jsonable(comparison_section(Run.load(store, "d2")))
+        assert (d2["against"], d2["relation"], d2["twin"], d2["previous"]) == ("d1", "previous run", None, "d1")
+        f1 = to_jsonable(comparison_section(Run.load(store, "f1")))
+        assert (f1["against"], f1["relation"], f1["twin"], f1["previous"]) == ("d1", "default twin", "d1", None)
+        p95 = next(r for r in f1["metrics"] if r["metric"] == "latency p95")
+        assert p95["a"] == pytest.approx(k6_summary(store, Run.load(store, "d1").k6_source)["metrics"]
+                                         ["http_req_duration"]["p(95)"])
+        # WHEN the second batch's fixed run arrives, it pairs with d2, not with d1
+        run_id, variant, rel = TWIN_RUNS[3]
+        ingest_path(store, FIXTURES / rel, run_id=run_id)
+        store.ensure_run(run_id, scenario="storm", variant=variant, status="complete")
+        twins = {r: (t.run_id if (t := Run.load(store, r).twin()) else None) for r in ("d1", "f1", "d2", "f2")}
+        assert twins == {"d1": "f1", "f1": "d1", "d2": "f2", "f2": "d2"}
+        d2 = to_jsonable(comparison_section(Run.load(store, "d2")))
+        assert (d2["against"], d2["relation"], d2["previous"]) == ("f2", "fixed twin", "d1")
+        result = write_report(store, "f2", out_dir=tmp_path / "out")
+        sec = _section(Path(result["markdown"]).read_text(), "## Comparison with its twin or previous run")
+        assert "**A:** `d2`, its default twin (the same scenario before the fix). **B:** this run." in sec
+        assert "Previous run of this scenario and variant: `f1` (`perflab compare f1 f2`)." in sec
+        assert _table_row(sec, "metric")[1] == "default twin (A)"
+    finally:
+        store.close()
+
+
+def test_a_brought_group_starts_at_its_first_sample_not_at_its_ingest(tmp_path):
+    # GIVEN process samples from 10:07:00, before the k6 file's first point (10:08:33.567)
+    csv = tmp_path / "process.csv"
+    csv.write_text("time,cpu_percent_of_one_core,rss_bytes\n2026-11-22T10:07:00Z,10,1000\n"
+                   "2026-11-22T10:07:01Z,12,1000\n")
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        ingest_path(store, FIXTURES / "k6/main_small.ndjson", run_id="k6-only")
+        ingest_path(store, csv, run_id="brought")
+        ingest_path(store, FIXTURES / "k6/main_dropped.ndjson", run_id="brought")
+        store.ensure_run("empty")
+        k6_first = store.sql("SELECT min(time) AS t FROM k6_points WHERE run_id = 'k6-only'")["t"][0]
+        # THEN each starts at its own first sample; a run with none at its registration
+        assert Run.load(store, "k6-only").started_at == k6_first.isoformat()
+        assert Run.load(store, "brought").started_at == "2026-11-22T10:07:00+00:00"
+        empty = Run.load(store, "empty")
+        assert empty.started_at == empty.created_at.isoformat()
     finally:
         store.close()
 
