@@ -220,9 +220,11 @@ def test_the_pool_capacity_is_one_number(lab_runs: LabRuns, lab: dict[tuple[str,
         settings = run_.settings
         # What the pool opens before a request waits: its size plus its overflow (the manifest's settings).
         opens = float(settings["POOL_SIZE"]) + float(settings["POOL_MAX_OVERFLOW"])
-        doctor = _by_signature(lab[key])["pool-saturation"]["evidence"]["pool_capacity"]
         line = next(t for t in charts.inflight_and_waiting(run_).data if t.name == "pool capacity")
-        assert doctor == opens and set(line.y) == {opens}, (key, doctor, set(line.y), opens)
+        assert set(line.y) == {opens}, (key, set(line.y), opens)
+        # The doctor states it where it had enough pool samples in the steady window (always the false idle's).
+        doctor = _by_signature(lab[key])["pool-saturation"]["evidence"].get("pool_capacity")
+        assert doctor == opens or (doctor is None and key[0] != "false-idle"), (key, doctor, opens)
 
 
 def test_latency_follows_cpu_only_when_it_does(lab: dict[tuple[str, str], dict[str, Any]]) -> None:
