@@ -5,9 +5,14 @@
     p95 latency                            ≤ the HighAPILatency alert    above it
     dropped iterations                     none                          any (latency figures are optimistic)
     checks                                 all passed                    any failed
-    CPU headroom (capacity)                p95 within HEADROOM of cores  above it; "saturated" when capacity says so
-    hottest function                       —                             ≥ HOT_FUNCTION_SHARE flat
-    hot-frame category                     —                             ≥ HOT_CATEGORY_SHARE of the CPU
+    CPU headroom (capacity)                p95 within HEADROOM of cores  above it; "saturated" only when the
+                                                                         service's CPU p50 ≥ SATURATION_FRACTION
+                                                                         of the cores (capacity)
+    limiting resource (capacity)           —                             a pool or database limit below the
+                                                                         CPU's, used beyond HEADROOM
+    hottest function                       —                             ≥ HOT_FUNCTION_SHARE flat, from a profile
+                                                                         of ≥ MIN_SAMPLES_TO_RANK samples
+    hot-frame category                     —                             ≥ HOT_CATEGORY_SHARE of the CPU (same)
     alert rules                            none fired                    each that fired
     signatures                             none present, some absent     each present
 """
@@ -18,7 +23,7 @@ from collections.abc import Sequence
 
 from perflab import fmt
 from perflab.analysis.alerts import ERROR_RATE_THRESHOLD, P95_THRESHOLD_MS, AlertResult
-from perflab.analysis.capacity import HEADROOM_CPU_FRACTION, Capacity
+from perflab.analysis.capacity import CPU, HEADROOM_CPU_FRACTION, Capacity
 from perflab.analysis.report_sections import (
     Assessment,
     CpuProfile,
@@ -35,6 +40,16 @@ from perflab.fmt import ok
 HOT_CATEGORY_SHARE = 0.3
 # One function with a fifth of the CPU to itself (flat) is a hot spot worth naming.
 HOT_FUNCTION_SHARE = 0.2
+# A sampled profile ranks functions only from 100 samples (1 s of CPU at pprof's 100 Hz):
+# a share's standard error is then at most 5 points (√(¼ ÷ 100)), so a function at
+# HOT_FUNCTION_SHARE stands clear of one at half of it. The false-idle service's own
+# profile held 2–30 samples (22–63 ms of CPU), where one sample moves a share by 3–50 points.
+MIN_SAMPLES_TO_RANK = 100
+# A cProfile dump counts calls, not samples: the same 1 s of CPU is its minimum (its
+# timer's overhead per call is a larger share of a shorter total).
+MIN_CPU_S_TO_RANK = 1.0
+# What the resources are called in the report's words.
+RESOURCE_WORDS = {"cpu": "the service's CPU", "pool": "the connection pool", "database": "the database's CPU"}
 
 
 def assess(requests: RequestMetrics | Unavailable, resources: ResourceUsage, cpu: CpuProfile | Unavailable,
@@ -77,6 +92,8 @@ def assess(requests: RequestMetrics | Unavailable, resources: ResourceUsage, cpu
     service = resources.role("service")
     if capacity.saturated:
         areas.append(Item("The service was saturated", "; ".join(capacity.saturation_reasons)))
+    elif capacity.machine_saturated:
+        areas.append(Item("The machine's CPU was saturated", "; ".join(capacity.saturation_reasons)))
     elif service and ok(service.cpu_p95) and service.cpu_p95 is not None and capacity.cores:
         ceiling = HEADROOM_CPU_FRACTION * capacity.cores * 100
         if service.cpu_p95 <= ceiling:
@@ -86,7 +103,14 @@ def assess(requests: RequestMetrics | Unavailable, resources: ResourceUsage, cpu
         else:
             areas.append(Item("Little CPU headroom", f"service CPU p95 {fmt.cpu(service.cpu_p95)} is above "
                               f"{HEADROOM_CPU_FRACTION:.0%} of {capacity.cores} cores ({ceiling:.0f} %)"))
-    if isinstance(cpu, CpuProfile):
+    first_limit = capacity.limits[0] if capacity.limits else None
+    if (first_limit is not None and first_limit.resource != CPU and first_limit.used >= HEADROOM_CPU_FRACTION):
+        cpu_limit = next((lim for lim in capacity.limits if lim.resource == CPU), None)
+        areas.append(Item(f"{RESOURCE_WORDS[first_limit.resource].capitalize()} limits the throughput",
+                          f"{fmt.number(first_limit.rps)} req/s at most ({first_limit.basis}); the run used "
+                          f"{fmt.percent(first_limit.used, digits=0)} of it"
+                          + (f", while the CPU would allow {fmt.number(cpu_limit.rps)} req/s" if cpu_limit else "")))
+    if isinstance(cpu, CpuProfile) and profile_too_small(cpu) is None:
         prof = cpu
         if prof.flat:
             first = prof.flat[0]
@@ -114,6 +138,20 @@ def assess(requests: RequestMetrics | Unavailable, resources: ResourceUsage, cpu
     if findings and not present and absent:
         strengths.append(Item("No bottleneck signature present", f"judged absent: {', '.join(absent)}"))
     return out
+
+
+def profile_too_small(prof: CpuProfile) -> str | None:
+    """Why a CPU profile is too small to rank functions or categories (None: it is not).
+    The one rule the report's "hottest function" and hot-category claims follow."""
+    cpu = fmt.scaled(prof.cpu_s, "seconds") if prof.cpu_s is not None else "unknown CPU time"
+    if prof.samples is not None:
+        if prof.samples >= MIN_SAMPLES_TO_RANK:
+            return None
+        return (f"too small to rank functions: {fmt.count(prof.samples)} samples ({cpu} of CPU), fewer than "
+                f"{MIN_SAMPLES_TO_RANK}")
+    if prof.cpu_s is not None and prof.cpu_s >= MIN_CPU_S_TO_RANK:
+        return None
+    return f"too small to rank functions: {cpu} of CPU, less than {MIN_CPU_S_TO_RANK:g} s"
 
 
 def alert_value(r: AlertResult, v: float | None) -> str:

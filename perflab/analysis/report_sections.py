@@ -131,6 +131,9 @@ class CpuProfile:
     cum: list[dict[str, Any]]
     categories: CategoryShares
     duration_s: float | None = optional()  # a pprof profile's own duration
+    samples: int | None = None  # samples taken (None: a cProfile dump, which counts calls)
+    cpu_s: float | None = None  # the CPU time the profile holds
+    too_small: str | None = None  # why it cannot rank functions (assessment.profile_too_small), or None
 
 
 @dataclass
@@ -166,18 +169,24 @@ class AlertsSection:
 
 
 @dataclass
-class PreviousComparison:
-    previous: str
+class RunComparison:
+    """This run (B) against another (A): its default ↔ fixed twin when it has one, else the
+    previous run of its scenario and variant. Both are named when both exist."""
+
+    against: str  # the run compared with (A)
+    relation: str  # what A is to this run: "fixed twin", "default twin" or "previous run"
     metrics: list[MetricRow]
     profile: list[dict[str, Any]]
     profile_note: str | None
     rule: str  # when a change is beyond noise (perflab.analysis.compare)
+    twin: str | None = None
+    previous: str | None = None
 
 
 @dataclass
-class NoPrevious:
+class NoComparison:
     reason: str
-    previous: None = None
+    against: None = None
 
 
 @dataclass
@@ -226,6 +235,6 @@ class RunReport:
     alerts: AlertsSection
     capacity: Capacity
     assessment: Assessment
-    comparison: PreviousComparison | NoPrevious
+    comparison: RunComparison | NoComparison
     sources: list[SourceRow]
     charts: list[ChartEntry] = field(default_factory=list)

@@ -37,6 +37,8 @@ from perflab.vocab import CPROFILE, HEAP_TYPES, K6, K6_CSV, K6_SUMMARY, PGSTAT, 
 
 # How many run ids a "no such run" error suggests.
 RECENT_RUNS_HINT = 3
+# The variants a scenario's twins carry (a lab scenario's fix, a target's [variants.fixed]).
+DEFAULT_VARIANT, FIXED_VARIANT = "default", "fixed"
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,21 @@ class Run:
 
     @cached_property
     def started_at(self) -> str:
-        """When the run started, on its own clock: the manifest's, else the first k6 sample's
-        time, else when the run was registered (never "now", so a rendering is repeatable)."""
+        """When the run started, on its own clock: the manifest's, else its first sample's time
+        (k6, resource, metric, /debug/vars or pg_stat_activity samples, or a profile's start),
+        else when the run was registered (never "now", so a rendering is repeatable). A group
+        brought with ``ingest --run`` so starts when its data does, not when it was ingested."""
         if self.manifest and self.manifest.started_at:
             return self.manifest.started_at
-        first = self.store.con.execute("SELECT min(time) FROM k6_points WHERE run_id = ?",
-                                       [self.run_id]).fetchall()[0][0]
+        first = self.store.con.execute(
+            """SELECT min(t) FROM (
+                 SELECT min(time) AS t FROM k6_points WHERE run_id = $1
+                 UNION ALL SELECT min(t) FROM resource_samples WHERE run_id = $1
+                 UNION ALL SELECT min(t) FROM metric_samples WHERE run_id = $1
+                 UNION ALL SELECT min(t) FROM service_vars WHERE run_id = $1
+                 UNION ALL SELECT min(sample_ts) FROM pg_stat_activity_samples WHERE run_id = $1
+                 UNION ALL SELECT to_timestamp(min(time_nanos) / 1e9) FROM pprof_profiles
+                           WHERE run_id = $1 AND time_nanos > 0)""", [self.run_id]).fetchall()[0][0]
         return str(first.isoformat()) if first is not None else self.created_at.isoformat()
 
     def previous(self) -> Run | None:
@@ -138,6 +149,39 @@ class Run:
                  AND (created_at < ? OR (created_at = ? AND run_id < ?))
                ORDER BY created_at DESC, run_id DESC LIMIT 1""",
             [self.scenario, self.variant, self.run_id, self.created_at, self.created_at, self.run_id]).fetchall()
+        return Run.load(self.store, rows[0][0]) if rows else None
+
+    def twin(self) -> Run | None:
+        """The run's default ↔ fixed twin, of the same scenario (or target), complete.
+
+        A night (or any batch) runs each scenario's default, then its fixed variant: a fixed
+        run's twin is the latest default registered before it; a default run's is the first
+        fixed run after it with no other default of the scenario between them (the fixed run
+        whose own twin it is). So each pair is found from either side, and a later batch's
+        runs pair with each other, not with this one's.
+        """
+        if not self.scenario or self.variant not in (DEFAULT_VARIANT, FIXED_VARIANT):
+            return None
+        if self.variant == FIXED_VARIANT:
+            rows = self.store.con.execute(
+                """SELECT run_id FROM runs WHERE scenario = ? AND variant = ? AND run_id <> ?
+                     AND coalesce(status, 'complete') = 'complete'
+                     AND (created_at < ? OR (created_at = ? AND run_id < ?))
+                   ORDER BY created_at DESC, run_id DESC LIMIT 1""",
+                [self.scenario, DEFAULT_VARIANT, self.run_id, self.created_at, self.created_at,
+                 self.run_id]).fetchall()
+        else:
+            rows = self.store.con.execute(
+                """SELECT f.run_id FROM runs f
+                   WHERE f.scenario = $1 AND f.variant = $2 AND coalesce(f.status, 'complete') = 'complete'
+                     AND (f.created_at > $3 OR (f.created_at = $3 AND f.run_id > $4))
+                     AND NOT EXISTS (
+                       SELECT 1 FROM runs d WHERE d.scenario = $1 AND d.variant = $5 AND d.run_id <> $4
+                         AND coalesce(d.status, 'complete') = 'complete'
+                         AND (d.created_at > $3 OR (d.created_at = $3 AND d.run_id > $4))
+                         AND (d.created_at < f.created_at OR (d.created_at = f.created_at AND d.run_id < f.run_id)))
+                   ORDER BY f.created_at, f.run_id LIMIT 1""",
+                [self.scenario, FIXED_VARIANT, self.created_at, self.run_id, DEFAULT_VARIANT]).fetchall()
         return Run.load(self.store, rows[0][0]) if rows else None
 
     # -- its sources ---------------------------------------------------------------------------

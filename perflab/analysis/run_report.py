@@ -2,7 +2,7 @@
 
 The report follows the shape of a hand-written load-test analysis (request metrics,
 resource usage, top CPU consumers flat and cum, top allocations, signatures, alert
-rules, capacity, strengths and areas, comparison to the previous run); each section
+rules, capacity, strengths and areas, comparison with the run's twin or previous run); each section
 comes from one analysis of the run:
 
     requests      k6's own summary (loadtest.k6_summary), overall and per endpoint tag
@@ -13,7 +13,7 @@ comes from one analysis of the run:
     alerts        the tuning guide's alert rules (alerts.evaluate_alerts)
     capacity      capacity.run_capacity
     assessment    strengths and areas (assessment.assess)
-    comparison    compare.compare_runs against the previous run of the scenario
+    comparison    compare.compare_runs against the run's default ↔ fixed twin, else the previous run
 
 The section types are in perflab.analysis.report_sections; perflab.report renders them
 into markdown and HTML.
@@ -25,7 +25,7 @@ import math
 
 from perflab import __version__
 from perflab.analysis.alerts import evaluate_alerts, rules_table
-from perflab.analysis.assessment import assess
+from perflab.analysis.assessment import assess, profile_too_small
 from perflab.analysis.capacity import run_capacity
 from perflab.analysis.categories import categories
 from perflab.analysis.compare import compare_runs
@@ -38,12 +38,12 @@ from perflab.analysis.report_sections import (
     CpuProfile,
     EndpointStats,
     HeapProfile,
-    NoPrevious,
-    PreviousComparison,
+    NoComparison,
     ReportFinding,
     RequestMetrics,
     ResourceUsage,
     RoleUsage,
+    RunComparison,
     RunHeader,
     RunReport,
     SignaturesSection,
@@ -63,6 +63,8 @@ TOP_N = 10
 HEAP_TOP_N = 10
 # Evidence items shown per signature in the table (the JSON has them all).
 MAX_EVIDENCE_ITEMS = 6
+# A CPU profile's total in seconds, by its unit (pprof's nanoseconds, cProfile's seconds).
+CPU_SECONDS_PER_UNIT = {"nanoseconds": 1e-9, "microseconds": 1e-6, "milliseconds": 1e-3, "seconds": 1.0}
 # The doctor's window facts, repeated in every finding: the report states the window once.
 _WINDOW_KEYS = {"window_start_s", "window_end_s", "run_span_s", "window_method"}
 
@@ -175,6 +177,12 @@ def cpu_profile_section(run: Run) -> CpuProfile | Unavailable:
         nanos = run.store.con.execute("SELECT duration_nanos FROM pprof_profiles WHERE source_id = ?",
                                       [sid]).fetchall()[0][0]
         out.duration_s = nanos / 1e9 if nanos else None
+    counted = next((p for p in run.frames.profiles if p.source_id == sid), None)
+    if counted is not None and counted.format == PPROF:
+        out.samples = counted.samples
+    out.cpu_s = CPU_SECONDS_PER_UNIT[full["unit"]] * float(full["total"]) if full["unit"] in CPU_SECONDS_PER_UNIT \
+        else None
+    out.too_small = profile_too_small(out)
     return out
 
 
@@ -206,11 +214,17 @@ def signatures_section(run: Run) -> SignaturesSection:
     return SignaturesSection(findings)
 
 
-def comparison_section(run: Run) -> PreviousComparison | NoPrevious:
-    prev = run.previous()
-    if prev is None:
-        why = "" if run.scenario else " (the run has no scenario: a group of files)"
-        return NoPrevious(f"no previous run of this scenario{why}")
-    result = compare_runs(prev, run)
-    return PreviousComparison(previous=prev.run_id, metrics=result.metrics, profile=result.profile.rows[:TOP_N],
-                              profile_note=result.profile.note, rule=result.rule)
+def comparison_section(run: Run) -> RunComparison | NoComparison:
+    """This run against its default ↔ fixed twin (the experiment), else against the previous
+    run of its scenario and variant (a regression check)."""
+    if not run.scenario:
+        return NoComparison("no twin or previous run: the run has no scenario or target (a group of files)")
+    twin, prev = run.twin(), run.previous()
+    other = twin or prev
+    if other is None:
+        return NoComparison("no fixed or default twin and no previous run of this scenario and variant")
+    relation = f"{other.variant} twin" if twin is not None else "previous run"
+    result = compare_runs(other, run)
+    return RunComparison(against=other.run_id, relation=relation, metrics=result.metrics,
+                         profile=result.profile.rows[:TOP_N], profile_note=result.profile.note, rule=result.rule,
+                         twin=twin.run_id if twin else None, previous=prev.run_id if prev else None)

@@ -11,17 +11,23 @@ from pathlib import Path
 
 from perflab import fmt
 from perflab.analysis.alerts import P95_THRESHOLD_MS
-from perflab.analysis.assessment import HOT_CATEGORY_SHARE, HOT_FUNCTION_SHARE, alert_value
+from perflab.analysis.assessment import (
+    HOT_CATEGORY_SHARE,
+    HOT_FUNCTION_SHARE,
+    MIN_SAMPLES_TO_RANK,
+    RESOURCE_WORDS,
+    alert_value,
+)
 from perflab.analysis.capacity import HEADROOM_CPU_FRACTION, SATURATION_FRACTION, Capacity
 from perflab.analysis.report_sections import (
     AlertsSection,
     CpuProfile,
     EndpointStats,
     HeapProfile,
-    NoPrevious,
-    PreviousComparison,
+    NoComparison,
     RequestMetrics,
     ResourceUsage,
+    RunComparison,
     RunReport,
     SignaturesSection,
     Unavailable,
@@ -75,10 +81,12 @@ def document(report: RunReport) -> list[Block]:
     out.append(Paragraph(
         f"Thresholds: error rate 0 is a strength and above 0 an area; p95 over {P95_THRESHOLD_MS:g} ms, a hot-frame "
         f"category over {HOT_CATEGORY_SHARE:.0%} of the CPU and one function over {HOT_FUNCTION_SHARE:.0%} flat are "
-        f"areas; CPU p95 within {HEADROOM_CPU_FRACTION:.0%} of the cores is headroom."))
+        f"areas (from a CPU profile of at least {MIN_SAMPLES_TO_RANK} samples); CPU p95 within "
+        f"{HEADROOM_CPU_FRACTION:.0%} of the cores is headroom; the service is saturated from a CPU p50 of "
+        f"{SATURATION_FRACTION:.0%} of the cores."))
     out += _alert_blocks(report.alerts)
     out += _capacity_blocks(report.capacity)
-    out += _comparison_blocks(report.comparison)
+    out += _comparison_blocks(report.comparison, run.run_id)
     out += _sources_blocks(report)
     return out
 
@@ -143,12 +151,18 @@ def _cpu_blocks(prof: CpuProfile | Unavailable) -> list[Block]:
     if isinstance(prof, Unavailable):
         return out + [Paragraph(fmt.missing(prof.reason) + ".")]
     unit = prof.unit
+    samples = f", {fmt.count(prof.samples)} samples" if prof.samples is not None else ""
     out.append(Paragraph(f"Source {prof.source_id} ({prof.format}, {prof.sample_type}): "
-                         f"{fmt.profile_value(prof.total, unit)} total over {fmt.count(prof.functions)} functions. "
-                         "Flat is the time in the function itself, cum includes what it called "
+                         f"{fmt.profile_value(prof.total, unit)} total{samples} over {fmt.count(prof.functions)} "
+                         "functions. Flat is the time in the function itself, cum includes what it called "
                          "(as `go tool pprof -top`)."))
     out += [Paragraph(f"**Top {len(prof.flat)} by flat:**"), _profile_table(prof.flat, unit),
             Paragraph(f"**Top {len(prof.cum)} by cum:**"), _profile_table(prof.cum, unit)]
+    if prof.too_small:
+        out += [Paragraph("**Key findings:**"),
+                Bullets([f"The profile is {prof.too_small}: no function or category is named as hot from it"]),
+                Charts("cpu")]
+        return out
     findings = []
     if prof.flat:
         f = prof.flat[0]
@@ -219,47 +233,76 @@ def _capacity_blocks(cap: Capacity) -> list[Block]:
     if cap.reason:
         out.append(Paragraph(fmt.missing(cap.reason) + "."))
     else:
-        out.append(Bullets([
-            f"**Measured:** {fmt.count(cap.rps)} req/s ({cap.rate_source}) at a service CPU mean of "
-            f"{fmt.cpu(cap.cpu_mean_pct)} of one core",
-            f"**Requests/s per core:** {fmt.count(cap.rps_per_core)} "
-            f"(= {fmt.count(cap.rps)} / ({cap.cpu_mean_pct or 0:.1f} / 100))",
-            f"**One replica** ({fmt.count(cap.cores, reason='core count unknown')} cores at ≤ "
-            f"{HEADROOM_CPU_FRACTION:.0%} CPU): "
-            + (f"{fmt.count(cap.replica_rps)} req/s" if fmt.ok(cap.replica_rps)
-               else fmt.missing("the machine's core count is unknown")),
-        ]))
+        cpu = (f" at a service CPU mean of {fmt.cpu(cap.cpu_mean_pct)} of one core" if fmt.ok(cap.cpu_mean_pct)
+               else "")
+        lines = [f"**Measured:** {fmt.count(cap.rps)} req/s ({cap.rate_source}){cpu}"]
+        if fmt.ok(cap.rps_per_core):
+            lines.append(f"**Requests/s per core:** {fmt.count(cap.rps_per_core)} "
+                         f"(= {fmt.count(cap.rps)} / ({cap.cpu_mean_pct or 0:.1f} / 100))")
+        if cap.limited_by:
+            lines.append(f"**One replica** (≤ {HEADROOM_CPU_FRACTION:.0%} of {RESOURCE_WORDS[cap.limited_by]}, "
+                         f"the limit reached first): {fmt.count(cap.replica_rps)} req/s")
+        else:
+            lines.append("**One replica:** " + fmt.missing("the machine's core count is unknown and the run has "
+                                                           "no pool metrics"))
+        out.append(Bullets(lines))
+        if cap.limits:
+            out.append(Paragraph("**Limits** (the request rate at which each resource would be fully used; the "
+                                 "smallest limits the service):"))
+            out.append(Table(["resource", "limit", "derived from", "used by the run"],
+                             [[("**" + RESOURCE_WORDS[lim.resource] + "**") if lim.resource == cap.limited_by
+                               else RESOURCE_WORDS[lim.resource], f"{fmt.number(lim.rps)} req/s", lim.basis,
+                               fmt.percent(lim.used, digits=0)] for lim in cap.limits]))
     if cap.saturated:
         out.append(Paragraph("**The service was saturated**, so this estimate is an **upper bound**: "
                              + "; ".join(cap.saturation_reasons) + "."))
+    elif cap.machine_saturated:
+        out.append(Paragraph("**The machine's CPU was saturated** (not the service's), so this estimate is an "
+                             "**upper bound**: " + "; ".join(cap.saturation_reasons) + "."))
     elif fmt.ok(cap.cpu_p50_pct) and cap.cores:
         out.append(Paragraph(f"Not saturated: service CPU p50 {fmt.cpu(cap.cpu_p50_pct)} is below "
-                             f"{SATURATION_FRACTION:.0%} of the {cap.cores} cores, k6 dropped no iterations and the "
-                             "machine was not pinned."))
+                             f"{SATURATION_FRACTION:.0%} of the {cap.cores} cores "
+                             f"({SATURATION_FRACTION * cap.cores * 100:.0f} %) and the machine was not pinned."))
     else:
-        out.append(Paragraph("Saturation: " + fmt.missing("no service CPU samples or no core count; k6 dropped "
-                                                          f"{fmt.count(cap.dropped_iterations or 0)} iterations")
-                             + "."))
+        out.append(Paragraph("Saturation: " + fmt.missing("no service CPU samples or no core count") + "."))
+    if cap.dropped_iterations:
+        what = (f"; the limit reached first is {RESOURCE_WORDS[cap.limited_by]}" if cap.limited_by else "")
+        out.append(Paragraph(f"k6 dropped {fmt.count(cap.dropped_iterations)} iterations: the offered rate was not "
+                             f"kept{what}, so the estimate is an **upper bound**."))
     for c in cap.caveats:
         out.append(Paragraph(f"Caveat: {c}."))
     if not cap.reason:
         out.append(Heading(3, f"Scaling for {fmt.count(cap.target_rps)} req/s"))
         out.append(Bullets([
-            f"**Cores needed** at ≤ {HEADROOM_CPU_FRACTION:.0%} CPU: {fmt.count(cap.cores_needed)}",
+            f"**CPU cores needed** at ≤ {HEADROOM_CPU_FRACTION:.0%} CPU: "
+            + fmt.count(cap.cores_needed, reason="no service CPU samples"),
             "**Replicas of this size:** " + (fmt.count(cap.replicas) if fmt.ok(cap.replicas)
-                                              else fmt.missing("the machine's core count is unknown")),
+                                              else fmt.missing("no limit could be derived")),
         ]))
-        out.append(Paragraph("Linear in CPU: valid while CPU is what limits a request and the pool, the database "
-                             "and locks keep up (the alert rules above say whether they did)."))
+        out.append(Paragraph("Each limit is linear in its own resource: valid while nothing the run did not measure "
+                             "(a dependency, locks) comes first (the alert rules above say whether the pool kept "
+                             "up)."))
     return out
 
 
-def _comparison_blocks(cmp: PreviousComparison | NoPrevious) -> list[Block]:
-    out: list[Block] = [Rule(), Heading(2, "Comparison to the previous run")]
-    if isinstance(cmp, NoPrevious):
+# What the run compared with is to this one, in the report's words.
+RELATION_WORDS = {
+    "fixed twin": "its fixed twin (the same scenario with its fix)",
+    "default twin": "its default twin (the same scenario before the fix)",
+    "previous run": "the previous run of this scenario and variant",
+}
+
+
+def _comparison_blocks(cmp: RunComparison | NoComparison, run_id: str) -> list[Block]:
+    out: list[Block] = [Rule(), Heading(2, "Comparison with its twin or previous run")]
+    if isinstance(cmp, NoComparison):
         return out + [Paragraph(cmp.reason.capitalize() + ".")]
-    out.append(Paragraph(f"Previous run of this scenario and variant: `{cmp.previous}` (A) against this run (B). "
-                         f"Beyond noise: {cmp.rule} (perflab.analysis.compare)."))
+    out.append(Paragraph(f"**A:** `{cmp.against}`, {RELATION_WORDS.get(cmp.relation, cmp.relation)}. "
+                         f"**B:** this run. Beyond noise: {cmp.rule} (perflab.analysis.compare)."))
+    if cmp.twin is not None:
+        out.append(Paragraph(f"Previous run of this scenario and variant: `{cmp.previous}` "
+                             f"(`perflab compare {cmp.previous} {run_id}`)." if cmp.previous
+                             else "No previous run of this scenario and variant."))
     rows = []
     for m in cmp.metrics:
         note = m.note or "not measured"
@@ -274,8 +317,8 @@ def _comparison_blocks(cmp: PreviousComparison | NoPrevious) -> list[Block]:
                      f"{m.change_pct:+.1f} %" if fmt.ok(m.change_pct) else "—",
                      "not tested" if m.beyond_noise is None else "**yes**" if m.beyond_noise else "no",
                      m.direction or "—"])
-    out.append(Table(["metric", "previous (A)", "this run (B)", "change", "change %", "beyond noise", "direction"],
-                     rows))
+    out.append(Table(["metric", f"{cmp.relation} (A)", "this run (B)", "change", "change %", "beyond noise",
+                      "direction"], rows))
     if cmp.profile:
         out.append(Paragraph("**CPU profile, largest changes in share of the total (B − A):**"))
         out.append(Table(["function", "flat A", "flat B", "flat Δ", "cum A", "cum B", "cum Δ"],

@@ -11,11 +11,14 @@ a user's files carry.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perflab.analysis.run import Run
+from perflab.store import Store
 from tests.helpers import run_cli, wait_for_a_quiet_machine
 from tests.services.collect import FIXES, collect
 from tests.services.orders_service import build_orders
@@ -100,3 +103,22 @@ def test_retry_storm_is_judged_on_downstream_calls_per_request(brought: dict[str
     assert 0.15 <= ev["timeout_rate"] <= 0.45, ev
     fixed = brought["doctor"]["report-fixed"]["retry-storm"]["evidence"]
     assert fixed["downstream_calls_per_request"] <= 1.25, fixed
+
+
+def test_the_orders_report_is_limited_by_its_pool_and_starts_at_its_data(brought: dict[str, Any]) -> None:
+    out = run_cli("report", "orders-default", "--out", str(brought["store"].parent / "reports"), "--json",
+                  store=brought["store"], timeout=180)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["report"]
+    cap = report["capacity"]
+    # A pool of 2 connections each held ~50 ms: database/sql's DBStats give the pool's limit (Little's law).
+    assert cap["limited_by"] == "pool" and 0.5 <= cap["replica_rps"] / cap["rps"] <= 2, cap
+    assert cap["saturated"] is False, cap
+    # Brought files start when their samples do, before they were ingested.
+    store = Store(brought["store"], read_only=True)
+    try:
+        registered = Run.load(store, "orders-default").created_at
+    finally:
+        store.close()
+    started = datetime.fromisoformat(report["run"]["started_at"])
+    assert (registered - started).total_seconds() >= DURATION_S, (started, registered)

@@ -2,7 +2,7 @@
 
 The report must find what the lab put there: the login-storm signature present, the
 password check (bcrypt under sample_workload.auth.check_password) in the CPU top, and a
-service saturated, so the capacity estimate is an upper bound.
+service (or its machine) saturated, so the capacity estimate is an upper bound.
 """
 
 from __future__ import annotations
@@ -45,15 +45,18 @@ def test_login_storm_report(tmp_path: Path):
     assert any(PASSWORD_CHECK in n for n in names), names
 
     cap = report["capacity"]
-    assert cap["saturated"] is True and cap["upper_bound"] is True, cap
-    assert cap["rps_per_core"] > 0 and cap["replicas"] >= 1
+    # "Saturated" is the service's CPU at 80 % of the cores; on a machine shared with other work
+    # bcrypt may get less, and then the report says the machine was pinned instead.
+    assert cap["saturated"] is (cap["cpu_p50_pct"] >= 0.8 * cap["cores"] * 100), cap
+    assert cap["upper_bound"] is True and (cap["saturated"] or cap["machine_saturated"]), cap
+    assert cap["rps_per_core"] > 0 and cap["replicas"] >= 1 and cap["limited_by"] == "cpu", cap
 
     md = Path(doc["markdown"]).read_text()
     assert re.search(r"^\| \*\*login-storm\*\* \| present \|", md, flags=re.M)
     assert PASSWORD_CHECK in md.split("### CPU profile analysis")[1].split("### Memory profile")[0]
-    assert "**The service was saturated**, so this estimate is an **upper bound**" in md
+    assert ("**The service was saturated**, so this estimate is an **upper bound**" in md) is cap["saturated"]
     assert "No heap profile in this run." in md
-    assert "No previous run of this scenario." in md
+    assert "No fixed or default twin and no previous run of this scenario and variant." in md
     for bad in (r"\bNone\b", r"\bnan\b", r"\[FILL"):
         assert not re.search(bad, md), bad
     # The k6 numbers of the report are the run's own k6 summary-export's.

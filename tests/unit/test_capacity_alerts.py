@@ -9,7 +9,7 @@ import pytest
 from perflab.analysis.alerts import (
     BUFFER_RULE, ERROR_RULE, LATENCY_RULE, POOL_RULE, RULES, evaluate_rule, sample_durations,
 )
-from perflab.analysis.capacity import DEFAULT_TARGET_MULTIPLIER, HEADROOM_CPU_FRACTION, estimate
+from perflab.analysis.capacity import DEFAULT_TARGET_MULTIPLIER, HEADROOM_CPU_FRACTION, Pool, estimate
 
 
 # -- alerts ---------------------------------------------------------------------------------
@@ -87,29 +87,33 @@ def test_mismatched_lengths_are_refused():
 
 # -- capacity --------------------------------------------------------------------------------
 
-# (rps, cpu mean, cpu p50, cores, target, dropped, host p50) -> (per core, replica, replicas, saturated)
+# (rps, cpu mean, cpu p50, cores, target, dropped, host p50)
+#   -> (per core, replica, replicas, saturated, machine saturated, upper bound)
 CAPACITY_TABLE = [
     # 10 req/s at 50 % of a core: 20 req/s per core; 2 cores at 70 % = 28 req/s; 100 req/s needs 4
-    (10.0, 50.0, 50.0, 2, 100.0, 0, 60.0, 20.0, 28.0, 4, False),
+    (10.0, 50.0, 50.0, 2, 100.0, 0, 60.0, 20.0, 28.0, 4, False, False, False),
     # default target: 10 × the measured rate
-    (10.0, 50.0, 50.0, 2, None, 0, 60.0, 20.0, 28.0, 4, False),
+    (10.0, 50.0, 50.0, 2, None, 0, 60.0, 20.0, 28.0, 4, False, False, False),
     # exactly one replica's worth
-    (14.0, 100.0, 100.0, 1, 9.8, 0, 100.0, 14.0, 9.8, 1, True),
-    # the login storm: 195 % of 200 % is saturated (≥ 90 %)
-    (4.0, 195.0, 196.0, 2, 40.0, 0, 199.0, 4.0 / 1.95, 4.0 / 1.95 * 2 * 0.7, 14, True),
-    # just below saturation
-    (4.0, 170.0, 179.9, 2, 40.0, 0, 170.0, 4.0 / 1.7, 4.0 / 1.7 * 1.4, 13, False),
-    # dropped iterations alone make it saturated
-    (8.0, 40.0, 40.0, 2, 80.0, 3, 50.0, 20.0, 28.0, 3, True),
-    # the machine pinned (k6 and PostgreSQL too) makes it saturated
-    (8.0, 40.0, 40.0, 2, 80.0, 0, 185.0, 20.0, 28.0, 3, True),
+    (14.0, 100.0, 100.0, 1, 9.8, 0, 100.0, 14.0, 9.8, 1, True, False, True),
+    # the login storm: 195 % of 200 % is saturated (≥ 80 %)
+    (4.0, 195.0, 196.0, 2, 40.0, 0, 199.0, 4.0 / 1.95, 4.0 / 1.95 * 2 * 0.7, 14, True, False, True),
+    # exactly at 80 % of the cores is saturated, just below is not
+    (4.0, 160.0, 160.0, 2, 40.0, 0, 150.0, 4.0 / 1.6, 4.0 / 1.6 * 1.4, 12, True, False, True),
+    (4.0, 150.0, 159.9, 2, 40.0, 0, 150.0, 4.0 / 1.5, 4.0 / 1.5 * 1.4, 11, False, False, False),
+    # dropped iterations are not saturation, but the estimate is an upper bound
+    (8.0, 40.0, 40.0, 2, 80.0, 3, 50.0, 20.0, 28.0, 3, False, False, True),
+    # the false idle: 8 % of a core and dropped iterations: never "saturated"
+    (40.0, 8.0, 8.0, 2, 400.0, 26, 60.0, 500.0, 700.0, 1, False, False, True),
+    # the machine pinned (k6 and PostgreSQL too) is said as such, not as the service saturated
+    (8.0, 40.0, 40.0, 2, 80.0, 0, 185.0, 20.0, 28.0, 3, False, True, True),
 ]
 
 
-@pytest.mark.parametrize("rps, mean, p50, cores, target, dropped, host, per_core, replica, replicas, saturated",
-                         CAPACITY_TABLE)
+@pytest.mark.parametrize("rps, mean, p50, cores, target, dropped, host, per_core, replica, replicas, saturated, "
+                         "machine, bound", CAPACITY_TABLE)
 def test_capacity_decision_table(rps, mean, p50, cores, target, dropped, host, per_core, replica, replicas,
-                                 saturated):
+                                 saturated, machine, bound):
     c = estimate(rps, mean, cpu_p50_pct=p50, cores=cores, target_rps=target, dropped_iterations=dropped,
                  host_cpu_p50_pct=host)
     assert c.reason is None
@@ -118,15 +122,44 @@ def test_capacity_decision_table(rps, mean, p50, cores, target, dropped, host, p
     assert c.replicas == replicas
     assert c.target_rps == pytest.approx(target if target is not None else DEFAULT_TARGET_MULTIPLIER * rps)
     assert c.cores_needed == pytest.approx(c.target_rps / (per_core * HEADROOM_CPU_FRACTION))
-    assert c.saturated is saturated and c.upper_bound is saturated
-    assert bool(c.saturation_reasons) is saturated
+    assert (c.saturated, c.machine_saturated, c.upper_bound) == (saturated, machine, bound)
+    assert bool(c.saturation_reasons) is (saturated or machine)
+    assert c.limited_by == "cpu" and [lim.resource for lim in c.limits] == ["cpu"]
 
 
 def test_a_machine_pinned_by_the_service_is_one_reason_not_two():
     c = estimate(4.0, 195.0, cpu_p50_pct=196.0, cores=2, host_cpu_p50_pct=199.0)
     assert len(c.saturation_reasons) == 1 and c.saturation_reasons[0].startswith("service CPU p50 196 %")
     c = estimate(4.0, 40.0, cpu_p50_pct=40.0, cores=2, host_cpu_p50_pct=199.0, dropped_iterations=2)
-    assert [r.split(" ")[:2] for r in c.saturation_reasons] == [["k6", "dropped"], ["the", "machine's"]]
+    assert [r.split(" ")[:2] for r in c.saturation_reasons] == [["the", "machine's"]]
+
+
+def test_the_pool_limits_by_littles_law_when_it_is_the_smallest():
+    # The false idle: 34.73 req/s, 2 connections always in use (57.6 ms held per request),
+    # 11.5 % of a core. The pool allows 2 / 0.0576 s = 34.73 req/s; the CPU 200 / (11.5 / 34.73) = 604.
+    pool = Pool(capacity=2.0, in_use_mean=2.0, source="test")
+    c = estimate(34.73, 11.5, cpu_p50_pct=12.0, cores=2, dropped_iterations=26, pool=pool,
+                 database_cpu_mean_pct=2.0)
+    assert c.limited_by == "pool" and [lim.resource for lim in c.limits] == ["pool", "cpu", "database"]
+    assert c.limits[0].rps == pytest.approx(34.73) and c.limits[0].used == pytest.approx(1.0)
+    assert c.limits[1].rps == pytest.approx(34.73 * 200 / 11.5)
+    assert c.limits[2].rps == pytest.approx(34.73 * 200 / 2.0)
+    assert c.replica_rps == pytest.approx(34.73 * HEADROOM_CPU_FRACTION)
+    assert 0.5 <= c.replica_rps / c.rps <= 2  # within 2x of what was measured, not 593 req/s
+    assert "57.6 ms held per request" in c.limits[0].basis
+    assert c.saturated is False and c.upper_bound is True
+    # A pool used at a quarter: four times the measured rate, the CPU (20 req/s per core) comes first.
+    c = estimate(10.0, 50.0, cpu_p50_pct=50.0, cores=2, pool=Pool(capacity=10.0, in_use_mean=2.5, source="t"))
+    assert c.limited_by == "cpu" and c.limits[1].rps == pytest.approx(40.0)
+    # A pool never seen in use gives no hold time, so no limit.
+    c = estimate(10.0, 50.0, cpu_p50_pct=50.0, cores=2, pool=Pool(capacity=10.0, in_use_mean=0.0, source="t"))
+    assert [lim.resource for lim in c.limits] == ["cpu"]
+
+
+def test_a_pool_alone_still_gives_a_limit():
+    c = estimate(30.0, None, cores=None, pool=Pool(capacity=4.0, in_use_mean=3.0, source="t"))
+    assert c.reason is None and c.limited_by == "pool" and c.rps_per_core is None
+    assert c.replica_rps == pytest.approx(40.0 * HEADROOM_CPU_FRACTION)
 
 
 def test_unknown_cores_still_give_cores_needed():

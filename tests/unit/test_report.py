@@ -229,15 +229,28 @@ def test_capacity_arithmetic(built):
     w = built["window"]
     rps = built["window_requests"] / (w["end_s"] - w["start_s"])
     per_core = rps / (SERVICE_CPU / 100)
-    replica = per_core * CORES * 0.7
+    cpu_limit = per_core * CORES
+    # Little's law over the window's pool samples: connections held per request = mean in use / rps.
+    in_use = [POOL_ABOVE.get(i, POOL_AT_THRESHOLD.get(i, 5.0)) for i in range(SAMPLES)
+              if w["start_s"] <= (T0 + timedelta(seconds=i * STEP_S)).timestamp() <= w["end_s"]]
+    hold_s = sum(in_use) / len(in_use) / rps
+    pool_limit = POOL_SIZE / hold_s
+    assert pool_limit < cpu_limit  # the pool (10, about half in use) comes before 2 cores at 50 %
+    replica = pool_limit * 0.7
     target = 10 * rps
     cap = built["result"]["report"]["capacity"]
     assert cap["rps_per_core"] == pytest.approx(per_core, rel=1e-12)
+    assert cap["limited_by"] == "pool"
+    assert [(lim["resource"], lim["rps"]) for lim in cap["limits"]] == [
+        ("pool", pytest.approx(pool_limit, rel=1e-9)), ("cpu", pytest.approx(cpu_limit, rel=1e-12)),
+        ("database", pytest.approx(rps * CORES * 100 / 10.0, rel=1e-12))]
+    assert cap["replica_rps"] == pytest.approx(replica, rel=1e-9)
     assert cap["replicas"] == math.ceil(target / replica)
     sec = _section(built["md"], "### Current capacity")
     assert f"**Requests/s per core:** {per_core:,.2f} (= {rps:,.2f} / (50.0 / 100))" in sec
-    assert f"{replica:,.2f} req/s" in sec
-    assert "Not saturated: service CPU p50 50.0 % is below 90% of the 2 cores" in built["md"]
+    assert f"**One replica** (≤ 70% of the connection pool, the limit reached first): {replica:,.2f} req/s" in sec
+    assert _table_row(sec, "**the connection pool**")[3] == f"{100 * rps / pool_limit:.0f} %"
+    assert "Not saturated: service CPU p50 50.0 % is below 80% of the 2 cores (160 %)" in built["md"]
     assert f"**Replicas of this size:** {math.ceil(target / replica)}" in built["md"]
 
 
@@ -299,9 +312,12 @@ def test_signatures_are_the_doctors(built):
 
 
 def test_comparison_with_the_previous_run_of_the_scenario(built):
-    sec = _section(built["md"], "## Comparison to the previous run")
-    assert f"`{PREVIOUS}` (A) against this run (B)" in sec
-    rows = built["result"]["report"]["comparison"]["metrics"]
+    sec = _section(built["md"], "## Comparison with its twin or previous run")
+    assert f"**A:** `{PREVIOUS}`, the previous run of this scenario and variant. **B:** this run." in sec
+    cmp = built["result"]["report"]["comparison"]
+    assert (cmp["against"], cmp["relation"], cmp["twin"], cmp["previous"]) == (PREVIOUS, "previous run", None,
+                                                                                PREVIOUS)
+    rows = cmp["metrics"]
     p95 = next(r for r in rows if r["metric"] == "latency p95")
     assert p95["a"] == pytest.approx(built["previous_summary"]["metrics"]["http_req_duration"]["p(95)"])
     assert p95["b"] == pytest.approx(built["summary"]["metrics"]["http_req_duration"]["p(95)"])
@@ -312,17 +328,79 @@ def test_comparison_with_the_previous_run_of_the_scenario(built):
     assert cpu[1].startswith("not measured (") and cpu[2].startswith("50")
 
 
-def test_the_first_run_of_a_scenario_has_no_previous(built):
+def test_the_first_run_of_a_scenario_has_nothing_to_compare_with(built):
     from perflab.analysis.run_report import comparison_section
 
     store = Store(built["store_path"], read_only=True)
     try:
         run = Run.load(store, PREVIOUS)
         assert to_jsonable(comparison_section(run)) == {
-            "previous": None, "reason": "no previous run of this scenario"}
+            "against": None, "reason": "no fixed or default twin and no previous run of this scenario and variant"}
         run.scenario = None
         assert to_jsonable(comparison_section(run))["reason"] == (
-            "no previous run of this scenario (the run has no scenario: a group of files)")
+            "no twin or previous run: the run has no scenario or target (a group of files)")
+    finally:
+        store.close()
+
+
+# Four runs of one scenario, in this order: a batch's default and fixed, then the next batch's.
+TWIN_RUNS = (("d1", "default", "k6/main_small.ndjson"), ("f1", "fixed", "k6/main_dropped.ndjson"),
+             ("d2", "default", "k6/summary_small.ndjson"), ("f2", "fixed", "k6/main_kolkata.ndjson.gz"))
+
+
+def test_each_run_names_its_twin_from_the_same_batch(tmp_path):
+    from perflab.analysis.run_report import comparison_section
+
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        for run_id, variant, rel in TWIN_RUNS[:3]:
+            ingest_path(store, FIXTURES / rel, run_id=run_id)
+            store.ensure_run(run_id, scenario="storm", variant=variant, status="complete")
+        # GIVEN d1, f1, d2: the second batch has no fixed run yet
+        twins = {r: (t.run_id if (t := Run.load(store, r).twin()) else None) for r in ("d1", "f1", "d2")}
+        assert twins == {"d1": "f1", "f1": "d1", "d2": None}
+        # THEN d2 falls back on the previous default, and f1's report compares with d1
+        d2 = to_jsonable(comparison_section(Run.load(store, "d2")))
+        assert (d2["against"], d2["relation"], d2["twin"], d2["previous"]) == ("d1", "previous run", None, "d1")
+        f1 = to_jsonable(comparison_section(Run.load(store, "f1")))
+        assert (f1["against"], f1["relation"], f1["twin"], f1["previous"]) == ("d1", "default twin", "d1", None)
+        p95 = next(r for r in f1["metrics"] if r["metric"] == "latency p95")
+        assert p95["a"] == pytest.approx(k6_summary(store, Run.load(store, "d1").k6_source)["metrics"]
+                                         ["http_req_duration"]["p(95)"])
+        # WHEN the second batch's fixed run arrives, it pairs with d2, not with d1
+        run_id, variant, rel = TWIN_RUNS[3]
+        ingest_path(store, FIXTURES / rel, run_id=run_id)
+        store.ensure_run(run_id, scenario="storm", variant=variant, status="complete")
+        twins = {r: (t.run_id if (t := Run.load(store, r).twin()) else None) for r in ("d1", "f1", "d2", "f2")}
+        assert twins == {"d1": "f1", "f1": "d1", "d2": "f2", "f2": "d2"}
+        d2 = to_jsonable(comparison_section(Run.load(store, "d2")))
+        assert (d2["against"], d2["relation"], d2["previous"]) == ("f2", "fixed twin", "d1")
+        result = write_report(store, "f2", out_dir=tmp_path / "out")
+        sec = _section(Path(result["markdown"]).read_text(), "## Comparison with its twin or previous run")
+        assert "**A:** `d2`, its default twin (the same scenario before the fix). **B:** this run." in sec
+        assert "Previous run of this scenario and variant: `f1` (`perflab compare f1 f2`)." in sec
+        assert _table_row(sec, "metric")[1] == "default twin (A)"
+    finally:
+        store.close()
+
+
+def test_a_brought_group_starts_at_its_first_sample_not_at_its_ingest(tmp_path):
+    # GIVEN process samples from 10:07:00, before the k6 file's first point (10:08:33.567)
+    csv = tmp_path / "process.csv"
+    csv.write_text("time,cpu_percent_of_one_core,rss_bytes\n2026-11-22T10:07:00Z,10,1000\n"
+                   "2026-11-22T10:07:01Z,12,1000\n")
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        ingest_path(store, FIXTURES / "k6/main_small.ndjson", run_id="k6-only")
+        ingest_path(store, csv, run_id="brought")
+        ingest_path(store, FIXTURES / "k6/main_dropped.ndjson", run_id="brought")
+        store.ensure_run("empty")
+        k6_first = store.sql("SELECT min(time) AS t FROM k6_points WHERE run_id = 'k6-only'")["t"][0]
+        # THEN each starts at its own first sample; a run with none at its registration
+        assert Run.load(store, "k6-only").started_at == k6_first.isoformat()
+        assert Run.load(store, "brought").started_at == "2026-11-22T10:07:00+00:00"
+        empty = Run.load(store, "empty")
+        assert empty.started_at == empty.created_at.isoformat()
     finally:
         store.close()
 
@@ -374,6 +452,45 @@ def test_cli_refuses_an_unknown_run(built, tmp_path):
 class _Unexportable:
     def write_image(self, path: str) -> None:
         raise RuntimeError("Kaleido requires Google Chrome to be installed\nmore detail")
+
+
+def _tiny_and_ranked(tmp_path: Path, counts: tuple[int, int]) -> dict[str, Any]:
+    """A run of k6's main_small with a CPU profile of collapsed stacks at 100 Hz:
+    `asyncio.write` with counts[0] samples and `json.dumps` with counts[1]."""
+    prof = tmp_path / "cpu.collapsed.txt"
+    prof.write_text("# perflab: rate_hz=100 duration_s=5 clock=cpu\n"
+                    f"main;asyncio.write {counts[0]}\nmain;json.dumps {counts[1]}\n")
+    store = Store(tmp_path / "store.duckdb")
+    try:
+        for path in (FIXTURES / "k6/main_small.ndjson", prof):
+            ingest_path(store, path, run_id="tiny")
+        store.ensure_run("tiny", scenario=None, variant=None, status="complete")
+        return write_report(store, "tiny", out_dir=tmp_path / "out")
+    finally:
+        store.close()
+
+
+def test_a_tiny_profile_names_no_hottest_function(tmp_path):
+    # GIVEN 13 samples (130 ms of CPU): asyncio.write has 5 of them, 38.46 % flat
+    result = _tiny_and_ranked(tmp_path, (5, 8))
+    cpu = result["report"]["cpu_profile"]
+    assert (cpu["samples"], cpu["cpu_s"]) == (13, pytest.approx(0.13))
+    assert cpu["too_small"] == "too small to rank functions: 13 samples (130 ms of CPU), fewer than 100"
+    md = Path(result["markdown"]).read_text()
+    # THEN neither the key findings nor the assessment rank a function or a category
+    assert "hottest function" not in md and "takes 61.5 % of the CPU" not in md
+    assert ("The profile is too small to rank functions: 13 samples (130 ms of CPU), fewer than 100: no function "
+            "or category is named as hot from it") in _section(md, "### CPU profile analysis")
+    # AND the top table still lists what was sampled
+    assert _table_row(_section(md, "### CPU profile analysis"), "1")[1:4] == ["`json.dumps`", "0.08 s", "61.54 %"]
+
+
+def test_a_profile_of_enough_samples_names_the_hottest_function(tmp_path):
+    result = _tiny_and_ranked(tmp_path, (40, 60))  # exactly MIN_SAMPLES_TO_RANK
+    assert result["report"]["cpu_profile"]["too_small"] is None
+    areas = _section(Path(result["markdown"]).read_text(), "### ⚠️ Areas for further optimization")
+    assert "**`json.dumps` is the hottest function**" in areas and "60.00 % flat CPU (0.60 s of 1.00 s)" in areas
+    assert "**Serialization takes 60.0 % of the CPU**" in areas
 
 
 def test_png_export_failure_links_nothing(tmp_path):

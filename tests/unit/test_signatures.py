@@ -313,9 +313,37 @@ def test_login_storm_cites_the_hashing_share_and_frame() -> None:
     assert got["evidence"]["top_hashing_frame"] == "bcrypt.checkpw"
     assert got["evidence"]["dropped_iterations_in_window"] == 30
     assert got["evidence"]["hashing_algorithm"] == "bcrypt"  # named from the profile's functions
+    rho = got["evidence"]["cpu_p95_correlation"]
+    assert rho < login_storm.FOLLOWS_MIN_RHO and got["evidence"]["latency_follows_cpu"] is False
     assert got["recommendation"].startswith("bcrypt hashing is 99% of CPU (bcrypt.checkpw), the service uses 190 % "
-                                            "of a core, p95 is 6000 ms: lower the bcrypt cost within policy "
+                                            "of a core, p95 is 6000 ms, latency does not follow CPU second by second "
+                                            f"(rank correlation {rho:+.2f}): lower the bcrypt cost within policy "
                                             "(each step doubles the work: 12 → 10 is 4× cheaper)")
+
+
+def _latency_tied_to_cpu(data: RunData, sign: float) -> RunData:
+    """Each request's latency a function of its second's service CPU: rising with it (sign 1)
+    or falling (sign -1), around 6 s."""
+    cpu = (data.resources.filter(pl.col("role") == "service")
+           .group_by(pl.col("t_s").floor().alias("sec")).agg(pl.col("cpu_pct").mean()))
+    centre = float(cpu["cpu_pct"].mean())  # type: ignore[arg-type]
+    data.requests = (data.requests.with_columns(pl.col("t_s").floor().alias("sec")).join(cpu, on="sec", how="left")
+                     .with_columns((6000.0 + sign * 100.0 * (pl.col("cpu_pct") - centre)).alias("duration_ms"))
+                     .select(data.requests.columns))
+    return data
+
+
+@pytest.mark.parametrize("sign, follows", [(1.0, True), (-1.0, False)])
+def test_latency_follows_cpu_only_with_a_positive_correlation(sign: float, follows: bool) -> None:
+    got = finding(login_storm, _latency_tied_to_cpu(synth(**LOGIN_STORM), sign))
+    ev = got["evidence"]
+    assert got["verdict"] == "present"
+    assert ev["cpu_p95_correlation"] == pytest.approx(sign, abs=0.2)
+    assert ev["latency_follows_cpu"] is follows
+    said = "latency follows CPU second by second" in got["recommendation"]
+    assert said is follows
+    assert ("latency does not follow CPU" in got["recommendation"]) is not follows
+    assert "following" not in login_storm.SUMMARY
 
 
 def test_login_storm_without_cpu_samples_says_what_it_used() -> None:

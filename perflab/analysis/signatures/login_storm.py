@@ -1,4 +1,4 @@
-"""login-storm: is the service CPU-bound on hashing (or serialization), with latency following?
+"""login-storm: is the service CPU-bound on hashing (or serialization), with latency high?
 
 The CPU-bound picture: each login costs a bcrypt check (~240 ms of CPU at cost 12 here),
 so the offered logins need more CPU than the machine has. CPU pins at the cores'
@@ -14,7 +14,8 @@ CPU_MIN_PCT and hashing or serialization ≥ HOT_SHARE_MIN of the CPU profile. E
 the last two is judged when it is known; with only one of them (a user's k6 file and a
 Go CPU profile, no resource samples) the verdict rests on that one and the evidence
 says which was used. The latency-CPU rank correlation per second is reported beside
-(not judged: at saturation CPU is flat while latency climbs, so it reads low).
+(not judged: at saturation CPU is flat while latency climbs, so it reads low or
+negative); "latency follows CPU" is said only when it is at least FOLLOWS_MIN_RHO.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from perflab.analysis.signatures._measure import (
 from perflab.analysis.steady import Window
 
 NAME = "login-storm"
-SUMMARY = "CPU-bound: service CPU pinned, latency following it, hashing or serialization hot in the profile"
+SUMMARY = "CPU-bound: service CPU pinned, latency high, hashing or serialization hot in the profile"
 
 # 80 % of one core: bcrypt called on the event loop caps a Python service at one core
 # (100 %), bcrypt in threads reaches both (195 %); the fixed cost-10 run measured 61–67 %,
@@ -54,6 +55,10 @@ P95_MIN_MS = 500.0
 # A third of the CPU: below that, even free hashing would relieve a CPU-bound service by
 # less than 1.5× (Amdahl), so hashing is not what makes it a storm.
 HOT_SHARE_MIN = 0.3
+# "Latency follows CPU" needs a clearly positive rank correlation of the per-second CPU and
+# p95: over the 8–12 seconds of a 15 s run's steady window, unrelated series reach |ρ| of
+# 0.3–0.5 (the 5 % critical value at 10 pairs is 0.65); the login storm measured −0.25.
+FOLLOWS_MIN_RHO = 0.5
 # The hot-frame categories (perflab.analysis.categories) that make a login storm.
 HOT_CATEGORIES = ("hashing", "serialization")
 
@@ -63,7 +68,8 @@ HOW_TO_COLLECT = ("ingest with --run a k6 NDJSON and a CPU profile of the servic
 
 KEY_EVIDENCE = ("service_cpu_p50", "service_cpu_mean", "service_cpu_from_profile_pct", "p95_ms", "requests",
                 "dropped_iterations_in_window", "hashing_share", "hashing_algorithm", "top_hashing_frame",
-                "serialization_share", "serialization_algorithm", "top_serialization_frame", "cpu_p95_correlation")
+                "serialization_share", "serialization_algorithm", "top_serialization_frame", "cpu_p95_correlation",
+                "latency_follows_cpu")
 
 # What each kind of hot work is, recognised by the function names the profile holds (with
 # their cum share: a PBKDF2 loop sits a few frames above SHA-256's block function), and what
@@ -172,6 +178,11 @@ def judge(data: RunData, window: Window | None) -> Finding:
         if cpu is not None:
             lead.append(f"the service uses {cpu:.0f} % of a core")
         lead.append(f"p95 is {p95:.0f} ms")
+        follows = ev.values.get("latency_follows_cpu")
+        if follows is not None:
+            rho = ev.values["cpu_p95_correlation"]
+            lead.append(f"latency {'follows' if follows else 'does not follow'} CPU second by second "
+                        f"(rank correlation {rho:+.2f})")
         if found:
             advice = found[1] + (HASHING_ALSO if hot == "hashing" else "")
         elif hot is not None:
@@ -203,4 +214,7 @@ def _context(data: RunData, window: Window | None, ev: Evidence) -> None:
         pl.col("duration_ms").quantile(0.95, interpolation="linear").alias("p95"))
     both = cpu.join(lat, on="sec", how="inner")
     if both.height >= 3:
-        ev.add(cpu_p95_correlation=spearman(both["cpu_pct"], both["p95"]))
+        rho = spearman(both["cpu_pct"], both["p95"])
+        ev.add(cpu_p95_correlation=rho, cpu_p95_seconds=both.height)
+        if rho is not None:
+            ev.add(latency_follows_cpu=rho >= FOLLOWS_MIN_RHO)

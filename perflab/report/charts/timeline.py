@@ -283,7 +283,8 @@ INFLIGHT_ROLES = {
     "in_flight": ("requests in flight", 1, "#1f77b4", None),
     "pool_waiting": ("tasks waiting for a connection", 1, "#d62728", None),
     "pool_in_use": ("pool connections in use", 2, "#2ca02c", None),
-    "pool_size": ("pool size", 2, "#7f7f7f", "dash"),
+    # The pool_size role is the most connections the pool opens (size + overflow): the doctor's pool_capacity.
+    "pool_size": ("pool capacity", 2, "#7f7f7f", "dash"),
 }
 
 
@@ -302,7 +303,7 @@ def inflight_and_waiting(run: Run) -> go.Figure:
     gauges = cap_points(levels, ["value"], "max", by="key")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("requests in flight and tasks waiting for a connection",
-                                        "connection pool: connections in use and pool size"))
+                                        "connection pool: connections in use and its capacity"))
     for role, (name, row, color, dash) in INFLIGHT_ROLES.items():
         part = gauges.filter(pl.col("key") == role)
         if part.is_empty():
