@@ -34,13 +34,13 @@ test: install system-packages
 
 # The main job, the nightly run on short defaults: every lab scenario and its fix (real
 # PostgreSQL, the sample service, real k6), the doctor, a report per run, the optimization
-# log (default -> fixed), every notebook executed to offline HTML in reports/DATE/.
+# log (default -> fixed), every notebook executed to offline HTML in reports/DATE/. It ends
+# with three paths: the night's index, its optimization log and its run reports folder.
 REPORT_DURATION ?= 15
 SCENARIOS := healthy login-storm false-idle retry-storm
 
 report: install system-packages
 	$(BIN)/perflab nightly --duration $(REPORT_DURATION) --scenarios $(SCENARIOS)
-	$(BIN)/perflab runs
 
 bench: install
 	$(BIN)/python benchmarks/run.py
