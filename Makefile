@@ -46,12 +46,12 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 # JupyterLab on 127.0.0.1 with notebooks/ and the store ready: PERFLAB_STORE (default
-# data/perflab.duckdb) with the bundled samples ingested. Options go in LAB_ARGS, e.g.
+# data/perflab.duckdb; made here if it is not there) with the bundled samples ingested. Options go in LAB_ARGS, e.g.
 # make lab LAB_ARGS=--ServerApp.port=8899. exec: the server is make's child, stoppable by PID.
 LAB_ARGS ?=
 lab: install
 	export PERFLAB_STORE="$${PERFLAB_STORE:-$(CURDIR)/data/perflab.duckdb}"; \
-	$(BIN)/python -c 'from perflab.notebook import setup; setup()[0].close()' && \
+	$(BIN)/python -c 'from perflab.notebook import setup; setup(create_store=True)[0].close()' && \
 	exec $(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
