@@ -10,6 +10,7 @@ A night is one folder under the reports root: ``YYYY-MM-DD`` (UTC), or
     night.json                      runs, verdicts, regressions, notebooks (sorted keys)
     index.html                      links, the doctor's verdicts per run, regressions
     plotly.min.js                   plotly.js, once for every page of the night
+    notebook.css                    nbconvert's JupyterLab style, once for every notebook page
     NN-name[--scenario].ipynb       an executed notebook (outputs kept: it is the record)
     NN-name[--scenario].html        the same as an HTML page
     runs/RUN_ID/report.{md,html}    the load-test report of each run
@@ -93,6 +94,10 @@ _TEMPLATE_NAME = "perflab_offline.html.j2"
 # What plotly's notebook renderer displays once per kernel: plotly.js inlined. A page of
 # the night loads its shared copy instead, so this output is left out of the HTML.
 _PLOTLY_INIT = "window.PlotlyConfig"
+# nbconvert's page inlines ~260 kB of JupyterLab style in its <head>, the same for every
+# notebook: a night keeps one copy, which each page links.
+NOTEBOOK_CSS = "notebook.css"
+_STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S | re.I)
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
 _CSS_REMOTE = re.compile(r"(?:@import\s+(?:url\()?|url\()\s*[\"']?\s*(?:https?:)?//", re.I)
 
@@ -224,7 +229,11 @@ def execute(job: Job, source_dir: Path, out_dir: Path) -> JobResult:
         nb = nbformat.read(dst, as_version=4)
         result.figures = count_figures(nb)
         page = out_dir / f"{job.stem}.html"
-        page.write_text(to_offline_html(nb, PLOTLY_JS), encoding="utf-8")
+        html, css = shared_head_css(to_offline_html(nb, PLOTLY_JS), NOTEBOOK_CSS)
+        css_file = out_dir / NOTEBOOK_CSS
+        if not css_file.is_file() or css_file.read_text(encoding="utf-8") != css:
+            css_file.write_text(css, encoding="utf-8")
+        page.write_text(html, encoding="utf-8")
         result.html = page.name
         result.offline_problems = offline_problems(page.read_text(encoding="utf-8"))
         if result.offline_problems and not error:
@@ -274,6 +283,23 @@ def to_offline_html(nb: Any, plotly_src: str) -> str:
                             template_file=_TEMPLATE_NAME)
     body, _ = exporter.from_notebook_node(nb, resources={"plotly_js_tag": script_tag(plotly_src)})
     return str(body)
+
+
+def shared_head_css(page: str, href: str) -> tuple[str, str]:
+    """(the page with the <style> blocks of its <head> replaced by one link to ``href``,
+    their CSS in order). Styles in the body (a table's own) stay where they are."""
+    end = page.lower().find("</head>")
+    if end < 0:
+        return page, ""
+    head = page[:end]
+    blocks = list(_STYLE_BLOCK.finditer(head))
+    if not blocks:
+        return page, ""
+    css = "\n".join(m.group(1).strip() for m in blocks) + "\n"
+    link = f'<link rel="stylesheet" href="{href}">\n'
+    first = blocks[0].start()
+    head = head[:first] + link + _STYLE_BLOCK.sub("", head[first:])
+    return head + page[end:], css
 
 
 def _text(value: Any) -> str:

@@ -346,3 +346,22 @@ def test_nightly_ends_with_three_paths(tmp_path: Path) -> None:
     assert closing_lines(night_dir, empty)[1:] == [
         "optimization log: no entry tonight (no scenario ran both default and fixed)",
         "run reports: none (no run completed)"]
+
+
+def test_a_notebook_page_links_the_nights_one_stylesheet() -> None:
+    nb, _ = _figure_notebook()
+    page = nightly.to_offline_html(nb, "plotly.min.js")
+    # WHEN the page's head styles are moved to the shared file
+    linked, css = nightly.shared_head_css(page, "notebook.css")
+    # THEN the head holds one link instead of ~260 kB of CSS, and the CSS is what was inlined
+    head = linked[:linked.index("</head>")]
+    assert "<style" not in head and head.count('<link rel="stylesheet" href="notebook.css">') == 1
+    assert len(css) > 100_000 and ".jp-OutputArea" in css and len(linked) < len(page) - 100_000
+    assert linked[linked.index("</head>"):] == page[page.index("</head>"):]  # the body is untouched
+    assert nightly.offline_problems(linked) == []
+    # the same CSS for every page of a night (so one copy serves them all)
+    other = nightly.to_offline_html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x")]), "p.js")
+    assert nightly.shared_head_css(other, "notebook.css")[1] == css
+    # a body style (a styled table's) stays in the page
+    body_style = page.replace("</body>", "<style>.x{color:red}</style></body>")
+    assert "<style>.x{color:red}</style>" in nightly.shared_head_css(body_style, "n.css")[0]
