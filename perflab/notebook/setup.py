@@ -45,6 +45,7 @@ REPORTS_DIR = "reports"
 # The parameters setup checks, by what they name.
 RUN_PARAMETERS = ("run_id", "compare_run_id", "before_run_id", "after_run_id")
 PROFILE_PARAMETERS = ("profile", "compare_profile")
+SCENARIO_PARAMETERS = ("run_scenario", "scenario")
 # Plain-text tables (``text``) cut cells at this width, so a 170,000-character SQL text
 # stays one line of a committed output.
 TEXT_CELL_CHARS = 60
@@ -200,8 +201,9 @@ def set_renderer(renderer: str | None = None) -> str:
 def check_parameters(store: Store, run_ids: Any = None, log_path: str | os.PathLike[str] | None = None,
                      **named: Any) -> None:
     """Every parameter that names something names something that is there: run ids in the
-    store, profiles as files or stored sources, the log under reports/."""
-    unknown = sorted(set(named) - set(RUN_PARAMETERS) - set(PROFILE_PARAMETERS))
+    store, profiles as files or stored sources, a scenario to run among the lab's, a
+    scenario to pick runs of among the store's, the log under reports/."""
+    unknown = sorted(set(named) - set(RUN_PARAMETERS) - set(PROFILE_PARAMETERS) - set(SCENARIO_PARAMETERS))
     if unknown:
         raise PerflabError(f"setup cannot check {', '.join(unknown)}: not a parameter it knows")
     if isinstance(run_ids, str):
@@ -219,6 +221,15 @@ def check_parameters(store: Store, run_ids: Any = None, log_path: str | os.PathL
             store.find_source(str(ref), PROFILE_KINDS)
         except PerflabError as err:
             raise ParameterError(f"{name}: {err}") from None
+    if named.get("run_scenario"):
+        from perflab.lab.scenarios import SCENARIOS
+
+        if named["run_scenario"] not in SCENARIOS:
+            raise ParameterError(f"run_scenario {named['run_scenario']!r}: not a lab scenario "
+                                 f"(one of {', '.join(SCENARIOS)})")
+    scenario = named.get("scenario")
+    if scenario and not store.con.execute("SELECT 1 FROM runs WHERE scenario = ?", [str(scenario)]).fetchall():
+        raise ParameterError(f"scenario {scenario!r}: no run of it in {store.path} (`perflab runs` lists them)")
     report_path(log_path)
 
 

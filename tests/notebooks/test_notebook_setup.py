@@ -63,6 +63,9 @@ def test_bad_parameters_stop_the_setup_with_one_line(store_file: Path, tmp_path:
         "profile id": ({"compare_profile": 999}, "compare_profile: no source 999"),
         "log_path": ({"log_path": "notebooks/log.md"}, "log_path notebooks/log.md: outside .*/reports/"),
         "renderer": ({"renderer": "plotly_mimetyp"}, "renderer 'plotly_mimetyp': not a plotly renderer"),
+        "run_scenario": ({"run_scenario": "login_storm"}, "run_scenario 'login_storm': not a lab scenario "
+                                                          r"\(one of healthy, login-storm, false-idle, retry-storm\)"),
+        "scenario": ({"scenario": "login-storm"}, "scenario 'login-storm': no run of it in "),
     }
     for name, (params, message) in cases.items():
         with pytest.raises(nh.ParameterError, match=message) as err:
@@ -75,7 +78,7 @@ def test_bad_parameters_stop_the_setup_with_one_line(store_file: Path, tmp_path:
     # and parameters that name what is there pass
     assert _setup(store_file, run_id="sample-k6", compare_run_id="sample-pg", run_ids=["sample-pg"],
                   profile=str(project_root() / "data" / "samples" / PROFILE), compare_profile=1,
-                  log_path="reports/optimization-log.md")
+                  log_path="reports/optimization-log.md", run_scenario="false-idle")
 
 
 def test_log_path_is_taken_from_the_checkout_and_must_be_under_reports() -> None:

@@ -111,7 +111,7 @@ def test_parameters_then_the_renderer(name: str) -> None:
     setup_call = " ".join(first_statements)
     assert first_statements[0].startswith("store, samples = nh.setup(store_path, renderer=renderer, create_store=create_store")
     named = [p for p in params if p in ("run_id", "run_ids", "compare_run_id", "before_run_id", "after_run_id",
-                                        "profile", "compare_profile", "log_path")]
+                                        "profile", "compare_profile", "log_path", "run_scenario", "scenario")]
     assert named and all(f"{p}={p}" in setup_call for p in named)
 
 
