@@ -62,7 +62,7 @@ from perflab.report.plotlyjs import FILE_NAME as PLOTLY_JS
 from perflab.report.plotlyjs import script_tag, write_plotlyjs
 from perflab.store import Store
 
-# Figure JSON only: the executed .ipynb carries no copy of plotly.js (4.6 MB each), and
+# Figure JSON only: the executed .ipynb carries no copy of plotly.js (4.8 MB each), and
 # to_offline_html draws the figures from the JSON with the night's one plotly.js.
 NIGHTLY_RENDERER = "plotly_mimetype"
 NOTEBOOKS = ("00-tour", "01-load-test", "02-profiles", "03-database", "04-signatures", "05-optimization-log")

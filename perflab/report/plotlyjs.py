@@ -1,6 +1,6 @@
 """plotly.js as one file beside the pages that draw figures, loaded by a relative path.
 
-Inlined, plotly.js is ~4.6 MB per page: a night of 30-odd pages carried it 30-odd times
+Inlined, plotly.js is ~4.8 MB per page: a night of 30-odd pages carried it 30-odd times
 (208 MB). Here it is written once per folder (``plotly.min.js``, from the installed plotly
 package, so it is the version that made the figure JSON) and each page loads it with a
 ``<script src>`` relative to the page, so a folder copied or moved whole still draws
@@ -22,7 +22,7 @@ def write_plotlyjs(folder: str | os.PathLike[str]) -> Path:
 
     path = Path(folder) / FILE_NAME
     js = get_plotlyjs()
-    # Compared by size first: reading 4.6 MB back for every report would cost more than writing.
+    # Left alone when it is the same bundle (size first: a different version needs no read).
     if not (path.is_file() and path.stat().st_size == len(js.encode()) and path.read_text(encoding="utf-8") == js):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(js, encoding="utf-8")

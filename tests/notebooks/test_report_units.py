@@ -223,7 +223,7 @@ def test_offline_page_of_a_notebook() -> None:
 
 def test_offline_page_draws_from_the_json_and_drops_an_inlined_plotly_js() -> None:
     # GIVEN an executed notebook with the figure JSON only (the nightly renderer), after the
-    # output plotly's notebook renderer shows once per kernel (plotly.js inlined, 4.6 MB)
+    # output plotly's notebook renderer shows once per kernel (plotly.js inlined, 4.8 MB)
     fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
     init = pio.renderers["notebook"].to_mimebundle(fig.to_dict())  # activates the renderer's init
     nb = nbformat.v4.new_notebook()
