@@ -62,6 +62,7 @@ SAMPLE_GROUPS: dict[str, tuple[str, ...]] = {
     "sample-cprofile": ("cprofile/login_hashing.prof", "cprofile/json_serialization.prof"),
 }
 
+
 class ParameterError(PerflabError):
     """A notebook parameter that points at nothing. IPython shows an exception's
     ``_render_traceback_`` instead of its traceback, so the failed cell (and papermill's
