@@ -34,24 +34,24 @@ test: install system-packages
 
 # The main job, the nightly run on short defaults: every lab scenario and its fix (real
 # PostgreSQL, the sample service, real k6), the doctor, a report per run, the optimization
-# log (default -> fixed), every notebook executed to offline HTML in reports/DATE/.
+# log (default -> fixed), every notebook executed to offline HTML in reports/DATE/. It ends
+# with three paths: the night's index, its optimization log and its run reports folder.
 REPORT_DURATION ?= 15
 SCENARIOS := healthy login-storm false-idle retry-storm
 
 report: install system-packages
 	$(BIN)/perflab nightly --duration $(REPORT_DURATION) --scenarios $(SCENARIOS)
-	$(BIN)/perflab runs
 
 bench: install
 	$(BIN)/python benchmarks/run.py
 
 # JupyterLab on 127.0.0.1 with notebooks/ and the store ready: PERFLAB_STORE (default
-# data/perflab.duckdb) with the bundled samples ingested. Options go in LAB_ARGS, e.g.
+# data/perflab.duckdb; made here if it is not there) with the bundled samples ingested. Options go in LAB_ARGS, e.g.
 # make lab LAB_ARGS=--ServerApp.port=8899. exec: the server is make's child, stoppable by PID.
 LAB_ARGS ?=
 lab: install
 	export PERFLAB_STORE="$${PERFLAB_STORE:-$(CURDIR)/data/perflab.duckdb}"; \
-	$(BIN)/python -c 'from perflab.notebook import setup; setup()[0].close()' && \
+	$(BIN)/python -c 'from perflab.notebook import setup; setup(create_store=True)[0].close()' && \
 	exec $(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 

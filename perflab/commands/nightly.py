@@ -5,14 +5,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from perflab.analysis.run import Run
-from perflab.commands._common import add_json_flag, open_store, print_json, print_table
+from perflab.commands._common import add_json_flag, open_store, print_json
 from perflab.errors import PerflabError
 from perflab.lab import scenarios
 from perflab.lab import target as target_file
 from perflab.lab.target import Target
 from perflab.report import nightly
+from perflab.report.night_index import OPTLOG
 from perflab.report.nightly import NightRun
 from perflab.store import Store
 
@@ -71,12 +73,20 @@ def run(args: argparse.Namespace) -> int:
         print_json({"out": str(out_dir), "ok": night["ok"], "runs": night["runs"],
                     "notebooks": night["notebooks"]})
     else:
-        print_table([{"scenario": r["scenario"], "variant": r["variant"], "run_id": r["run_id"],
-                      "status": r["status"], "p95_ms": (r["summary"] or {}).get("p95_ms"),
-                      "present": ", ".join((r["verdicts"] or {}).get("present") or []) or "-",
-                      "regression": (r["regression"] or {}).get("regression")} for r in night["runs"]])
-        print(f"\n{out_dir / 'index.html'}")
+        for line in closing_lines(out_dir, night):
+            print(line)
     return 0 if night["ok"] else 1
+
+
+def closing_lines(out_dir: Path, night: dict[str, Any]) -> list[str]:
+    """Where to look next, one path a line: the verdicts and numbers are in the index, not
+    in a table wider than a terminal."""
+    log = out_dir / OPTLOG
+    reports = [r["report"] for r in night["runs"] if r.get("report")]
+    return [f"index: {out_dir / 'index.html'}",
+            f"optimization log: {log}" if night["optimization_log"]["entries"] and log.is_file()
+            else "optimization log: no entry tonight (no scenario ran both default and fixed)",
+            f"run reports: {out_dir / nightly.RUN_REPORTS}/" if reports else "run reports: none (no run completed)"]
 
 
 def _run_scenarios(store: Store, args: argparse.Namespace, targets: list[Target]) -> list[NightRun]:

@@ -14,10 +14,14 @@ from perflab.notebook.setup import (
     DEFAULT_RENDERER,
     SAMPLE_GROUPS,
     TEXT_CELL_CHARS,
+    ParameterError,
     Samples,
+    check_parameters,
     ingest_samples,
+    report_path,
     resolve_store_path,
     sample_path,
+    set_renderer,
     setup,
 )
 from perflab.notebook.subjects import (
@@ -63,4 +67,5 @@ __all__ = [
     "profile_source", "project_root", "resolve_store_path", "run_subject", "runs_table", "sample_path",
     "sample_subject", "sample_types_table", "setup", "show", "show_evidence", "signatures_table", "sources_table",
     "subject", "text", "top_table", "verdict_summary", "verdict_table",
+    "ParameterError", "check_parameters", "report_path", "set_renderer",
 ]

@@ -3,7 +3,7 @@
     build_report(run)            perflab.analysis.run_report: every number, typed
       -> document(report)        perflab.report.loadtest_document: the blocks
         -> render_markdown       report.md
-        -> render_html           report.html, with the figures (plotly.js inlined once)
+        -> render_html           report.html, with the figures (plotly.js loaded from a file beside it)
 
 This module draws the report's figures (perflab.report.charts) and writes the files.
 """
@@ -27,6 +27,7 @@ from perflab.report.document import Paragraph
 from perflab.report.html import render_html
 from perflab.report.loadtest_document import document
 from perflab.report.markdown import render_markdown
+from perflab.report.plotlyjs import relative_src, script_tag, write_plotlyjs
 
 DEFAULT_OUT = Path("reports")
 
@@ -72,15 +73,9 @@ def build_figures(run: Run, report: RunReport) -> tuple[list[ChartEntry], dict[s
 
 
 def figures_to_html(entries: list[ChartEntry], figures: dict[str, Figure]) -> dict[str, str]:
-    """Each drawn figure as a div; plotly.js is inlined in the first one only (offline)."""
-    out: dict[str, str] = {}
-    first = True
-    for e in entries:
-        if not e.drawn:
-            continue
-        out[e.name] = figures[e.name].to_html(full_html=False, include_plotlyjs=first, div_id=e.div_id)
-        first = False
-    return out
+    """Each drawn figure as a div and its script; plotly.js is loaded by the page's head."""
+    return {e.name: figures[e.name].to_html(full_html=False, include_plotlyjs=False, div_id=e.div_id)
+            for e in entries if e.drawn}
 
 
 def export_pngs(entries: list[ChartEntry], figures: dict[str, Any], folder: Path) -> str | None:
@@ -111,8 +106,12 @@ class WrittenReport:
 
 
 def write_report(run: Run, out_dir: str | Path = DEFAULT_OUT, target_rps: float | None = None,
-                 png: bool = False) -> WrittenReport:
-    """Build the report of ``run`` and write OUT/RUN_ID/report.md and report.html."""
+                 png: bool = False, plotly_js: Path | None = None) -> WrittenReport:
+    """Build the report of ``run`` and write OUT/RUN_ID/report.md and report.html.
+
+    The page loads plotly.js from ``plotly_js`` by a relative path (a night shares one
+    file); by default from its own copy in OUT/RUN_ID/, so the folder stands alone.
+    """
     report = build_report(run, target_rps=target_rps)
     entries, figures = build_figures(run, report)
     folder = Path(out_dir) / safe_name(run.run_id)
@@ -123,8 +122,10 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_OUT, target_rps: float 
     if png_error:
         blocks.append(Paragraph(f"PNG export failed ({png_error}); the charts are in report.html."))
     md = render_markdown(blocks, entries)
-    page = render_html(blocks, f"Load test analysis: {run.run_id}", entries, figures_to_html(entries, figures))
     md_path, html_path = folder / "report.md", folder / "report.html"
+    head = script_tag(relative_src(html_path, plotly_js or write_plotlyjs(folder))) if figures else ""
+    page = render_html(blocks, f"Load test analysis: {run.run_id}", entries, figures_to_html(entries, figures),
+                       head_extra=head)
     md_path.write_text(md, encoding="utf-8")
     html_path.write_text(page, encoding="utf-8")
     return WrittenReport(run.run_id, str(md_path), str(html_path),

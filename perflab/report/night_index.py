@@ -85,7 +85,8 @@ def index_document(night: dict[str, Any]) -> list[Block]:
                for x in log.get("entries", [])], empty="no scenario ran both ways"),
         Heading(2, "Notebooks"),
         Table(["notebook", "status", "figures", "seconds", "executed notebook"], nbs, empty="no notebooks"),
-        Paragraph(f"Every page works offline (plotly.js inlined). Machine-readable: [{NIGHT_JSON}]({NIGHT_JSON}).",
+        Paragraph(f"Every page works offline (plotly.js from this folder's plotly.min.js). "
+                  f"Machine-readable: [{NIGHT_JSON}]({NIGHT_JSON}).",
                   "muted"),
     ]
 

@@ -9,16 +9,24 @@ A night is one folder under the reports root: ``YYYY-MM-DD`` (UTC), or
 
     night.json                      runs, verdicts, regressions, notebooks (sorted keys)
     index.html                      links, the doctor's verdicts per run, regressions
+    plotly.min.js                   plotly.js, once for every page of the night
+    notebook.css                    nbconvert's JupyterLab style, once for every notebook page
     NN-name[--scenario].ipynb       an executed notebook (outputs kept: it is the record)
-    NN-name[--scenario].html        the same as one self-contained HTML page
-    optimization-log.md             the night's before/after entries (05-optimization-log)
+    NN-name[--scenario].html        the same as an HTML page
+    runs/RUN_ID/report.{md,html}    the load-test report of each run
+    optimization-log.md             the night's before/after entries (one per scenario)
 
-Offline means: plotly.js is inlined once per page by plotly's ``notebook`` renderer (the
-notebooks are run with ``plotly_mimetype+notebook``), nbconvert's page loads nothing from
-a CDN (require.js, MathJax, mermaid and the widget manager are left out: none of them is
-needed to draw a plotly figure), and plotly's per-figure MathJax tag is removed (the
-charts use no LaTeX). :func:`offline_problems` checks the written page and a page that
-fails the check counts as a failed notebook.
+Offline means: every page loads the night's one plotly.js by a relative path
+(perflab.report.plotlyjs); the notebooks are run with the ``plotly_mimetype`` renderer, so
+an executed .ipynb holds the figure JSON and no copy of plotly.js, and the HTML page draws
+each figure from that JSON; nbconvert's page loads nothing from a CDN (require.js,
+MathJax, mermaid and the widget manager are left out: none of them is needed to draw a
+plotly figure). :func:`offline_problems` checks the written page and a page that fails
+the check counts as a failed notebook.
+
+Notebooks run with the night's folder as their working directory and are given no path
+to write to: the optimization-log entries are written here (the night's log and the
+standing log beside the nights), so nothing lands outside the reports folder.
 
 A regression is a run whose p95 latency or error rate is worse than the same scenario
 and variant's run of the previous night *beyond noise* (perflab.analysis.compare's one
@@ -56,11 +64,13 @@ from perflab.paths import notebooks_dir
 from perflab.report.loadtest_report import write_report
 from perflab.report.night_index import NIGHT_JSON, OPTLOG, render_index
 from perflab.report.optlog import add_entry
+from perflab.report.plotlyjs import FILE_NAME as PLOTLY_JS
+from perflab.report.plotlyjs import script_tag, write_plotlyjs
 from perflab.store import Store
 
-# Figure JSON for JupyterLab plus an HTML rendering with plotly.js inlined once per
-# notebook, so nbconvert's HTML of an executed notebook works offline.
-NIGHTLY_RENDERER = "plotly_mimetype+notebook"
+# Figure JSON only: the executed .ipynb carries no copy of plotly.js (4.8 MB each), and
+# to_offline_html draws the figures from the JSON with the night's one plotly.js.
+NIGHTLY_RENDERER = "plotly_mimetype"
 NOTEBOOKS = ("00-tour", "01-load-test", "02-profiles", "03-database", "04-signatures", "05-optimization-log")
 # Notebooks run once per night on every run; the others once per scenario (its default run,
 # with the fixed variant as the second run).
@@ -69,6 +79,8 @@ PAIR_NOTEBOOKS = ("05-optimization-log",)  # need a default and a fixed run of o
 # What makes a run worse than the previous night's (compare_runs row names): what a user
 # waits for and what fails, the two numbers every signature moves.
 REGRESSION_METRICS = ("latency p95", "error rate")
+# The night's load-test reports: RUN_REPORTS/RUN_ID/report.{md,html}.
+RUN_REPORTS = "runs"
 # A cell of a notebook may take this long: a lab run's notebook reads a few hundred thousand
 # rows at most; ten minutes means something hangs, and the night moves on.
 CELL_TIMEOUT_S = 600
@@ -78,19 +90,24 @@ PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 # tuning guide has no rule for it, so any drop makes a run worth a look.
 DROPPED_ITERATIONS_MAX = 0
 
-# nbconvert's JupyterLab page without the scripts it would fetch from a CDN. None of them
-# is needed: plotly.js comes inlined by the renderer, and with no require.js on the page
-# plotly.js defines window.Plotly itself (with require.js it would register as an AMD
-# module instead, and the figures' own scripts would not find it).
+# nbconvert's JupyterLab page without the scripts it would fetch from a CDN, loading the
+# night's plotly.js instead. With no require.js on the page plotly.js defines
+# window.Plotly itself (with require.js it would register as an AMD module instead, and
+# the figures' own scripts would not find it).
 _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js -%}{{ resources.plotly_js_tag }}{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 """
 _TEMPLATE_NAME = "perflab_offline.html.j2"
-# plotly's notebook renderer puts a MathJax <script src> from a CDN before every figure.
-_MATHJAX_TAG = re.compile(r"<script[^>]*\bsrc=[\"'][^\"']*mathjax[^\"']*[\"'][^>]*>\s*</script>", re.I)
+# What plotly's notebook renderer displays once per kernel: plotly.js inlined. A page of
+# the night loads its shared copy instead, so this output is left out of the HTML.
+_PLOTLY_INIT = "window.PlotlyConfig"
+# nbconvert's page inlines ~260 kB of JupyterLab style in its <head>, the same for every
+# notebook: a night keeps one copy, which each page links.
+NOTEBOOK_CSS = "notebook.css"
+_STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S | re.I)
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
 _CSS_REMOTE = re.compile(r"(?:@import\s+(?:url\()?|url\()\s*[\"']?\s*(?:https?:)?//", re.I)
 
@@ -185,9 +202,9 @@ def plan(runs: list[NightRun], store_path: Path, out_dir: Path, renderer: str,
             second = variants.get("fixed") if first != variants.get("fixed") else None
             stem = f"{nb}--{_slug(scenario)}"
             if nb in PAIR_NOTEBOOKS:
+                # No log_path: night_log writes the entries, once, where they belong.
                 if second:
-                    jobs.append(Job(nb, stem, {**common, "before_run_id": first, "after_run_id": second,
-                                               "log_path": str(out_dir / "optimization-log.md")}, scenario))
+                    jobs.append(Job(nb, stem, {**common, "before_run_id": first, "after_run_id": second}, scenario))
             else:
                 jobs.append(Job(nb, stem, {**common, "run_id": first, "compare_run_id": second}, scenario))
     return jobs
@@ -208,7 +225,8 @@ def execute(job: Job, source_dir: Path, out_dir: Path) -> JobResult:
     t = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(src), str(dst), parameters=job.parameters, cwd=str(source_dir),
+        # cwd: the night's folder, so a relative path a notebook might write lands in reports/.
+        pm.execute_notebook(str(src), str(dst), parameters=job.parameters, cwd=str(out_dir),
                             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                             execution_timeout=CELL_TIMEOUT_S)
     except PapermillExecutionError as exc:
@@ -221,7 +239,11 @@ def execute(job: Job, source_dir: Path, out_dir: Path) -> JobResult:
         nb = nbformat.read(dst, as_version=4)
         result.figures = count_figures(nb)
         page = out_dir / f"{job.stem}.html"
-        page.write_text(to_offline_html(nb), encoding="utf-8")
+        html, css = shared_head_css(to_offline_html(nb, PLOTLY_JS), NOTEBOOK_CSS)
+        css_file = out_dir / NOTEBOOK_CSS
+        if not css_file.is_file() or css_file.read_text(encoding="utf-8") != css:
+            css_file.write_text(css, encoding="utf-8")
+        page.write_text(html, encoding="utf-8")
         result.html = page.name
         result.offline_problems = offline_problems(page.read_text(encoding="utf-8"))
         if result.offline_problems and not error:
@@ -239,26 +261,59 @@ def count_figures(nb: Any) -> int:
 
 # -- offline HTML ---------------------------------------------------------------------------------
 
-def to_offline_html(nb: Any) -> str:
-    """One self-contained page of an executed notebook: nbconvert's JupyterLab look, the
-    figures drawn by the inlined plotly.js, nothing fetched from anywhere."""
+def to_offline_html(nb: Any, plotly_src: str) -> str:
+    """An executed notebook as a page: nbconvert's JupyterLab look, every figure drawn
+    from its JSON by the plotly.js at ``plotly_src`` (relative to the page), nothing
+    fetched from anywhere."""
     import copy
 
     import jinja2
+    import plotly.io as pio
     from nbconvert import HTMLExporter
 
     nb = copy.deepcopy(nb)
+    n = 0
     for cell in nb.cells:
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if "text/html" in data:
-                text = data["text/html"]
-                text = "".join(text) if isinstance(text, list) else text
-                data["text/html"] = _MATHJAX_TAG.sub("", text)
+            if PLOTLY_MIMETYPE in data:
+                # Drawn from the JSON, whatever HTML the renderer stored (it may carry a CDN
+                # MathJax tag); the div id is numbered so the page is the same every night.
+                n += 1
+                data["text/html"] = pio.to_html(data[PLOTLY_MIMETYPE], include_plotlyjs=False, full_html=False,
+                                                div_id=f"perflab-figure-{n}", validate=False)
+            elif _PLOTLY_INIT in _text(data.get("text/html", "")):
+                continue
+            kept.append(out)
+        cell.outputs = kept
     exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _OFFLINE_TEMPLATE})],
                             template_file=_TEMPLATE_NAME)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"plotly_js_tag": script_tag(plotly_src)})
     return str(body)
+
+
+def shared_head_css(page: str, href: str) -> tuple[str, str]:
+    """(the page with the <style> blocks of its <head> replaced by one link to ``href``,
+    their CSS in order). Styles in the body (a table's own) stay where they are."""
+    end = page.lower().find("</head>")
+    if end < 0:
+        return page, ""
+    head = page[:end]
+    blocks = list(_STYLE_BLOCK.finditer(head))
+    if not blocks:
+        return page, ""
+    css = "\n".join(m.group(1).strip() for m in blocks) + "\n"
+    link = f'<link rel="stylesheet" href="{href}">\n'
+    first = blocks[0].start()
+    head = head[:first] + link + _STYLE_BLOCK.sub("", head[first:])
+    return head + page[end:], css
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
 
 
 class _ResourceFinder(HTMLParser):
@@ -398,6 +453,7 @@ def build_report(store_path: Path, runs: list[NightRun], out_dir: Path, reports_
     previous = previous_night(reports_root, out_dir)
     say("verdicts and regressions" + (f" (previous night: {previous['folder']})" if previous else
                                       " (no previous night)"))
+    write_plotlyjs(out_dir)
     with Store(store_path) as store:
         verdicts = night_verdicts(store, runs)
         regressions = night_regressions(store, runs, previous)
@@ -450,7 +506,7 @@ def night_reports(store: Store, runs: list[NightRun], out_dir: Path, say: Say) -
         if r.status != "complete" or not r.run_id:
             continue
         say(f"report {r.run_id}")
-        written = write_report(Run.load(store, r.run_id), out_dir=out_dir / "runs")
+        written = write_report(Run.load(store, r.run_id), out_dir=out_dir / RUN_REPORTS, plotly_js=out_dir / PLOTLY_JS)
         out[r.run_id] = {"markdown": str(Path(written.markdown).relative_to(out_dir)),
                          "html": str(Path(written.html).relative_to(out_dir))}
     return out

@@ -1,6 +1,7 @@
 """`make lab` end to end: JupyterLab starts on 127.0.0.1 with the notebooks and a store that
 holds the samples, a notebook runs through the server's own kernel and prints the numbers
-committed in it, and stopping the server by PID leaves no process and no open port."""
+committed in it, JupyterLab itself (in headless Chromium) draws every figure that kernel
+showed, and stopping the server by PID leaves no process and no open port."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 
 from perflab.lab.postgres import free_port, port_listens
+from tests.integration.test_nightly import CHROMIUM_FLAGS, chromium, drawn_figures
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
 CELL_TIMEOUT_S = 120.0
 NOTEBOOK = "02-profiles.ipynb"
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+# JupyterLab is a large application: the page may take this much (virtual) time to draw.
+LAB_PAGE_BUDGET_MS = 30000
+# Only the server on loopback answers: no name resolves, anything else goes to a proxy that
+# is not there (Chromium bypasses the proxy for loopback by default).
+LOOPBACK_ONLY = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9"]
 
 
 def _get(url: str, token: str, method: str = "GET", body: dict[str, Any] | None = None) -> Any:
@@ -58,21 +67,47 @@ def _server_process(make: subprocess.Popen[bytes]) -> psutil.Process:
 
 
 def _run_cells(kc: BlockingKernelClient, cells: list[dict[str, Any]]) -> dict[str, str]:
-    """Execute code cells in order on the kernel; return each cell's stdout by cell id."""
+    """Execute code cells in order on the kernel; return each cell's stdout by cell id, and
+    keep what the kernel displayed in each cell's outputs (as JupyterLab would store it)."""
     out: dict[str, str] = {}
     for cell in cells:
         printed: list[str] = []
+        shown: list[dict[str, Any]] = []
 
-        def hook(msg: dict[str, Any], sink: list[str] = printed) -> None:
+        def hook(msg: dict[str, Any], sink: list[str] = printed, outputs: list[dict[str, Any]] = shown) -> None:
             if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
                 sink.append(msg["content"]["text"])
             if msg["msg_type"] == "error":
                 sink.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+            if msg["msg_type"] == "display_data":
+                outputs.append({"output_type": "display_data", "data": msg["content"]["data"],
+                                "metadata": msg["content"]["metadata"]})
 
         reply = kc.execute_interactive("".join(cell["source"]), timeout=CELL_TIMEOUT_S, output_hook=hook)
         assert reply["content"]["status"] == "ok", (cell["id"], "".join(printed))
         out[cell["id"]] = "".join(printed)
+        cell["outputs"] = shown
     return out
+
+
+def _drawn_in_jupyterlab(base: str, token: str, nb: dict[str, Any], tmp: Path) -> int:
+    """Save ``nb`` (with its outputs) through the server, open it in JupyterLab in headless
+    Chromium (only loopback reachable) and count the plotly figures the page drew. The file
+    is removed from the server's folder afterwards."""
+    name = f"zz-drawn-{secrets.token_hex(4)}.ipynb"
+    _get(f"{base}/api/contents/{name}", token, "PUT", {"type": "notebook", "format": "json", "content": nb})
+    try:
+        url = f"{base}/lab/tree/{name}?" + urllib.parse.urlencode({"token": token})
+        result = subprocess.run(
+            [chromium(), *[f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget")], *LOOPBACK_ONLY,
+             f"--virtual-time-budget={LAB_PAGE_BUDGET_MS}", "--window-size=1400,6000",
+             f"--user-data-dir={tmp / 'chromium-lab'}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "jp-Notebook" in result.stdout, result.stdout[-2000:]  # JupyterLab opened the notebook
+        return drawn_figures(result.stdout)
+    finally:
+        _get(f"{base}/api/contents/{name}", token, "DELETE")
 
 
 def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path) -> None:
@@ -116,6 +151,12 @@ def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path
             printed = _run_cells(kc, [c for c in nb["cells"] if c["cell_type"] == "code"])
         finally:
             kc.stop_channels()
+        # THEN the kernel showed the figures as JSON only (the renderer the notebook chose in
+        # a server's kernel), and JupyterLab draws every one of them
+        figures = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+                   if PLOTLY_MIMETYPE in o["data"]]
+        assert len(figures) >= 3 and not any("text/html" in o["data"] for o in figures)
+        assert _drawn_in_jupyterlab(base, token, nb, tmp_path) == len(figures)
         # THEN it printed, from the server's kernel, the checked top table (pprof's numbers)
         from tests.notebooks.nbval_store import expected_file
 

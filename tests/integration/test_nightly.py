@@ -1,22 +1,29 @@
 """`perflab nightly` end to end: real lab runs (PostgreSQL, the sample service, k6), every
 notebook executed by papermill, offline HTML checked in headless Chromium with the network
-refused, the index with the doctor's verdicts, and a second night judged against the first."""
+refused (plotly.js once per night, loaded by relative path), the night's size, the index
+with the doctor's verdicts, and a second night judged against the first. Also: a plain
+`jupyter nbconvert --execute` of the tour draws its charts offline."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perflab import notebook as nh
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import diagnose as _diagnose
 from perflab.jsonable import to_jsonable
-from perflab.report.nightly import offline_problems
+from perflab.paths import project_root
+from perflab.report.nightly import NOTEBOOK_CSS, offline_problems
+from perflab.report.plotlyjs import FILE_NAME as PLOTLY_JS
 from perflab.store import Store
 from tests.helpers import run_cli, wait_for_a_quiet_machine
 
@@ -29,6 +36,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 # Any network access fails: no name resolves, and every request goes to a proxy that is not there.
 NO_NETWORK = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
 CDN_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']?https?://cdn", re.I)
+# What issue 10 allows a night's folder; one `make report` night (8 runs, 17 notebooks)
+# was 208 MB with plotly.js inlined in every page and executed notebook.
+NIGHT_MAX_BYTES = 25_000_000
 
 
 def chromium() -> str:
@@ -38,13 +48,19 @@ def chromium() -> str:
 
 
 def open_page(page: Path, tmp: Path) -> tuple[str, list[str]]:
-    """(the DOM after the page's scripts ran, the URLs the page itself tried to fetch)."""
+    """(the DOM after the page's scripts ran, the URLs the page itself tried to fetch from
+    the network). Local files it loads (plotly.min.js beside it) are not the network."""
     profile, netlog = tmp / f"profile-{page.stem}", tmp / f"{page.stem}.netlog.json"
     result = subprocess.run(
         [chromium(), *CHROMIUM_FLAGS, *NO_NETWORK, f"--user-data-dir={profile}", f"--log-net-log={netlog}",
          "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout, page_requests(netlog)
+    return result.stdout, [u for u in page_requests(netlog) if not u.startswith("file:")]
+
+
+def loaded_scripts(page: Path) -> list[Path]:
+    """The files a page's <script src> tags load, resolved from the page's folder."""
+    return [(page.parent / src).resolve() for src in re.findall(r'<script[^>]*\bsrc="([^"]+)"', page.read_text())]
 
 
 def page_requests(netlog: Path) -> list[str]:
@@ -76,8 +92,16 @@ def test_the_network_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
     assert len(offline_problems(page.read_text())) == 2
 
 
+def _checkout_outside_reports() -> set[Path]:
+    """Files of the checkout where a notebook must not write (05's log once landed in
+    notebooks/reports/): notebooks/ and the checkout's top level."""
+    root = project_root()
+    return {p for p in (root / "notebooks").rglob("*") if ".ipynb_checkpoints" not in p.parts} | set(root.glob("*"))
+
+
 def test_a_night_end_to_end(tmp_path: Path) -> None:
     store_path, reports = tmp_path / "store.duckdb", tmp_path / "reports"
+    checkout_before = _checkout_outside_reports()
     # WHEN one night runs one scenario (default and fixed) on short runs
     wait_for_a_quiet_machine()
     first = run_cli("nightly", "--duration", "5", "--scenarios", "login-storm", "--out", str(reports), "--json",
@@ -107,7 +131,24 @@ def test_a_night_end_to_end(tmp_path: Path) -> None:
     params = {n["stem"]: n["parameters"] for n in night["notebooks"]}
     assert params["02-profiles--login-storm"]["run_id"] == runs["default"]["run_id"]
     assert params["02-profiles--login-storm"]["compare_run_id"] == runs["fixed"]["run_id"]
-    assert params["00-tour"]["renderer"] == "plotly_mimetype+notebook"
+    # the figure JSON only: the executed notebooks carry no copy of plotly.js
+    assert params["00-tour"]["renderer"] == "plotly_mimetype"
+    assert "log_path" not in params["05-optimization-log--login-storm"]  # the night writes its log itself
+    # THEN plotly.js is in the night once, the installed plotly's, and the night is small
+    from plotly.offline import get_plotlyjs
+
+    assert [p.relative_to(night_dir) for p in night_dir.rglob("*.js")] == [Path(PLOTLY_JS)]
+    assert [p.relative_to(night_dir) for p in night_dir.rglob("*.css")] == [Path(NOTEBOOK_CSS)]
+    assert (night_dir / PLOTLY_JS).read_text() == get_plotlyjs()
+    for page in [*night_dir.glob("*.ipynb"), *night_dir.rglob("*.html")]:
+        assert "plotly.js v" not in page.read_text(), page  # plotly.js's licence header: an inlined copy
+    sizes = {str(p.relative_to(night_dir)): p.stat().st_size for p in night_dir.rglob("*") if p.is_file()}
+    print("night sizes (bytes):", json.dumps(sizes, indent=1, sort_keys=True), "total", sum(sizes.values()))
+    assert sum(sizes.values()) < NIGHT_MAX_BYTES
+    # one optimization log in the night, one standing log beside the nights, nothing anywhere else
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("optimization-log.md")) == [
+        Path("reports") / night_dir.name / "optimization-log.md", Path("reports/optimization-log.md")]
+    assert _checkout_outside_reports() == checkout_before
     log = (night_dir / "optimization-log.md").read_text()
     assert f"after `{runs['fixed']['run_id']}`" in log and "**Conclusion:**" in log
     # one log entry per scenario that ran both ways, in the night and in the standing log
@@ -127,6 +168,7 @@ def test_a_night_end_to_end(tmp_path: Path) -> None:
         assert offline_problems(html) == [] and not CDN_SCRIPT.search(html)
         dom, requested = open_page(page, tmp_path)
         assert requested == [] and drawn_figures(dom) >= 3, r["run_id"]
+        assert loaded_scripts(page) == [(night_dir / PLOTLY_JS).resolve()]  # the night's one copy
 
     # the index links every page and shows each run's verdict
     index = (night_dir / "index.html").read_text()
@@ -148,6 +190,8 @@ def test_a_night_end_to_end(tmp_path: Path) -> None:
         dom, requested = open_page(page, tmp_path)
         assert requested == [], (n["stem"], requested)
         assert drawn_figures(dom) == n["figures"], n["stem"]
+        assert f'<link rel="stylesheet" href="{NOTEBOOK_CSS}">' in html  # the night's one stylesheet
+        assert loaded_scripts(page) == [(night_dir / PLOTLY_JS).resolve()]  # the night's one copy
         assert dom.count('class="main-svg"') >= n["figures"]
     figures = {n["stem"]: n["figures"] for n in night["notebooks"]}
     # pictures where people look: latency, CPU, resources, flame graphs, statements, before/after
@@ -156,10 +200,16 @@ def test_a_night_end_to_end(tmp_path: Path) -> None:
 
     # WHEN a second night is built from the same runs THEN it is judged against the first
     second = run_cli("nightly", "--runs", runs["default"]["run_id"], runs["fixed"]["run_id"],
-                     "--notebooks", "04-signatures", "--out", str(reports), "--json", store=store_path, timeout=300)
+                     "--notebooks", "04-signatures", "--out", str(reports), store=store_path, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    night2 = json.loads((Path(json.loads(second.stdout)["out"]) / "night.json").read_text())
-    assert Path(json.loads(second.stdout)["out"]).name.startswith(night_dir.name + "T")  # the date was taken
+    # THEN it ends with three lines: where the index, the optimization log and the run reports are
+    index_line, log_line, runs_line = second.stdout.splitlines()
+    night2_dir = Path(index_line.removeprefix("index: ")).parent
+    assert night2_dir.name.startswith(night_dir.name + "T")  # the date was taken
+    assert index_line == f"index: {night2_dir / 'index.html'}" and Path(index_line[7:]).is_file()
+    assert log_line == f"optimization log: {night2_dir / 'optimization-log.md'}" and Path(log_line[18:]).is_file()
+    assert runs_line == f"run reports: {night2_dir / 'runs'}/" and Path(runs_line[13:]).is_dir()
+    night2 = json.loads((night2_dir / "night.json").read_text())
     assert night2["previous_night"] == night_dir.name
     for r in night2["runs"]:
         reg = r["regression"]
@@ -173,3 +223,24 @@ def _figures_in(ipynb: Path) -> int:
     nb: dict[str, Any] = json.loads(ipynb.read_text())
     return sum("application/vnd.plotly.v1+json" in o.get("data", {})
                for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+
+
+def test_plain_nbconvert_execute_draws_the_tour_offline(tmp_path: Path) -> None:
+    # GIVEN a store with the bundled samples WHEN the tour is executed by plain nbconvert,
+    # no parameter given (the notebook chooses its renderer itself)
+    store = tmp_path / "store.duckdb"
+    with Store(store) as s:
+        nh.ingest_samples(s)
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+         str(project_root() / "notebooks" / "00-tour.ipynb"), "--output-dir", str(tmp_path)],
+        env={**env, "PERFLAB_STORE": str(store)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = tmp_path / "00-tour.html"
+    # THEN with the network refused (nbconvert's stock page still asks CDNs for require.js and
+    # MathJax, which a figure does not need) every chart of the tour is drawn: latency, the
+    # flame graph and the top statements of the bundled samples
+    dom, _ = open_page(page, tmp_path)
+    assert page.read_text().count("Plotly.newPlot(") == 3
+    assert drawn_figures(dom) == 3 and dom.count('class="main-svg"') >= 3

@@ -61,6 +61,11 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         return
     if "dir" not in _STATE:
         _STATE["dir"] = Path(tempfile.mkdtemp(prefix="perflab-nbval-"))
+        # Made here, as `make lab` makes its store: a notebook refuses a named store that
+        # is not there (a mistyped path must not become a new empty store).
+        from perflab.store import Store
+
+        Store(_STATE["dir"] / "store.duckdb").close()
     saved = os.environ.get("PERFLAB_STORE")
     os.environ["PERFLAB_STORE"] = str(_STATE["dir"] / "store.duckdb")
     try:

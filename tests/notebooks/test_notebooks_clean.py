@@ -101,12 +101,18 @@ def test_parameters_then_the_renderer(name: str) -> None:
     assert len(tagged) == 1 and cells[0] is tagged[0]
     params = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
     assert params["store_path"]["default"] == "None"
-    assert params["renderer"]["default"] == '"plotly_mimetype"'
+    # None: the setup chooses a renderer that draws in JupyterLab and in nbconvert's HTML
+    assert params["renderer"]["default"] == "None" and params["create_store"]["default"] == "False"
     # every line of the cell is a parameter papermill understands (one "=" each)
     lines = [ln for ln in strip.source(cells[0]).splitlines() if ln.strip()]
     assert len(params) == len(lines)
+    # the setup cell sets the renderer and checks every parameter that names something
     first_statements = [ln for ln in strip.source(cells[1]).splitlines() if ln.strip() and not ln.startswith(("#", "import", "from"))]
-    assert first_statements[0].startswith("pio.renderers.default = renderer")
+    setup_call = " ".join(first_statements)
+    assert first_statements[0].startswith("store, samples = nh.setup(store_path, renderer=renderer, create_store=create_store")
+    named = [p for p in params if p in ("run_id", "run_ids", "compare_run_id", "before_run_id", "after_run_id",
+                                        "profile", "compare_profile", "log_path", "run_scenario", "scenario")]
+    assert named and all(f"{p}={p}" in setup_call for p in named)
 
 
 @pytest.mark.parametrize("name", EXPECTED)

@@ -5,6 +5,7 @@ plan, the regression verdict, the index."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,34 @@ def test_offline_page_of_a_notebook() -> None:
 
     stock, _ = HTMLExporter().from_notebook_node(nb)
     assert any("require" in p for p in nightly.offline_problems(stock))
-    page = nightly.to_offline_html(nb)
+    page = nightly.to_offline_html(nb, "../plotly.min.js")
     assert nightly.offline_problems(page) == []
     assert "Plotly.newPlot" in page and nightly.count_figures(nb) == 1
     assert "mathjax" in json.dumps(nb.cells[1].outputs[0]["data"]["text/html"]).lower()  # input untouched
+    # THEN plotly.js is not in the page: one script tag loads the shared file, by the given path
+    assert re.findall(r"<script[^>]*\bsrc=\"([^\"]*)\"", page) == ["../plotly.min.js"]
+    assert "plotly.js v" not in page and len(page) < 1_000_000
+
+
+def test_offline_page_draws_from_the_json_and_drops_an_inlined_plotly_js() -> None:
+    # GIVEN an executed notebook with the figure JSON only (the nightly renderer), after the
+    # output plotly's notebook renderer shows once per kernel (plotly.js inlined, 4.8 MB)
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
+    init = pio.renderers["notebook"].to_mimebundle(fig.to_dict())  # activates the renderer's init
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig")
+    init_html = "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script><script>/* plotly.js v9 */</script>"
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": init_html}),
+                    nbformat.v4.new_output("display_data", data={"application/vnd.plotly.v1+json": fig.to_plotly_json(),
+                                                                  "text/plain": "Figure"})]
+    nb.cells = [cell]
+    assert "text/html" in init
+    # WHEN it is written as the night's page
+    page = nightly.to_offline_html(nb, "plotly.min.js")
+    # THEN the figure is drawn from its JSON into a numbered div, and the inlined copy is gone
+    assert page.count("Plotly.newPlot(") == 1 and 'id="perflab-figure-1"' in page
+    assert "window.PlotlyConfig" not in page and "plotly.js v9" not in page
+    assert page == nightly.to_offline_html(nb, "plotly.min.js")  # the same page every night
 
 
 def test_offline_problems_reads_tags_not_script_text() -> None:
@@ -262,6 +287,7 @@ def test_plan_of_a_night(tmp_path: Path) -> None:
     assert jobs[1].parameters["run_id"] == "ls-d" and jobs[1].parameters["compare_run_id"] == "ls-f"
     assert jobs[2].parameters["compare_run_id"] is None
     assert jobs[-1].parameters["before_run_id"] == "ls-d" and jobs[-1].parameters["after_run_id"] == "ls-f"
+    assert "log_path" not in jobs[-1].parameters  # the night writes its log entries itself, once
     only = nightly.plan(runs, tmp_path / "s.duckdb", tmp_path, "R", only=("04-signatures",))
     assert [j.stem for j in only] == ["04-signatures"]
 
@@ -325,3 +351,41 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
     assert "k6 &lt;crashed&gt;" in page  # escaped
     assert '<a href="00-tour.html">00-tour</a>' in page and '<a href="../2026-11-21/index.html">' in page
     assert nightly.offline_problems(page) == []
+
+
+def test_nightly_ends_with_three_paths(tmp_path: Path) -> None:
+    from perflab.commands.nightly import closing_lines
+
+    night_dir = tmp_path / "2026-11-22"
+    night_dir.mkdir()
+    (night_dir / "optimization-log.md").write_text("# log\n")
+    night = {"runs": [{"report": {"html": "runs/r1/report.html"}}, {"report": None}],
+             "optimization_log": {"entries": [{"scenario": "login-storm"}]}}
+    # WHEN the night has reports and a log entry THEN the three lines are their paths
+    assert closing_lines(night_dir, night) == [f"index: {night_dir}/index.html",
+                                               f"optimization log: {night_dir}/optimization-log.md",
+                                               f"run reports: {night_dir}/runs/"]
+    # WHEN no scenario ran both ways and no run completed THEN the lines say so
+    empty = {"runs": [{"report": None}], "optimization_log": {"entries": []}}
+    assert closing_lines(night_dir, empty)[1:] == [
+        "optimization log: no entry tonight (no scenario ran both default and fixed)",
+        "run reports: none (no run completed)"]
+
+
+def test_a_notebook_page_links_the_nights_one_stylesheet() -> None:
+    nb, _ = _figure_notebook()
+    page = nightly.to_offline_html(nb, "plotly.min.js")
+    # WHEN the page's head styles are moved to the shared file
+    linked, css = nightly.shared_head_css(page, "notebook.css")
+    # THEN the head holds one link instead of ~260 kB of CSS, and the CSS is what was inlined
+    head = linked[:linked.index("</head>")]
+    assert "<style" not in head and head.count('<link rel="stylesheet" href="notebook.css">') == 1
+    assert len(css) > 100_000 and ".jp-OutputArea" in css and len(linked) < len(page) - 100_000
+    assert linked[linked.index("</head>"):] == page[page.index("</head>"):]  # the body is untouched
+    assert nightly.offline_problems(linked) == []
+    # the same CSS for every page of a night (so one copy serves them all)
+    other = nightly.to_offline_html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x")]), "p.js")
+    assert nightly.shared_head_css(other, "notebook.css")[1] == css
+    # a body style (a styled table's) stays in the page
+    body_style = page.replace("</body>", "<style>.x{color:red}</style></body>")
+    assert "<style>.x{color:red}</style>" in nightly.shared_head_css(body_style, "n.css")[0]
