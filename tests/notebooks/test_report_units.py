@@ -165,7 +165,7 @@ def test_verdict_tables() -> None:
         Finding("retry-storm", "absent", {}, None),
     ])
     table = nh.verdict_table([diagnosis]).to_dicts()
-    assert table[0]["key_evidence"] == "service_cpu_p50=195.2, p95_ms=6500"
+    assert table[0]["key_evidence"] == "service_cpu_p50: 195 % of a core, p95_ms: 6,500 ms"
     assert table[1]["key_evidence"] == "missing: k6 request samples"
     assert table[2]["recommendation"] == ""
     assert nh.verdict_summary([diagnosis]).to_dicts() == [
@@ -287,7 +287,7 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
     night = {"date": "2026-11-22", "started_at": "s", "finished_at": "f", "store": "/x.duckdb",
              "previous_night": "2026-11-21", "ok": False,
              "runs": [{"scenario": "login-storm", "variant": "default", "run_id": "r1", "status": "complete",
-                       "error": None, "summary": {"p95_ms": 6500.0, "error_rate": 0.0, "rps": 3.0},
+                       "error": None, "summary": {"p95_ms": 6500.0, "error_rate": 0.348837, "rps": 3.0},
                        "verdicts": {"present": ["login-storm"], "findings": []},
                        "regression": {"regression": True, "worse": ["latency p95"], "previous_run_id": "r0",
                                       "metrics": {"latency p95": vars(_row("latency p95", "worse", True, 80.0, 6500.0))}}},
@@ -297,7 +297,8 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
                             "figures": 3, "seconds": 6.1, "error": None}]}
     page = nightly.render_index(night)
     assert '<span class="present">login-storm</span>' in page
-    assert "REGRESSION: latency p95" in page and "80 → 6.5e+03" in page
+    assert "REGRESSION: latency p95" in page and "80 → 6,500" in page and "e+0" not in page
+    assert ">6,500 ms<" in page and ">34.9 %<" in page and ">3.00/s<" in page  # units, 3 digits
     assert "k6 &lt;crashed&gt;" in page  # escaped
     assert '<a href="00-tour.html">00-tour</a>' in page and '<a href="../2026-11-21/index.html">' in page
     assert nightly.offline_problems(page) == []
