@@ -302,3 +302,20 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
     assert "k6 &lt;crashed&gt;" in page  # escaped
     assert '<a href="00-tour.html">00-tour</a>' in page and '<a href="../2026-11-21/index.html">' in page
     assert nightly.offline_problems(page) == []
+
+
+def test_evidence_list_is_readable_not_json() -> None:
+    # GIVEN findings whose evidence has units in their names, a list and a map
+    diagnosis = Diagnosis("r1", [
+        Finding("login-storm", "present", {"service_cpu_p95": 195.04, "p95_ms": 3209.08, "error_rate": 0.348837,
+                                           "cpu_p95_correlation": -0.245, "hot": {"share": 0.4}}, "lower the cost"),
+        Finding("false-idle", "insufficient-data", {"missing": ["k6 request samples → none"]}, None),
+    ])
+    text = nh.evidence_list([diagnosis])
+    # THEN each piece reads "name: value unit", nested one level down, arrows as they are
+    assert "- **login-storm**: present — lower the cost" in text
+    for line in ("  - service_cpu_p95: 195 % of a core", "  - p95_ms: 3,209 ms", "  - error_rate: 34.9 %",
+                 "  - cpu_p95_correlation: -0.245", "  - hot:", "    - share: 40.0 %",
+                 "  - missing: k6 request samples → none"):
+        assert line in text.splitlines(), line
+    assert "{" not in text and "\\u2192" not in text
