@@ -19,6 +19,7 @@ from perflab.analysis.database import activity_states
 from perflab.errors import PerflabError
 from perflab.report import nightly
 from perflab import notebook as nh
+from perflab.notebook import display as nb_display
 from perflab.analysis.compare import MetricRow
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import Diagnosis, Finding
@@ -111,7 +112,7 @@ def test_call_show_and_print_table_turn_missing_data_into_one_line(
     nh.show(charts.cpu_vs_latency, sample_k6)
     nh.show(nh.k6_table, store, samples.k6)
     assert shown[0].data.startswith("*Not shown (cpu_vs_latency): run sample-k6 has no resource samples")
-    assert isinstance(shown[1], pl.DataFrame) and shown[1].height == 22
+    assert isinstance(shown[1], nb_display.Table) and len(repr(shown[1]).splitlines()) == 1 + 22  # header + rows
     nh.print_table(nh.top_table, store, nh.Missing("run r: no CPU profile"))
     nh.print_table(nh.top_table, store, samples.cpu, limit=2, columns=["name", "flat"])
     assert capsys.readouterr().out.splitlines() == [
@@ -319,3 +320,20 @@ def test_evidence_list_is_readable_not_json() -> None:
                  "  - missing: k6 request samples → none"):
         assert line in text.splitlines(), line
     assert "{" not in text and "\\u2192" not in text
+
+
+def test_show_styles_a_table_with_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a table of run numbers WHEN shown in a notebook
+    shown: list[Any] = []
+    monkeypatch.setattr(nb_display, "display", shown.append)
+    df = pl.DataFrame({"run_id": ["r1", "r2"], "p95_ms": [3209.08, None], "error_rate": [0.348837, 0.0],
+                       "requests": [1098, 5]})
+    nh.show(lambda: df)
+    # THEN it is pandas' Styler table (fixed id, numbers right), values with their units, no dtype or shape rows
+    [table] = shown
+    html = table._repr_html_()
+    assert '<table id="T_perflab">' in html and "text-align: right" in html
+    assert ">3,209 ms<" in html and ">34.9 %<" in html and ">1,098<" in html and "f64" not in html
+    assert repr(table).splitlines() == ["run_id  p95_ms    error_rate  requests",
+                                        "r1      3,209 ms      34.9 %     1,098",
+                                        "r2             -         0 %         5"]
