@@ -17,6 +17,12 @@ from typing import Any
 
 MIB = 1024.0 * 1024.0
 DASH = "–"
+# A person compares numbers by their first three digits; more is noise in a run-to-run
+# figure, fewer loses the difference between 1.36 and 1.4.
+DIGITS = 3
+# Below a millionth every figure perflab prints (ms, s, %, shares) is zero to its reader;
+# more decimals would be a row of zeros, and an exponent is what this module exists to avoid.
+MAX_DECIMALS = 6
 
 # A profile's values in the unit its sample type names, scaled to a readable one.
 UNIT_SCALES: dict[str, tuple[tuple[float, str], ...]] = {
@@ -39,6 +45,21 @@ def ok(v: Any) -> bool:
 
 def missing(reason: str) -> str:
     return f"not measured ({reason})"
+
+
+def sig(v: float, digits: int = DIGITS) -> str:
+    """``v`` to ``digits`` significant digits, thousands separated, never in exponent
+    notation: ``3,209``, ``1.36``, ``40.0``, ``0.000123``; whole numbers at or above
+    10^digits keep every digit (``1,234,567``)."""
+    v = float(v)
+    if not math.isfinite(v):
+        return missing("not a finite number")
+    if v == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(v)))
+    decimals = min(max(digits - 1 - magnitude, 0), MAX_DECIMALS)
+    text = f"{v:,.{decimals}f}"
+    return "0" if text.lstrip("-").strip("0.,") == "" else text
 
 
 def ms(v: Any, reason: str = "no data") -> str:
@@ -99,7 +120,7 @@ def number(v: Any) -> str:
         return f"{v:.1f}"
     if a >= 1:
         return f"{v:.2f}"
-    return f"{v:.3g}"
+    return sig(v)
 
 
 def value(v: Any, unit: str = "") -> str:
@@ -110,8 +131,13 @@ def value(v: Any, unit: str = "") -> str:
     return text if unit in ("", "count") else f"{text} {unit}"
 
 
+# Below this a p-value's digits say nothing more: the change is beyond noise either way.
+P_FLOOR = 0.001
+
+
 def p_value(p: float) -> str:
-    return f"{p:.2g}"
+    """``0.042``, or ``< 0.001`` (never ``1.2e-10``)."""
+    return f"< {P_FLOOR:g}" if 0 <= p < P_FLOOR else sig(p, 2)
 
 
 def short(v: Any, digits: int = 3) -> str:
@@ -119,7 +145,7 @@ def short(v: Any, digits: int = 3) -> str:
     if v is None:
         return DASH
     if isinstance(v, float):
-        return f"{v:.{digits}g}"
+        return sig(v, digits)
     return str(v)
 
 
@@ -138,43 +164,64 @@ def scaled(v: float, unit: str) -> str:
     """A profile value with the largest unit under it, 3 significant digits: ``1.44 s``."""
     for scale, suffix in UNIT_SCALES.get(unit, ()):
         if abs(v) >= scale:
-            return f"{v / scale:.3g} {suffix}"
-    return f"{v:.6g}" + (f" {unit}" if unit and unit != "count" else "")
+            return f"{sig(v / scale)} {suffix}"
+    return sig(v, 6) + (f" {unit}" if unit and unit != "count" else "")
 
 
-def cell(v: Any) -> str:
-    """A value in a CLI table: ``-`` for None, integers without decimals, 6 significant digits."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v == int(v) and abs(v) < 1e15:
-            return f"{int(v)}"
-        return f"{v:.6g}" if abs(v) < 1e6 else f"{v:.0f}"
+def cell(v: Any, column: str = "") -> str:
+    """A value in a CLI table: ``-`` for None, else as :func:`by_name` reads its column's name."""
+    return "-" if v is None else by_name(column, v)
+
+
+def size(nbytes: float) -> str:
+    """Bytes in the largest binary unit under them, 3 significant digits: ``48.3 MiB``."""
+    for scale, suffix in UNIT_SCALES["bytes"]:
+        if abs(nbytes) >= scale:
+            return f"{sig(nbytes / scale)} {suffix}" if scale > 1 else f"{int(nbytes):,} B"
+    return f"{sig(nbytes)} B"
+
+
+# Names perflab gives rates per second (k6's, the runs' headline).
+PER_SECOND_NAMES = ("rps", "rate_per_s", "req_per_s")
+# Names that hold a number with "cpu" in them that is not a CPU percentage.
+NOT_CPU_SUFFIXES = ("_samples", "correlation", "_seconds", "_s", "_ms", "_count")
+
+
+def by_name(key: str, v: Any, cpu_unit: str = "%") -> str:
+    """A value read from the name it is stored under (perflab names fields for their
+    unit): ``*_ms`` in ms, ``*_s`` in s, ``*_bytes`` (and ``bytes``) in KiB/MiB/GiB, fractions
+    (``*_share``, ``*_rate``, ``*_ratio``, ...) as %, ``*_pct`` and CPU as %, ``rps`` per
+    second, anything else as a count or 3 significant digits. Never an exponent."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, datetime):
         return v.isoformat(timespec="seconds")
-    return str(v)
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if not ok(v):
+        return missing("not a finite number")
+    k = key.lower()
+    if k.endswith(BYTES_SUFFIX) or k == "bytes":
+        return size(v)
+    if k.endswith(PERCENT_SUFFIXES + ("_ratio",)) or k in ("share", "ratio"):
+        return f"{sig(100 * v)} %"
+    if k.endswith("_ms"):
+        return f"{sig(v)} ms"
+    if k.endswith(("_s", "_seconds")):
+        return f"{sig(v)} s"
+    if k.endswith("_pct") or k == "%" or ("cpu" in k and not k.endswith(NOT_CPU_SUFFIXES)):
+        return f"{sig(v)} {cpu_unit}" if "cpu" in k else f"{sig(v)} %"
+    if k in PER_SECOND_NAMES or k.endswith("_per_s"):
+        return f"{sig(v)}/s"
+    if isinstance(v, int) or (v == int(v) and abs(v) < 1e15):
+        return f"{int(v):,}"
+    return sig(v)
 
 
 def evidence_value(key: str, v: Any) -> str:
-    """One piece of a signature's evidence, read from its name: ``*_bytes`` in MiB, fractions
-    (``*_share``, ``*_rate``, ...) as %, ``*_ms`` in ms, ``*cpu*`` as % of a core."""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if not isinstance(v, (int, float)):
-        return str(v)
-    if key.endswith(BYTES_SUFFIX):
-        return f"{v / MIB:.1f} MiB"
-    if key.endswith(PERCENT_SUFFIXES):
-        return f"{100 * v:.1f} %" if abs(v) < 0.1 else f"{100 * v:.0f} %"
-    if key.endswith("_ms"):
-        return f"{v:.1f} ms" if abs(v) < 100 else f"{v:.0f} ms"
-    if "cpu" in key and not key.endswith("_samples") and not key.endswith("correlation"):
-        return f"{v:.1f} % of a core"
-    if isinstance(v, float) and v != int(v):
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-    return f"{int(v)}"
+    """One piece of a signature's evidence, read from its name (:func:`by_name`), CPU as
+    % of a core."""
+    return by_name(key, v, cpu_unit="% of a core")
 
 
 def evidence_brief(key: str, v: Any) -> str:
@@ -186,7 +233,7 @@ def evidence_brief(key: str, v: Any) -> str:
     if isinstance(v, (int, float)) and key.endswith(PERCENT_SUFFIXES):
         return percent(v, digits=1)
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return sig(v, 4)
     return str(v)
 
 

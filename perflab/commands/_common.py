@@ -39,25 +39,46 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(rows: list[dict[str, Any]] | pl.DataFrame, columns: list[str] | None = None,
-                right: set[str] | None = None, max_width: int = 80) -> None:
-    """A plain aligned table, like `go tool pprof -top`: numbers right, text left."""
+                right: set[str] | None = None, max_width: int = 80, headers: dict[str, str] | None = None,
+                fit: int | None = None) -> None:
+    """A plain aligned table, like `go tool pprof -top`: numbers right, text left, each value
+    as people read it in its column's unit (fmt.cell: ``3,209 ms``, ``34.9 %``). ``headers``
+    renames columns on the header line; with ``fit`` the widest text column is shortened
+    (ending in …) until every line is at most ``fit`` characters."""
+    for line in table_lines(rows, columns, right, max_width, headers, fit):
+        print(line)
+
+
+def table_lines(rows: list[dict[str, Any]] | pl.DataFrame, columns: list[str] | None = None,
+                right: set[str] | None = None, max_width: int = 80, headers: dict[str, str] | None = None,
+                fit: int | None = None) -> list[str]:
+    """:func:`print_table`'s lines."""
     if isinstance(rows, pl.DataFrame):
         rows = rows.to_dicts()
     if not rows:
-        print("(no rows)")
-        return
+        return ["(no rows)"]
     cols = columns or list(rows[0].keys())
-    cells = [[fmt.cell(r.get(c)) for c in cols] for r in rows]
-    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in cells]
+    names = [(headers or {}).get(c, c) for c in cols]
+    cells = [[fmt.cell(r.get(c), c) for c in cols] for r in rows]
     if right is None:
         right = {c for c in cols if all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)}
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    limits = [max_width] * len(cols)
+    widths = [min(lim, max(len(n), *(len(row[i]) for row in cells))) for i, (n, lim) in enumerate(zip(
+        names, limits, strict=True))]
+    text_cols = [i for i, c in enumerate(cols) if c not in right]
+    while fit is not None and text_cols and sum(widths) + 2 * (len(cols) - 1) > fit:
+        widest = max(text_cols, key=lambda i: widths[i])
+        if widths[widest] <= len(names[widest]):
+            break  # nothing left to shorten without losing the header
+        widths[widest] -= 1
+
+    def clip(v: str, w: int) -> str:
+        return v if len(v) <= w else v[: w - 1] + "…"
 
     def line(values: list[str]) -> str:
         return "  ".join(
-            v.rjust(w) if c in right else v.ljust(w) for v, w, c in zip(values, widths, cols, strict=True)
+            clip(v, w).rjust(w) if c in right else clip(v, w).ljust(w)
+            for v, w, c in zip(values, widths, cols, strict=True)
         ).rstrip()
 
-    print(line(cols))
-    for row in cells:
-        print(line(row))
+    return [line(names)] + [line(row) for row in cells]

@@ -9,11 +9,22 @@ from perflab.jsonable import to_jsonable
 NAME = "runs"
 HELP = "list lab runs (and user-made run groups) with their headline numbers"
 
-COLUMNS = ["run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
-           "p95_ms", "error_rate", "service_cpu_p50", "downstream_calls_per_request"]
+# The headline a reader scans for (throughput, latency, errors, CPU, calls per request) fits
+# a 120-column terminal next to a lab run id; --wide adds the rest of RunSummary.
+COLUMNS = ["run_id", "status", "requests", "rps", "p95_ms", "error_rate", "service_cpu_p50",
+           "downstream_calls_per_request"]
+WIDE_COLUMNS = ["run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
+                "p95_ms", "error_rate", "dropped_iterations", "service_cpu_p50", "service_cpu_mean",
+                "downstream_calls_per_request"]
+HEADERS = {"run_id": "run", "rps": "req/s", "p95_ms": "p95", "error_rate": "errors",
+           "dropped_iterations": "dropped", "service_cpu_p50": "CPU p50", "service_cpu_mean": "CPU mean",
+           "downstream_calls_per_request": "calls/req", "duration_s": "duration", "started_at": "started"}
+# What a terminal shows without wrapping; a longer run id is shortened (…) to fit.
+TABLE_COLUMNS = 120
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wide", action="store_true", help="every column, however wide the table gets")
     add_json_flag(p)
 
 
@@ -22,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, COLUMNS, max_width=48)
+        print_table(rows, WIDE_COLUMNS if args.wide else COLUMNS, headers=HEADERS,
+                    right=set(COLUMNS + WIDE_COLUMNS) - {"run_id", "scenario", "variant", "status", "started_at"},
+                    max_width=200 if args.wide else 80, fit=None if args.wide else TABLE_COLUMNS)
     return 0

@@ -9,7 +9,7 @@ samples, a profile file given as a parameter).
 """
 
 from perflab.notebook.display import call, print_table, show, text
-from perflab.notebook.evidence import EVIDENCE_CHARTS, evidence, show_evidence
+from perflab.notebook.evidence import EVIDENCE_CHARTS, evidence, evidence_list, show_evidence
 from perflab.notebook.setup import (
     DEFAULT_RENDERER,
     SAMPLE_GROUPS,
@@ -62,9 +62,9 @@ from perflab.report.charts import activity_states_chart
 __all__ = [
     "COMPARISON_COLUMNS", "DEFAULT_RENDERER", "EVIDENCE_CHARTS", "K6_STATS", "MAX_RUNS_SHOWN", "Missing",
     "SAMPLE_GROUPS", "Samples", "Subject", "TEXT_CELL_CHARS", "activity_states_chart", "activity_summary", "call",
-    "categories_table", "compare", "comparison_table", "diagnose_all", "evidence", "ingest_samples", "k6_table",
-    "latest_pair", "latest_runs", "load_run", "optimization_entry", "pick_pair", "print_table", "profile_pair",
-    "profile_source", "project_root", "resolve_store_path", "run_subject", "runs_table", "sample_path",
+    "categories_table", "compare", "comparison_table", "diagnose_all", "evidence", "evidence_list", "ingest_samples",
+    "k6_table", "latest_pair", "latest_runs", "load_run", "optimization_entry", "pick_pair", "print_table",
+    "profile_pair", "profile_source", "project_root", "resolve_store_path", "run_subject", "runs_table", "sample_path",
     "sample_subject", "sample_types_table", "setup", "show", "show_evidence", "signatures_table", "sources_table",
     "subject", "text", "top_table", "verdict_summary", "verdict_table",
     "ParameterError", "check_parameters", "report_path", "set_renderer",

@@ -1,7 +1,9 @@
 """Showing a result in a notebook: a figure, a table or a line saying why it is not there.
 
-``show(chart, ...)`` draws a figure, or says in one line why the data is not there (a
-user's k6 file has no CPU samples, and a notebook must still run to the end); ``text(df)``
+``show(chart, ...)`` draws a figure or a styled table (:func:`styled`: pandas Styler,
+each value in its column's unit by perflab.fmt, no dtype rows or shape line), or says in one
+line why the data is not there (a user's k6 file has no CPU samples, and a notebook must
+still run to the end); ``text(df)``
 renders a table as fixed plain text, for the few cells whose output is committed and
 compared by nbval (see notebooks/README.md).
 """
@@ -15,6 +17,7 @@ import plotly.graph_objects as go
 import polars as pl
 from IPython import display as ipython_display
 
+from perflab import fmt
 from perflab.errors import PerflabError
 from perflab.notebook.setup import TEXT_CELL_CHARS
 from perflab.notebook.subjects import Missing
@@ -51,8 +54,49 @@ def show(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         result.show()
     elif isinstance(result, str):
         markdown(result)
+    elif isinstance(result, pl.DataFrame):
+        display(styled(result))
     else:
         display(result)
+
+
+class Table:
+    """A table as a notebook shows it: the Styler's HTML in JupyterLab and nbconvert's page,
+    the same formatted cells as plain text where only text is read."""
+
+    def __init__(self, html: str, plain: str) -> None:
+        self.html, self.plain = html, plain
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.plain
+
+
+# A fixed table id instead of pandas' random uuid: a stored output does not churn.
+TABLE_UUID = "perflab"
+
+
+def styled(df: pl.DataFrame) -> Table:
+    """``df`` through pandas' Styler: every value as fmt.cell reads its column's name
+    (``3,209 ms``, ``34.9 %``), numbers right-aligned, no index."""
+    frame = df.to_pandas()
+    numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+
+    def cell(column: str) -> Callable[[Any], str]:
+        return lambda v: fmt.cell(None if v is None or v != v else v, column)  # NaN is pandas' null
+
+    style = (frame.style.format({c: cell(c) for c in frame.columns}).hide(axis="index")
+             .set_uuid(TABLE_UUID).set_properties(subset=numeric, **{"text-align": "right"}))
+    plain = [[cell(c)(v) for c, v in zip(frame.columns, row, strict=True)] for row in frame.itertuples(index=False)]
+    widths = [max(len(str(c)), *(len(r[i]) for r in plain)) if plain else len(str(c))
+              for i, c in enumerate(frame.columns)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(frame.columns, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) if c in numeric else v.ljust(w)
+                        for v, w, c in zip(r, widths, frame.columns, strict=True)) for r in plain]
+    html: str = style.to_html()
+    return Table(html, "\n".join(line.rstrip() for line in lines))
 
 
 def display(obj: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from perflab import fmt
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import Diagnosis
 from perflab.errors import PerflabError
@@ -90,3 +91,27 @@ def _named(draw: Callable[[], Any], name: str) -> Callable[[], Any]:
         return draw()
     call.__name__ = name
     return call
+
+
+def evidence_list(diagnoses: list[Diagnosis]) -> str:
+    """Every finding's evidence as a markdown list a person reads (``name: value unit``,
+    fmt.evidence_value), nested lists and maps one level down: what 04-signatures shows
+    instead of the findings' JSON."""
+    lines: list[str] = []
+    for d in diagnoses:
+        lines.append(f"**{d.run_id}**\n")
+        for f in d.findings:
+            lines.append(f"- **{f.signature}**: {f.verdict}" + (f" — {f.recommendation}" if f.recommendation else ""))
+            for key in sorted(f.evidence):
+                lines.extend(_evidence_lines(key, f.evidence[key], "  "))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _evidence_lines(key: str, v: Any, indent: str) -> list[str]:
+    if isinstance(v, dict):
+        return [f"{indent}- {key}:"] + [line for k in sorted(v) for line in _evidence_lines(k, v[k], indent + "  ")]
+    if isinstance(v, (list, tuple)):
+        items = [fmt.evidence_value(key, x) if not isinstance(x, (dict, list, tuple)) else str(x) for x in v]
+        return [f"{indent}- {key}: " + ("; ".join(items) if items else "none")]
+    return [f"{indent}- {key}: {fmt.evidence_value(key, v) if v is not None else 'not measured'}"]

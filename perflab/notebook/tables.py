@@ -108,7 +108,7 @@ def signatures_table() -> pl.DataFrame:
 
 
 def verdict_table(diagnoses: Diagnosis | list[Diagnosis]) -> pl.DataFrame:
-    """One row per run and signature: the verdict, its key evidence as ``name=value``
+    """One row per run and signature: the verdict, its key evidence as ``name: value unit``
     (or what was missing), and the recommendation."""
     registry = signatures()
     rows = []
@@ -116,7 +116,8 @@ def verdict_table(diagnoses: Diagnosis | list[Diagnosis]) -> pl.DataFrame:
         for f in diagnosis.findings:
             sig = registry.get(f.signature)
             ev = f.evidence
-            shown = [f"{k}={fmt.short(ev[k], 4)}" for k in (sig.key_evidence if sig else ()) if ev.get(k) is not None]
+            keys = [k for k in (sig.key_evidence if sig else ()) if ev.get(k) is not None]
+            shown = [f"{k}: {fmt.evidence_value(k, ev[k])}" for k in keys]
             if f.verdict == "insufficient-data" and ev.get("missing"):
                 shown.append("missing: " + "; ".join(map(str, ev["missing"])))
             rows.append({"run_id": diagnosis.run_id, "signature": f.signature, "verdict": f.verdict,

@@ -38,7 +38,8 @@ def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
         regtext = Cell(f"none vs `{_md(reg.get('previous_run_id'))}`", "ok")
     else:
         regtext = Cell(_md(reg.get("note", fmt.DASH)), "muted")
-    details = [f"{_md(m)}: {fmt.short(row.get('a'))} → {fmt.short(row.get('b'))} ({row.get('direction')}, "
+    details = [f"{_md(m)}: {fmt.value(row.get('a'), row.get('unit') or '')} → "
+               f"{fmt.value(row.get('b'), row.get('unit') or '')} ({row.get('direction')}, "
                f"{_NOISE[row.get('beyond_noise')]})" for m, row in (reg.get("metrics") or {}).items()]
     if details:
         regtext = Cell(regtext.text + "  \n" + "  \n".join(details), regtext.cls)
@@ -47,8 +48,7 @@ def _run_row(r: dict[str, Any]) -> tuple[list[str | Cell], str | None]:
         status += f"  \n[report]({r['report']['html']})"
     row: list[str | Cell] = [
         _md(r["scenario"]), _md(r["variant"]), f"`{_md(r['run_id'])}`", status,
-        Cell(fmt.short(s.get("p95_ms")), num=True), Cell(fmt.short(s.get("error_rate")), num=True),
-        Cell(fmt.short(s.get("rps")), num=True), Cell(fmt.short(s.get("service_cpu_p50")), num=True), verdict,
+        *(Cell(fmt.cell(s.get(k), k), num=True) for k in ("p95_ms", "error_rate", "rps", "service_cpu_p50")), verdict,
         regtext]
     colour = str(health.get("colour"))
     return row, _HEALTH_ROW[colour] if colour in _HEALTH_ROW else ("bad" if r["status"] != "complete" else None)
@@ -75,7 +75,7 @@ def index_document(night: dict[str, Any]) -> list[Block]:
                   "signature present and its error rate and dropped iterations within the alert rules; amber "
                   "names what is not; red is a failed or regressed run."),
         Heading(2, "Runs and the doctor's verdicts"),
-        Table(["scenario", "variant", "run", "status", "p95 ms", "error rate", "req/s", "service CPU p50 %",
+        Table(["scenario", "variant", "run", "status", "p95", "error rate", "throughput", "service CPU p50",
                "verdict", "regression vs previous night"],
               [row for row, _ in runs], [cls for _, cls in runs], empty="no runs"),
         Heading(2, "Optimization log"),

@@ -16,13 +16,14 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from perflab.analysis.database import activity_states
-from perflab.errors import PerflabError
-from perflab.report import nightly
 from perflab import notebook as nh
 from perflab.analysis.compare import MetricRow
+from perflab.analysis.database import activity_states
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import Diagnosis, Finding
+from perflab.errors import PerflabError
+from perflab.notebook import display as nb_display
+from perflab.report import nightly
 from perflab.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def test_call_show_and_print_table_turn_missing_data_into_one_line(
     nh.show(charts.cpu_vs_latency, sample_k6)
     nh.show(nh.k6_table, store, samples.k6)
     assert shown[0].data.startswith("*Not shown (cpu_vs_latency): run sample-k6 has no resource samples")
-    assert isinstance(shown[1], pl.DataFrame) and shown[1].height == 22
+    assert isinstance(shown[1], nb_display.Table) and len(repr(shown[1]).splitlines()) == 1 + 22  # header + rows
     nh.print_table(nh.top_table, store, nh.Missing("run r: no CPU profile"))
     nh.print_table(nh.top_table, store, samples.cpu, limit=2, columns=["name", "flat"])
     assert capsys.readouterr().out.splitlines() == [
@@ -166,7 +167,7 @@ def test_verdict_tables() -> None:
         Finding("retry-storm", "absent", {}, None),
     ])
     table = nh.verdict_table([diagnosis]).to_dicts()
-    assert table[0]["key_evidence"] == "service_cpu_p50=195.2, p95_ms=6500"
+    assert table[0]["key_evidence"] == "service_cpu_p50: 195 % of a core, p95_ms: 6,500 ms"
     assert table[1]["key_evidence"] == "missing: k6 request samples"
     assert table[2]["recommendation"] == ""
     assert nh.verdict_summary([diagnosis]).to_dicts() == [
@@ -333,7 +334,7 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
     night = {"date": "2026-11-22", "started_at": "s", "finished_at": "f", "store": "/x.duckdb",
              "previous_night": "2026-11-21", "ok": False,
              "runs": [{"scenario": "login-storm", "variant": "default", "run_id": "r1", "status": "complete",
-                       "error": None, "summary": {"p95_ms": 6500.0, "error_rate": 0.0, "rps": 3.0},
+                       "error": None, "summary": {"p95_ms": 6500.0, "error_rate": 0.348837, "rps": 3.0},
                        "verdicts": {"present": ["login-storm"], "findings": []},
                        "regression": {"regression": True, "worse": ["latency p95"], "previous_run_id": "r0",
                                       "metrics": {"latency p95": vars(_row("latency p95", "worse", True, 80.0, 6500.0))}}},
@@ -347,7 +348,8 @@ def test_index_shows_verdicts_regressions_and_links() -> None:
     page = nightly.render_index(night)
     assert '<tr class="bad">' in page and '<span class="present">run failed</span>' in page
     assert '<span class="present">regression: latency p95 worse beyond noise; login-storm present; ' in page
-    assert "REGRESSION: latency p95" in page and "80 → 6.5e+03" in page
+    assert "REGRESSION: latency p95" in page and "80 → 6,500" in page and "e+0" not in page
+    assert ">6,500 ms<" in page and ">34.9 %<" in page and ">3.00/s<" in page  # units, 3 digits
     assert "k6 &lt;crashed&gt;" in page  # escaped
     assert '<a href="00-tour.html">00-tour</a>' in page and '<a href="../2026-11-21/index.html">' in page
     assert nightly.offline_problems(page) == []
@@ -389,3 +391,37 @@ def test_a_notebook_page_links_the_nights_one_stylesheet() -> None:
     # a body style (a styled table's) stays in the page
     body_style = page.replace("</body>", "<style>.x{color:red}</style></body>")
     assert "<style>.x{color:red}</style>" in nightly.shared_head_css(body_style, "n.css")[0]
+
+
+def test_evidence_list_is_readable_not_json() -> None:
+    # GIVEN findings whose evidence has units in their names, a list and a map
+    diagnosis = Diagnosis("r1", [
+        Finding("login-storm", "present", {"service_cpu_p95": 195.04, "p95_ms": 3209.08, "error_rate": 0.348837,
+                                           "cpu_p95_correlation": -0.245, "hot": {"share": 0.4}}, "lower the cost"),
+        Finding("false-idle", "insufficient-data", {"missing": ["k6 request samples → none"]}, None),
+    ])
+    text = nh.evidence_list([diagnosis])
+    # THEN each piece reads "name: value unit", nested one level down, arrows as they are
+    assert "- **login-storm**: present — lower the cost" in text
+    for line in ("  - service_cpu_p95: 195 % of a core", "  - p95_ms: 3,209 ms", "  - error_rate: 34.9 %",
+                 "  - cpu_p95_correlation: -0.245", "  - hot:", "    - share: 40.0 %",
+                 "  - missing: k6 request samples → none"):
+        assert line in text.splitlines(), line
+    assert "{" not in text and "\\u2192" not in text
+
+
+def test_show_styles_a_table_with_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a table of run numbers WHEN shown in a notebook
+    shown: list[Any] = []
+    monkeypatch.setattr(nb_display, "display", shown.append)
+    df = pl.DataFrame({"run_id": ["r1", "r2"], "p95_ms": [3209.08, None], "error_rate": [0.348837, 0.0],
+                       "requests": [1098, 5]})
+    nh.show(lambda: df)
+    # THEN it is pandas' Styler table (fixed id, numbers right), values with their units, no dtype or shape rows
+    [table] = shown
+    html = table._repr_html_()
+    assert '<table id="T_perflab">' in html and "text-align: right" in html
+    assert ">3,209 ms<" in html and ">34.9 %<" in html and ">1,098<" in html and "f64" not in html
+    assert repr(table).splitlines() == ["run_id  p95_ms    error_rate  requests",
+                                        "r1      3,209 ms      34.9 %     1,098",
+                                        "r2             -         0 %         5"]

@@ -324,14 +324,14 @@ def test_errors_by_kind(lab: Store) -> None:
     got = {t.name: sum(t.y) for t in fig.data if t.name.startswith("status ")}
     assert got == failed_by_status(K6_SMALL) and got
     assert fig.layout.barmode == "stack"
-    assert [a.text for a in fig.layout.annotations] == [
+    assert [a.text for a in fig.layout.annotations if a.text != "steady window"] == [
         "service errors by kind (counters.errors)", "k6 failed requests by status (http_req_failed)"]
 
 
 def test_errors_by_kind_without_errors(lab: Store) -> None:
     fig = charts.errors_by_kind(lab, "quiet")
     assert fig.data == ()
-    assert [a.text for a in fig.layout.annotations] == ["service errors by kind (counters.errors)", "no errors"]
+    assert [a.text for a in fig.layout.annotations if a.text != "steady window"] == ["service errors by kind (counters.errors)", "no errors"]
 
 
 def test_errors_by_kind_of_a_k6_only_run(lab: Store) -> None:
@@ -612,3 +612,56 @@ def test_k6_timeseries_dataframe_is_what_the_chart_draws(lab: Store) -> None:
         ((pl.col("t").dt.epoch("us") - int(T0.timestamp() * 1e6)) / 1e6).alias("x"))
     fig = charts.latency_over_time(lab, RUN)
     assert list(trace(fig, "p95 latency").x) == ts["x"].to_list()
+
+
+# -- the CPU axis and the steady window ---------------------------------------------------------
+
+TIME_CHARTS = {"latency_over_time": 1, "cpu_vs_latency": 1, "app_vs_db_rate": 1, "inflight_and_waiting": 2,
+               "errors_by_kind": 2, "process_resources": 2}
+
+
+def test_every_time_chart_shades_the_steady_window(lab: Store) -> None:
+    # GIVEN the synthetic run, whose first sample of any kind is the resource sampler's at T0
+    window = Run.load(lab, RUN).window
+    assert window is not None
+    x0, x1 = window.start_s - T0.timestamp(), window.end_s - T0.timestamp()
+    assert 0 < x0 < x1 < TICKS * TICK_S
+    for name, panels in TIME_CHARTS.items():
+        # WHEN the chart is drawn THEN each panel has one rectangle over exactly the window
+        fig = json.loads(getattr(charts, name)(lab, RUN).to_json())["layout"]
+        rects = [s for s in fig.get("shapes", []) if s["type"] == "rect"]
+        assert len(rects) == panels, name
+        for r in rects:
+            assert r["x0"] == pytest.approx(x0, abs=1e-6) and r["x1"] == pytest.approx(x1, abs=1e-6), name
+            assert r["layer"] == "below" and r["fillcolor"] == _charts.timeline.WINDOW_FILL
+        assert [a["text"] for a in fig["annotations"]].count("steady window") == 1, name
+
+
+def test_cpu_axes_span_the_machines_cores(lab: Store) -> None:
+    # GIVEN a run whose sampler recorded 2 cores and whose service peaked at 110 % of one core
+    assert max(service_cpu(i) or 0 for i in range(TICKS)) == 110.0
+    layouts = {name: json.loads(getattr(charts, name)(lab, RUN).to_json())["layout"]
+               for name in ("cpu_vs_latency", "cpu_latency_scatter", "process_resources")}
+    # THEN every CPU axis runs from 0 to 200 %, and says why
+    for name, axis in (("cpu_vs_latency", "yaxis"), ("cpu_latency_scatter", "xaxis"),
+                       ("process_resources", "yaxis")):
+        assert layouts[name][axis]["range"] == [0, 200], name
+        assert "axis: 2 cores = 200 %" in layouts[name][axis]["title"]["text"], name
+
+
+def test_cpu_axis_without_a_core_count_is_the_datas_max(lab: Store, tmp_path: Path) -> None:
+    # GIVEN a run whose resource samples carry no core count (a user's, no manifest)
+    folder = tmp_path / "nocores"
+    [res] = write_run(folder, ticks=8, with_vars=False)
+    lines = res.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["cpu_count"]
+    res.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    ingest_path(lab, res, run_id="no-cores")
+    run = Run.load(lab, "no-cores")
+    assert run.cpu_count is None
+    # THEN the axis ends just above the highest sample, and the title says so
+    axis = json.loads(_charts.process_resources(run).to_json())["layout"]["yaxis"]
+    peak = max(service_cpu(i) or 0 for i in range(8))  # the service's; the other roles stay below 5 %
+    assert axis["range"] == [0, pytest.approx(peak * 1.05)]
+    assert "the run records no core count" in axis["title"]["text"]

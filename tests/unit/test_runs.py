@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from perflab.analysis.runs import list_runs as _list_runs
+from perflab import fmt
 from perflab.jsonable import to_jsonable
 from perflab.ingest import ingest_path
 from tests.conftest import FIXTURES
@@ -38,3 +39,29 @@ def test_runs_json_shape(tmp_path):
     [row] = json.loads(out.stdout)
     assert set(row) >= {"run_id", "scenario", "variant", "status", "started_at", "duration_s", "requests", "rps",
                         "p95_ms", "error_rate", "service_cpu_p50", "downstream_calls_per_request"}
+
+
+def test_runs_table_fits_120_columns_and_wide_shows_all(tmp_path):
+    # GIVEN a lab-length run id and a much longer one of a user's group
+    store = tmp_path / "s.duckdb"
+    lab_id = "20261205T091500Z-login-storm-default-ab12"
+    long_id = "my-teams-orders-service-load-test-against-staging-" + "x" * 40
+    # (two files: the same content is stored once)
+    for rid, name in ((lab_id, "main_small.ndjson"), (long_id, "main_dropped.ndjson")):
+        assert run_cli("ingest", "--run", rid, str(FIXTURES / "k6" / name), store=store).returncode == 0
+    oracle = json.loads((FIXTURES / "k6" / "main_small.ndjson.expected.json").read_text())["metrics"]
+    # WHEN listed by default THEN every line fits 120 columns, the numbers with their units
+    out = run_cli("runs", store=store)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].split() == ["run", "status", "requests", "req/s", "p95", "errors", "CPU", "p50", "calls/req"]
+    row = next(line for line in lines if line.startswith(lab_id))
+    p95 = oracle["http_req_duration"]["p(95)"]
+    assert f"{oracle['http_reqs']['count']:,}" in row and fmt.by_name("p95_ms", p95) in row
+    assert fmt.percent(oracle["http_req_failed"]["rate"], digits=1).replace(" ", "") in row.replace(" ", "")
+    assert "e+" not in out.stdout and "e-0" not in out.stdout
+    assert any(line.startswith("my-teams-orders") and "…" in line for line in lines)  # shortened to fit
+    # WHEN --wide THEN every column, the long id in full
+    wide = run_cli("runs", "--wide", store=store).stdout
+    assert long_id in wide and "dropped" in wide.splitlines()[0] and "CPU mean" in wide.splitlines()[0]

@@ -590,7 +590,7 @@ def test_doctor_prints_one_block_per_finding(user_group: Path) -> None:
     assert [b.split()[0] for b in blocks] == list(signatures())
     lock = next(b for b in blocks if b.startswith("lock-contention"))
     assert lock.splitlines()[0].split() == ["lock-contention", "PRESENT"]
-    assert "profile_lock_wait_share 33 %" in lock
+    assert "profile_lock_wait_share 33.3 %" in lock  # 3 significant digits (fmt.sig)
     assert "top_pool_wait_site main.(*dbPool).acquire" in lock
     assert "\n  → 33% of blocked time is on locks and pool checkouts (most at main.(*dbPool).acquire)" in lock
     pool = next(b for b in blocks if b.startswith("pool-saturation"))

@@ -2,7 +2,9 @@
 
 Each takes a ``Run`` (perflab.analysis.run). The charts of one run share one time axis:
 seconds since the run's first sample of any kind (k6 point, resource sample,
-/debug/vars sample), so they line up.
+/debug/vars sample), so they line up. Every time chart shades the run's steady window
+(Run.window: what the doctor judges), and every CPU axis spans 0 to the machine's cores
+× 100 %, so 12 % of a core looks as idle as it is.
 """
 
 from __future__ import annotations
@@ -126,6 +128,41 @@ def _k6_run(run: Run, interval_s: float) -> tuple[pl.DataFrame, float, int]:
     return ts.with_columns(((pl.col("t").dt.epoch("us") - origin) / 1e6).alias("x")), step, origin
 
 
+# The steady window's shade: light enough that every trace stays readable over it.
+WINDOW_FILL = "rgba(44, 160, 44, 0.10)"
+WINDOW_LABEL = "steady window"
+
+
+def shade_window(fig: go.Figure, run: Run, origin: int, rows: int = 1) -> None:
+    """Shade the run's steady window (Run.window) on every panel of a time chart, labelled
+    once; a run without one (too few samples to find it) is drawn unshaded."""
+    window = run.window
+    if window is None:
+        return
+    x0, x1 = window.start_s - origin / 1e6, window.end_s - origin / 1e6
+    for row in range(1, rows + 1):
+        where: dict[str, Any] = {"row": row, "col": 1} if rows > 1 else {}
+        if row == 1:
+            where.update(annotation_text=WINDOW_LABEL, annotation_position="top left")
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=WINDOW_FILL, line_width=0, layer="below", **where)
+
+
+def cpu_axis(run: Run, peak: float | None) -> tuple[list[float], str]:
+    """The CPU axis' range and the note its title carries: 0 to the machine's cores × 100 %
+    (Run.cpu_count: the sampler's header or the manifest), or, when the run does not record
+    its core count, 0 to the highest sample, saying so."""
+    cores = run.cpu_count
+    top = float(peak) if peak is not None and math.isfinite(peak) else 0.0
+    if cores:
+        return [0.0, max(cores * 100.0, top)], f"axis: {cores} cores = {cores * 100} %"
+    return [0.0, top * 1.05 if top > 0 else 100.0], "axis to the highest sample: the run records no core count"
+
+
+def _peak(df: pl.DataFrame, col: str) -> float | None:
+    v = df[col].max() if df.height else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
 def _seconds_axis(fig: go.Figure, run: bool = True, **kw: Any) -> None:
     fig.update_xaxes(title_text="seconds since the run started" if run else "seconds since the first request", **kw)
 
@@ -135,8 +172,10 @@ def _seconds_axis(fig: go.Figure, run: bool = True, **kw: Any) -> None:
 def latency_over_time(run: Run, interval_s: float = 1) -> go.Figure:
     """p50/p95/p99 of http_req_duration per interval, with requests/s and errors/s on a
     second axis (k6_timeseries: k6's own percentile rule)."""
-    ts, step, _ = _k6_run(run, interval_s)
-    return _latency(ts, step, f"run {run.run_id}", run=True)
+    ts, step, origin = _k6_run(run, interval_s)
+    fig = _latency(ts, step, f"run {run.run_id}", run=True)
+    shade_window(fig, run, origin)
+    return fig
 
 
 def source_latency_over_time(store: Store, source_id: int, interval_s: float = 1) -> go.Figure:
@@ -190,8 +229,10 @@ def cpu_vs_latency(run: Run, interval_s: float = 1) -> go.Figure:
                              mode="lines", line={"color": "#1f77b4", "width": 2.5},
                              hovertemplate="p95 %{y:.1f} ms<extra></extra>"), secondary_y=True)
     _seconds_axis(fig)
-    fig.update_yaxes(title_text="service CPU (% of one core)", rangemode="tozero", secondary_y=False)
+    span, note = cpu_axis(run, _peak(cpu, "cpu_pct"))
+    fig.update_yaxes(title_text=f"service CPU (% of one core; {note})", range=span, secondary_y=False)
     fig.update_yaxes(title_text="p95 latency (ms)", rangemode="tozero", secondary_y=True, showgrid=False)
+    shade_window(fig, run, origin)
     return finish(fig, f"Service CPU and p95 latency (run {run.run_id}, p95 per {step:g} s)",
                    hovermode="x unified")
 
@@ -223,7 +264,8 @@ def cpu_latency_scatter(run: Run, interval_s: float = 1) -> go.Figure:
         hovertemplate="CPU %{x:.0f} %<br>p95 %{y:.1f} ms<br>at %{customdata[0]:.0f} s, "
                       "%{customdata[1]} requests<extra></extra>",
     ))
-    fig.update_xaxes(title_text="service CPU (% of one core, mean of the interval)", rangemode="tozero")
+    span, note = cpu_axis(run, _peak(points, "cpu_mean"))
+    fig.update_xaxes(title_text=f"service CPU (% of one core, mean of the interval; {note})", range=span)
     fig.update_yaxes(title_text="p95 latency (ms)", rangemode="tozero")
     return finish(fig, f"p95 latency against service CPU (run {run.run_id}, one point per {step:g} s)")
 
@@ -274,6 +316,7 @@ def app_vs_db_rate(run: Run, interval_s: float = 1) -> go.Figure:
     _seconds_axis(fig)
     fig.update_yaxes(title_text="per second", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(title_text="downstream calls per request", rangemode="tozero", secondary_y=True, showgrid=False)
+    shade_window(fig, run, origin)
     return finish(fig, f"App requests/s against downstream calls/s (run {run.run_id}, {step:g} s intervals)",
                   hovermode="x unified")
 
@@ -314,6 +357,7 @@ def inflight_and_waiting(run: Run) -> go.Figure:
     _seconds_axis(fig, row=2, col=1)
     fig.update_yaxes(title_text="requests / tasks", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="connections", rangemode="tozero", row=2, col=1)
+    shade_window(fig, run, origin, rows=2)
     return finish(fig, f"In-flight requests, waiters and pool use (run {run.run_id})", hovermode="x unified",
                   legend=LEGEND_RIGHT)
 
@@ -366,6 +410,7 @@ def errors_by_kind(run: Run, interval_s: float = 1) -> go.Figure:
                                yref=f"y{row if row > 1 else ''} domain", x=0.5, y=0.5)
         fig.update_yaxes(title_text=f"errors per {step:g} s", rangemode="tozero", row=row, col=1)
     _seconds_axis(fig, row=len(panels), col=1)
+    shade_window(fig, run, origin, rows=len(panels))
     return finish(fig, f"Errors by kind (run {run.run_id}, {step:g} s intervals)", barmode="stack", bargap=0.1,
                    hovermode="x unified", legend=LEGEND_RIGHT)
 
@@ -395,7 +440,9 @@ def process_resources(run: Run) -> go.Figure:
                                  legendgroup=role, showlegend=False, line={"color": color},
                                  hovertemplate=f"{name}: %{{y:.0f}} MiB<extra></extra>"), row=2, col=1)
     _seconds_axis(fig, row=2, col=1)
-    fig.update_yaxes(title_text="CPU (% of one core)", rangemode="tozero", row=1, col=1)
+    span, note = cpu_axis(run, _peak(res, "cpu_pct"))
+    fig.update_yaxes(title_text=f"CPU (% of one core; {note})", range=span, row=1, col=1)
     fig.update_yaxes(title_text="RSS (MiB)", rangemode="tozero", row=2, col=1)
+    shade_window(fig, run, origin, rows=2)
     return finish(fig, f"CPU and memory of every process role (run {run.run_id})", hovermode="x unified",
                    legend=LEGEND_RIGHT)
