@@ -401,6 +401,19 @@ def test_vus_busy_is_judged_at_the_drops_not_at_the_peak_reading() -> None:
     assert ev.values["vus_busy"] is True and ev.values["dropped_iterations"] == 18
 
 
+def test_vus_busy_reads_both_readings_around_a_drop() -> None:
+    # A login storm measured here: k6 read 21 of 29 VUs busy at 9 s and 28 of 29 at 10 s, with
+    # drops between; the reading before alone puts the median under 0.9.
+    rows = [(9.0, "vus", 21.0), (9.0, "vus_max", 29.0), (10.0, "vus", 28.0), (10.0, "vus_max", 29.0)]
+    rows += [(9.0 + d, "dropped_iterations", 1.0) for d in (0.1, 0.3, 0.5, 0.7)]
+    k6 = pl.DataFrame(rows, schema=rundata.K6_SCHEMA, orient="row").sort("t_s")
+    drops = k6.filter(pl.col("metric") == "dropped_iterations")
+    assert loadgen_saturated.busy_share_at_drops(k6, drops) == pytest.approx(28 / 29)
+    # A busy k6 that leaves its VUs idle on both sides still reads idle.
+    idle = k6.with_columns(pl.when(pl.col("metric") == "vus").then(3.0).otherwise(pl.col("value")).alias("value"))
+    assert loadgen_saturated.busy_share_at_drops(idle, drops) == pytest.approx(3 / 29)
+
+
 def test_retry_storm_from_k6_and_pg_when_the_service_has_no_counters() -> None:
     data = synth(**dict(RETRY_STORM, vars=False, timeout_status_rate=0.3))
     data.pg_statement_calls = 2.6 * data.requests.height

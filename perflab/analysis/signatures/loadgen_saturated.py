@@ -46,7 +46,8 @@ K6_CPU_MAX_PCT = 90.0
 # storm: 41 of 43, the false idle 32 of 34; healthy 1 of 40). Judged at the drops, not at
 # the run's peak: k6's `vus` gauge is read once a second while VUs finish and restart, so
 # the peak reading can miss a moment at which all were busy (a CI run: 18 drops during the
-# VU ramp, every one with ≥ 0.9 busy, yet max(vus) < 0.9 × max(vus_max)).
+# VU ramp, every one with ≥ 0.9 busy, yet max(vus) < 0.9 × max(vus_max)), and at the busier
+# of the two readings around each drop (busy_share_at_drops).
 VUS_BUSY_FRACTION = 0.9
 
 # How an insufficient-data verdict says to get the data.
@@ -81,20 +82,26 @@ def dropped(data: RunData, window: Window | None, ev: Evidence) -> float | None:
 
 
 def busy_share_at_drops(k6: pl.DataFrame, drops: pl.DataFrame) -> float | None:
-    """Median, over the dropped iterations, of vus / vus_max at k6's last reading before each.
+    """Median, over the dropped iterations, of vus / vus_max at the busier of k6's two readings
+    around each drop (the last before it and the first after it).
 
     k6 emits `vus` and `vus_max` together once a second; an arrival-rate executor drops an
     iteration when no allocated VU is free, so a slow target shows ≈ 1 here, while a k6 too
-    busy to hand out its idle VUs shows well below.
+    busy to hand out its idle VUs shows well below. Both neighbours count because a reading
+    a second away can catch VUs between iterations (a CI login storm read 21 of 29 busy just
+    before drops whose next reading was 28 of 29; the median over the readings before alone
+    fell under VUS_BUSY_FRACTION).
     """
     gauges = (k6.filter(pl.col("metric").is_in(["vus", "vus_max"]))
               .pivot(on="metric", index="t_s", values="value", aggregate_function="last")
               .drop_nulls().filter(pl.col("vus_max") > 0).sort("t_s"))
     if drops.is_empty() or gauges.is_empty():
         return None
-    shares = (drops.select("t_s").sort("t_s")
-              .join_asof(gauges, on="t_s", strategy="backward").drop_nulls()
-              .select(pl.col("vus") / pl.col("vus_max"))).to_series()
+    gauges = gauges.select("t_s", share=pl.col("vus") / pl.col("vus_max"))
+    at = drops.select("t_s").sort("t_s")
+    shares = (at.join_asof(gauges, on="t_s", strategy="backward")
+              .join_asof(gauges, on="t_s", strategy="forward", suffix="_after")
+              .select(pl.max_horizontal("share", "share_after")).drop_nulls()).to_series()
     return float(shares.median()) if shares.len() else None  # type: ignore[arg-type]
 
 
