@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,6 +111,8 @@ class RunInfo:
     signature: str | None
     why: str | None
     manifest: bool  # a lab run (with a manifest), not a user's group
+    # The load k6 was asked for, in requests/s (offered_rps); None without a known schedule.
+    offered_rps: float | None = None
 
 
 @dataclass
@@ -180,6 +182,22 @@ def run_info(run: Run) -> RunInfo:
                    variant=run.variant or (m.variant if m else None), started_at=run.started_at,
                    settings=run.settings, signature=m.signature if m else None, why=m.why if m else None,
                    manifest=m is not None)
+
+
+def offered_rps(run: Run, summary: dict[str, Any] | None) -> float | None:
+    """Requests per second k6 was asked for: the iterations it started or dropped over the
+    scheduled duration (the manifest's), times requests per iteration.
+
+    Not k6's http_reqs rate: that divides by the whole test run, graceful stop included, which
+    a slow target stretches (a 15 s login storm at 10/s lasted ~27 s: its rate read 5.5/s).
+    Iterations cut off at the graceful stop are not counted by k6, so this errs low.
+    """
+    schedule = run.manifest.duration_s if run.manifest else None
+    totals = (summary or {}).get("totals") or {}
+    reqs, iters, dropped = totals.get("http_reqs"), totals.get("iterations"), totals.get("dropped_iterations") or 0
+    if not schedule or not reqs or not iters:
+        return None
+    return float(reqs) / float(iters) * (float(iters) + float(dropped)) / float(schedule)
 
 
 # -- latency ----------------------------------------------------------------------------------
@@ -381,7 +399,8 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
                         "p50"))
 
     return Comparison(
-        a=run_info(run_a), b=run_info(run_b),
+        a=replace(run_info(run_a), offered_rps=offered_rps(run_a, k6a["summary"] if k6a else None)),
+        b=replace(run_info(run_b), offered_rps=offered_rps(run_b, k6b["summary"] if k6b else None)),
         k6_sources={"a": run_a.k6_source if k6a else None, "b": run_b.k6_source if k6b else None},
         latency=latency, metrics=rows, profile=_profile_section(run_a, run_b, profile_limit), rule=RULE,
         bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "max_n": noise.BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,

@@ -162,14 +162,6 @@ def _num(ev: dict[str, Any], *keys: str) -> float | None:
     return None
 
 
-def _offered_rps(cmp: Comparison) -> float | None:
-    """The before run's offered load: its throughput plus the iterations k6 dropped, per second."""
-    rps, n, dropped = (cmp.metric(m) for m in ("throughput", "requests", "dropped iterations"))
-    if rps is None or n is None or rps.a is None or not n.a:
-        return None
-    return rps.a * (n.a + ((dropped.a or 0) if dropped is not None else 0)) / n.a
-
-
 def _login_storm(ev: dict[str, Any], change: str, cmp: Comparison, cpu_count: int | None) -> str:
     share = _num(ev, "hashing_share", "serialization_share")
     row = cmp.metric(CPU)
@@ -185,7 +177,7 @@ def _login_storm(ev: dict[str, Any], change: str, cmp: Comparison, cpu_count: in
     text = (f"{what} is {fmt.percent(share, digits=0)} of the CPU profile; {factor[1]} makes it "
             f"{fmt.number(factor[0])}× cheaper, so service CPU per request {fmt.value(per_request, 'ms')} → about "
             f"{fmt.value(after, 'ms')} (Amdahl: {fmt.number(left)} of today)")
-    offered = _offered_rps(cmp)
+    offered = cmp.a.offered_rps
     if cpu_count and offered and p95 is not None and p95 > P95_THRESHOLD_MS:
         need = after / 10.0 * offered  # % of a core the offered load needs at the new cost
         if need < CPU_HEADROOM * 100 * cpu_count:
