@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.perflab-installed
 
-.PHONY: install system-packages test report bench clean lab
+.PHONY: install system-packages test report bench clean clean-data lab
 
 install: $(STAMP)
 
@@ -55,5 +55,17 @@ lab: install
 	exec $(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
+# clean never touches measurements: the venv and caches only. clean-data removes the store
+# and the run folders beside it, after asking (CONFIRM=yes answers for a script).
 clean:
-	rm -rf $(VENV) data/perflab.duckdb data/perflab.duckdb.wal
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-data:
+	@store="$${PERFLAB_STORE:-data/perflab.duckdb}"; runs="$$(dirname "$$store")/runs"; \
+	[ -e "$$store" ] || [ -e "$$runs" ] || { echo "clean-data: no store at $$store"; exit 0; }; \
+	ls -d "$$store" "$$store.wal" "$$runs" 2>/dev/null; \
+	answer="$(CONFIRM)"; \
+	if [ -z "$$answer" ]; then read -r -p "remove these (the measurements in them are gone for good)? [y/N] " answer; fi; \
+	case "$$answer" in y|Y|yes) rm -rf "$$store" "$$store.wal" "$$runs"; echo "clean-data: removed";; \
+	  *) echo "clean-data: kept"; exit 1;; esac

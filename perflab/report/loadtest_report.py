@@ -10,6 +10,7 @@ This module draws the report's figures (perflab.report.charts) and writes the fi
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from perflab.report.markdown import render_markdown
 from perflab.report.plotlyjs import relative_src, script_tag, write_plotlyjs
 
 DEFAULT_OUT = Path("reports")
+# Hex characters of the id's hash a renamed report folder keeps (a clash becomes likely only
+# among some 65,000 renamed ids).
+RENAMED_HASH_CHARS = 8
 
 ChartFn = Callable[[Run, RunReport], Figure]
 
@@ -133,8 +137,12 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_OUT, target_rps: float 
 
 
 def safe_name(run_id: str) -> str:
-    """A run id as a folder name: user-given group ids may hold a path separator."""
+    """A run id as a folder name, one folder per run: a user-given group id may hold a path
+    separator or spaces; such an id keeps a short hash of itself, so `exp/1` and `exp 1`
+    (both `exp_1` once cleaned) never write into the same folder."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")
     if not name:
         raise PerflabError(f"run id {run_id!r} gives no usable folder name")
+    if name != run_id:
+        name += "-" + hashlib.sha256(run_id.encode()).hexdigest()[:RENAMED_HASH_CHARS]
     return name
