@@ -20,6 +20,7 @@ import polars as pl
 
 from perflab import schema
 from perflab.errors import PerflabError, StoreError
+from perflab.private import private_dirs, private_file
 from perflab.vocab import SAMPLE_SERVICE_VARS_ROLES
 
 DEFAULT_STORE = Path("data") / "perflab.duckdb"
@@ -49,11 +50,14 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.path.parent)
+        created = not read_only and not self.path.exists()
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
+        if created and self.path.exists():
+            private_file(self.path)
         # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
         # should get it, or `perflab top --json > x.json` would be corrupted.
         # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a

@@ -24,6 +24,7 @@ from perflab.ingest import ingest_path
 from perflab.ingest._metric_samples import parse_time
 from perflab.ingest._registry import IngestResult, one_line
 from perflab.ingest.prometheus_api import QUERY_KEY
+from perflab.private import private_dirs
 from perflab.store import Store
 from perflab.vocab import PROMETHEUS_API
 
@@ -121,7 +122,7 @@ def pull(store: Store, url: str, query: str, start: str, end: str, step: str | N
     name = f"prometheus-{hashlib.sha256(content).hexdigest()[:12]}.json"
     if run_id is not None:
         folder = store.path.parent / "runs" / run_id
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dirs(folder)
         path = folder / name
         path.write_bytes(content)
         return ingest_path(store, path, kind=PROMETHEUS_API, run_id=run_id)

@@ -50,6 +50,7 @@ from perflab.lab.sampler import Sampler
 from perflab.lab.scrape import EXPVAR_FILE, PROMETHEUS_FILE, MetricsScraper
 from perflab.lab.target import Target
 from perflab.manifest import Host, Manifest, TargetTaken
+from perflab.private import private_dirs
 from perflab.store import Store
 
 READY_TIMEOUT_S = 60.0
@@ -102,7 +103,7 @@ def run_target(store: Store, target: Target, opts: RunOptions, setup: Setup = us
     rate = opts.rate if opts.rate is not None else target.load.rate
     run_id = opts.run_id or new_run_id(target.name, variant.name)
     run_dir = store.path.parent / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(run_dir)
     k6_bin = find_k6()
     fixed = target.variants.get("fixed")
     manifest = Manifest(

@@ -89,6 +89,8 @@ def test_a_target_perflab_starts_and_stops(tmp_path: Path, pg_cluster: Ephemeral
 
     # THEN the run is the target's, complete, and its manifest holds the file it came from
     assert out["status"] == "complete" and out["scenario"] == "tiny" and out["variant"] == "fixed"
+    # the run folder holds the service's query texts and profiles: its owner's only
+    assert run_dir.stat().st_mode & 0o777 == 0o700 and (run_dir.parent).stat().st_mode & 0o777 == 0o700
     assert m["target"]["path"] == str(path.resolve()) and m["target"]["text"] == path.read_text()
     assert m["target"]["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
     assert m["target"]["started"] is True and m["target"]["pid_from"] == "started"
