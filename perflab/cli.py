@@ -7,14 +7,20 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from perflab import __version__
-from perflab.commands import COMMANDS, Command
 from perflab.errors import PerflabError
-from perflab.ingest._io import parse_size
+
+if TYPE_CHECKING:
+    from perflab.commands import Command
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    # Imported here, not at the top: every verb's module loads polars and DuckDB (seconds),
+    # and a Ctrl-C meanwhile must end inside main's handlers, as one line.
+    from perflab.commands import COMMANDS
+
     parser = argparse.ArgumentParser(
         prog="perflab",
         description="Performance lab: ingest pprof, cProfile, k6 and PostgreSQL statistics "
@@ -45,13 +51,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, modules = build_parser()
-    args = parser.parse_args(argv)
     # SIGTERM ends a command like Ctrl-C does, so cleanup in finally blocks runs.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        parser, modules = build_parser()
+        args = parser.parse_args(argv)
         cap = getattr(args, "max_decompressed", None)
         if cap:
+            from perflab.ingest._io import parse_size
+
             try:
                 parse_size(cap)
             except ValueError:
@@ -63,11 +71,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"perflab: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("perflab: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # `perflab top ... | head` closes stdout early; that is not an error.
         return 0
+    except Exception as exc:
+        if is_interrupt(exc):
+            return _interrupted()
+        raise
+
+
+# Exit status of a command ended by Ctrl-C or SIGTERM (128 + SIGINT), as shells report it.
+INTERRUPTED_EXIT = 130
+
+
+def _interrupted() -> int:
+    print("perflab: interrupted", file=sys.stderr)
+    return INTERRUPTED_EXIT
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C as a library reports it: DuckDB turns the KeyboardInterrupt raised inside a query
+    into its InterruptException, or a RuntimeError "Query interrupted" when fetching a result."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None and isinstance(exc, duckdb.InterruptException):
+        return True
+    return isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
