@@ -64,8 +64,15 @@ _INPUT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def detect(path: Path) -> tuple[str, bool]:
+def detect(path: Path, max_decompressed: int | None = None) -> tuple[str, bool]:
     """Return (kind, gzipped) for a file, or raise InputError."""
+    cap = max_decompressed if max_decompressed is not None else _io.max_decompressed_default()
+    with _io.without_bom(path, cap) as (readable, _):
+        return _detect(readable), _io.sniff(path)[1]
+
+
+def _detect(path: Path) -> str:
+    """The kind of a file's content (read through ``path``: the file or its BOM-free copy)."""
     head, gzipped = _io.sniff(path)
     sniff = Sniff(path=path, head=head, gzipped=gzipped)
     for fmt in sorted(formats().values(), key=lambda f: f.priority):
@@ -74,7 +81,7 @@ def detect(path: Path) -> tuple[str, bool]:
         except Exception:  # noqa: BLE001 - a detector that chokes on odd bytes just says no
             claimed = False
         if claimed:
-            return fmt.kind, gzipped
+            return fmt.kind
     kinds = ", ".join(sorted(formats()))
     raise InputError(path, f"not a format perflab reads ({kinds})")
 
@@ -97,20 +104,23 @@ def ingest_path(
         raise InputError(p, "empty file")
     cap = max_decompressed if max_decompressed is not None else _io.max_decompressed_default()
 
-    if kind is None:
-        kind, gzipped = detect(p)
-    else:
-        if kind not in formats():
-            raise PerflabError(f"unknown kind {kind!r}; one of: {', '.join(sorted(formats()))}")
-        gzipped = _io.sniff(p)[1]
-    fmt = formats()[kind]
+    if kind is not None and kind not in formats():
+        raise PerflabError(f"unknown kind {kind!r}; one of: {', '.join(sorted(formats()))}")
+    # A UTF-8 BOM is read past through a copy without it; the source is still the file itself
+    # (its path, size and hash).
+    with _io.without_bom(p, cap) as (readable, gzipped):
+        return _ingest(store, p, readable, gzipped, kind or _detect(readable), run_id, cap, size)
 
+
+def _ingest(store: Store, p: Path, readable: Path, gzipped: bool, kind: str, run_id: str | None, cap: int,
+            size: int) -> IngestResult:
+    fmt = formats()[kind]
     # Hash in a thread while the format parses: hashlib and DuckDB both release the
     # GIL, so a large file costs max(hash, parse) rather than their sum.
     hasher = _Hasher(p)
     hasher.start()
     abs_path = str(p.resolve())
-    ctx = Context(store=store, source_id=0, run_id=run_id, path=p, gzipped=gzipped, max_decompressed=cap)
+    ctx = Context(store=store, source_id=0, run_id=run_id, path=readable, gzipped=gzipped, max_decompressed=cap)
     duplicate: dict[str, Any] | None = None
     try:
         with store.transaction():

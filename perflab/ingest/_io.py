@@ -6,11 +6,15 @@ import os
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from perflab.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# Windows editors and PowerShell's Out-File start UTF-8 text with it; DuckDB's readers and
+# json.loads refuse it, so a file that has one is read through a copy without it.
+UTF8_BOM = b"\xef\xbb\xbf"
 HEAD_BYTES = 64 * 1024
 SMALL_FILE = 64 * 1024 * 1024
 CHUNK = 1 << 20
@@ -44,11 +48,16 @@ def sniff(path: Path) -> tuple[bytes, bool]:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     if not raw.startswith(GZIP_MAGIC):
         return raw, False
-    d = zlib.decompressobj(wbits=31)
-    try:
-        head = d.decompress(raw, HEAD_BYTES)
-    except zlib.error as exc:
-        raise InputError(path, f"corrupt gzip data: {exc}") from None
+    # The head may span gzip members: a first member can be empty (`: | gzip > x.gz; gzip <
+    # data >> x.gz` is a valid file), so read on into the next ones.
+    head, data = b"", raw
+    while data and len(head) < HEAD_BYTES:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            head += d.decompress(data, HEAD_BYTES - len(head))
+        except zlib.error as exc:
+            raise InputError(path, f"corrupt gzip data: {exc}") from None
+        data = d.unused_data if d.eof else b""
     return head, True
 
 
@@ -114,3 +123,38 @@ def inflate_to_temp(path: Path, cap: int) -> Path:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+@contextmanager
+def without_bom(path: Path, cap: int) -> Iterator[tuple[Path, bool]]:
+    """(the path to read, whether it is gzipped): ``path`` itself, or, when its (decompressed)
+    content starts with a UTF-8 BOM, a plain temporary copy without it. Line numbers stay
+    the same; an InputError about the copy is re-raised naming ``path``."""
+    head, gzipped = sniff(path)
+    if not head.startswith(UTF8_BOM):
+        yield path, gzipped
+        return
+    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".nobom")
+    copy = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            skip = len(UTF8_BOM)
+            for chunk in _chunks(path, cap) if gzipped else _plain_chunks(path, cap):
+                out.write(chunk[skip:])
+                skip = max(0, skip - len(chunk))
+        try:
+            yield copy, False
+        except InputError as exc:
+            if exc.path != str(copy):
+                raise
+            raise InputError(path, exc.problem) from None
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _plain_chunks(path: Path, cap: int) -> Iterator[bytes]:
+    if path.stat().st_size > cap:
+        raise InputError(path, f"larger than the cap of {cap} bytes")
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
