@@ -6,13 +6,17 @@ between samples instead. At 4 Hz one sample moves in ~4 % steps, so analyses
 report the run's mean beside percentiles.
 
 Roles are resolved on every tick because processes come and go (PostgreSQL forks a
-backend per connection): a role is a set of root pids plus all their descendants.
+backend per connection): a role is a set of root pids plus all their descendants. The
+descendants are read from each task's /proc/PID/task/TID/children, which costs per process
+of the run; psutil's children() scans every process on the host instead, once per role and
+tick (3.3 % of a core at 150 host processes, 16.7 % at 660).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -51,6 +55,7 @@ class Sampler:
     _thread: threading.Thread | None = None
     _prev: dict[int, _Prev] = field(default_factory=dict)
     _procs: dict[int, psutil.Process] = field(default_factory=dict)
+    _seen: set[int] = field(default_factory=set)  # pids met this tick
     _host_prev: Any = None
     _last_t: float | None = None
     samples: int = 0
@@ -100,6 +105,7 @@ class Sampler:
         dt = None if self._last_t is None else now - self._last_t
         self._last_t = now
         rows = [self._role_row(role, pids, dt) for role, pids in self.roles().items()]
+        self._forget_gone()
         rows.append(self._host_row(dt))
         for row in rows:
             row.update(t=wall, elapsed_s=elapsed)
@@ -120,8 +126,7 @@ class Sampler:
             if p is None:
                 continue
             procs.append(p)
-            with contextlib.suppress(psutil.Error):
-                procs.extend(p.children(recursive=True))
+            procs.extend(c for c in map(self._process, descendants(p)) if c is not None)
         cpu = 0.0
         rss = threads = vol = invol = 0
         alive = 0
@@ -172,15 +177,57 @@ class Sampler:
                 "ctx_voluntary": None, "ctx_involuntary": None}
 
     def _process(self, pid: int) -> psutil.Process | None:
-        # Keep Process objects: psutil caches create_time, so a reused pid is not mistaken.
+        # Keep Process objects: psutil caches create_time, so a reused pid is not mistaken
+        # for the process that had it (that one's counters are dropped with it).
+        self._seen.add(pid)
         p = self._procs.get(pid)
-        if p is None:
+        if p is not None and p.is_running():
+            return p
+        self._prev.pop(pid, None)
+        try:
+            p = psutil.Process(pid)
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return None
+        self._procs[pid] = p
+        return p
+
+    def _forget_gone(self) -> None:
+        """Drop what is kept of processes not met this tick (PostgreSQL forks a backend per
+        connection: a long run would keep thousands)."""
+        for pid in self._procs.keys() - self._seen:
+            del self._procs[pid]
+            self._prev.pop(pid, None)
+        self._seen = set()
+
+
+def descendants(p: psutil.Process) -> list[int]:
+    """Every descendant of ``p``: pids from /proc's per-task children lists, or, on a kernel
+    without them (CONFIG_PROC_CHILDREN), psutil's scan of every process."""
+    if not _PROC_CHILDREN:
+        with contextlib.suppress(psutil.Error):
+            return [c.pid for c in p.children(recursive=True)]
+        return []
+    out: list[int] = []
+    stack = [p.pid]
+    while stack:
+        pid = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone since it was listed
+        for tid in tasks:
             try:
-                p = psutil.Process(pid)
-            except psutil.Error:
-                return None
-            self._procs[pid] = p
-        return p if p.is_running() else None
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            stack.extend(kids)
+    return out
+
+
+_PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _get_json(url: str) -> dict[str, Any]:
