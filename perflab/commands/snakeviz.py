@@ -1,9 +1,11 @@
 """`perflab snakeviz FILE_OR_SOURCE`: view a cProfile source in snakeviz, on 127.0.0.1 only.
 
-snakeviz serves any path of the machine under /snakeviz/ (a directory listing
-included), so it is bound to the loopback address and never to a public one.
-It runs in the foreground; Ctrl-C or SIGTERM stops it, and the child process is
-stopped whatever ends perflab (even SIGKILL, through the parent-death signal on Linux).
+snakeviz's own server shows any path of the machine (directory listings included) to
+anyone who reaches its port, so perflab runs snakeviz's handlers in its own server
+(perflab.lab.snakeviz_server): that one profile only, to a browser holding a random
+token, on the loopback address. It runs in the foreground; Ctrl-C or SIGTERM stops it
+(exit 130), and the child is stopped whatever ends perflab (even SIGKILL, through the
+parent-death signal on Linux).
 """
 
 from __future__ import annotations
@@ -11,24 +13,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from perflab.analysis.pstats import require_edge_times, write_pstats
 from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
+from perflab.lab.postgres import port_listens
+from perflab.lab.snakeviz_server import TOKEN_ENV
 from perflab.vocab import CPROFILE
 
 NAME = "snakeviz"
 HELP = "view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)"
 
 HOST = "127.0.0.1"
+# Seconds the server gets to listen before perflab gives up (it imports tornado and snakeviz).
+START_TIMEOUT = 30.0
 # Seconds a stopped snakeviz gets to exit before it is killed: tornado exits at once
 # on SIGTERM, so waiting longer only delays the user's shell prompt.
 STOP_GRACE = 5.0
@@ -83,24 +93,30 @@ def run(args: argparse.Namespace) -> int:
             # Closed before serving: DuckDB locks the file, and snakeviz may run for hours.
             store.close()
         port = args.port or free_port()
-        cmd = [sys.executable, "-m", "snakeviz", "-H", HOST, "-p", str(port)]
-        if args.no_browser:
-            cmd.append("-s")
-        cmd.append(str(profile))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")  # its URL line must reach a pipe at once
-        print(f"perflab: serving source {sid} with snakeviz on {HOST}; Ctrl-C to stop", flush=True)
+        token = secrets.token_urlsafe(24)
+        cmd = [sys.executable, "-m", "perflab.lab.snakeviz_server", str(profile), str(port)]
         proc = subprocess.Popen(
             cmd,
-            env=env,
+            env=dict(os.environ, **{TOKEN_ENV: token}),
             # Its own session: a terminal's Ctrl-C reaches perflab only, and perflab
             # decides how the child ends (below), the same way as for SIGTERM.
             start_new_session=True,
             preexec_fn=_parent_death_signal(),
         )
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            return 0  # Ctrl-C/SIGTERM is how a snakeviz session ends
+        # polars installs its own SIGINT handler, with SA_RESTART: the wait below would never
+        # return to Python on Ctrl-C. Python's own handler interrupts it.
+        with contextlib.suppress(ValueError):  # only the main thread may; elsewhere no Ctrl-C arrives
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        _wait_listening(proc, port)
+        url = f"http://{HOST}:{port}/snakeviz/{quote(str(profile), safe='')}?token={token}"
+        print(f"perflab: serving source {sid} with snakeviz on {HOST} (only with this link's token); "
+              f"Ctrl-C to stop\n{url}", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+        code = proc.wait()
+        if code:
+            raise PerflabError(f"snakeviz's server ended with exit code {code}")
+        return 0
     finally:
         if proc is not None and proc.poll() is None:
             # A second Ctrl-C while stopping must not leave the child running.
@@ -114,3 +130,13 @@ def run(args: argparse.Namespace) -> int:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not port_listens(port):
+        if proc.poll() is not None:
+            raise PerflabError(f"snakeviz's server did not start (exit code {proc.returncode})")
+        if time.monotonic() > deadline:
+            raise PerflabError(f"snakeviz's server did not listen on {HOST}:{port} within {START_TIMEOUT:g} s")
+        time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""`perflab snakeviz`: serves on 127.0.0.1 only, answers, and stops its child on SIGTERM."""
+"""`perflab snakeviz`: serves on 127.0.0.1 only, the one profile only, to the holder of its
+token only, and stops its child on SIGTERM and Ctrl-C (exit 130)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -84,17 +86,68 @@ def test_snakeviz_serves_loopback_only_and_stops_its_child(tmp_path: Path):
                 s.settimeout(2)
                 assert s.connect_ex((other, port)) != 0
 
+        _only_the_profile_and_only_with_the_token(url)
+
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=15) == 130
         assert not psutil.pid_exists(child_pid)
         assert not profile.exists()  # the temp copy is removed with the server
-        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+        assert proc.stderr is not None and proc.stderr.read() == "perflab: interrupted\n"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         if child_pid is not None and psutil.pid_exists(child_pid):
             psutil.Process(child_pid).kill()
+
+
+def _status(url: str, cookie: str | None = None) -> int:
+    req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def _only_the_profile_and_only_with_the_token(url: str) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    token = urllib.parse.parse_qs(parsed.query)["token"][0]
+    page = f"{base}{parsed.path}"
+    # WITHOUT the token: nothing, not the profile and not snakeviz's own files
+    assert _status(page) == 403
+    assert _status(f"{page}?token=not-{token}") == 403
+    assert _status(f"{base}/static/snakeviz.css") == 403
+    # WITH the token, anything but the profile: not found (no other file, no directory listing)
+    for other in ("/etc/passwd", "/root", "/", str(Path(urllib.parse.unquote(parsed.path[10:])).parent)):
+        assert _status(f"{base}/snakeviz/{urllib.parse.quote(other, safe='')}?token={token}") == 404, other
+    assert _status(f"{base}/?token={token}") == 404
+    # the page's cookie carries the token to its static files
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        cookie = resp.headers["Set-Cookie"].split(";")[0]
+    assert "HttpOnly" in resp.headers["Set-Cookie"]
+    assert _status(f"{base}/static/snakeviz.css", cookie) == 200
+    assert _status(page, cookie) == 200
+
+
+def test_ctrl_c_stops_snakeviz_with_one_line(tmp_path: Path):
+    port = free_port()
+    cmd = [sys.executable, "-m", "perflab", "--store", str(tmp_path / "s.duckdb"), "snakeviz",
+           str(DIR / "hashing.prof"), "--port", str(port), "--no-browser"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        _read_url(proc, time.monotonic() + START_TIMEOUT)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends perflab (the server has its own session)
+        assert proc.wait(timeout=15) == 130
+        assert proc.stderr is not None and proc.stderr.read() == "perflab: interrupted\n"
+        assert children and not any(c.is_running() for c in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_snakeviz_refuses_what_it_cannot_show(tmp_path: Path):
