@@ -66,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise PerflabError(f"--max-decompressed {cap!r}: not a size (e.g. 512M, 8G)") from None
             # Every verb that takes FILE_OR_SOURCE may ingest; the environment reaches them all.
             os.environ["PERFLAB_MAX_DECOMPRESSED"] = cap
+        if args.command != "cleanup":
+            # What a SIGKILLed perflab left (its lab's processes, its temp files) goes first,
+            # with a line saying so; `perflab cleanup` does only this.
+            from perflab.leases import reap
+
+            reap(lambda line: print(f"perflab: {line}", file=sys.stderr))
         return int(modules[args.command].run(args) or 0)
     except PerflabError as err:
         print(f"perflab: {err}", file=sys.stderr)

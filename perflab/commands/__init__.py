@@ -17,6 +17,7 @@ from typing import Protocol
 from perflab.commands import (
     bench_writes,
     categories,
+    cleanup,
     compare,
     doctor,
     export,
@@ -65,4 +66,5 @@ COMMANDS: tuple[Command, ...] = (
     roles,
     nightly,
     report,
+    cleanup,
 )

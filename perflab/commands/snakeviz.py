@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,6 +29,7 @@ from perflab.analysis.pstats import require_edge_times, write_pstats
 from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
 from perflab.lab.postgres import port_listens
+from perflab.lab.processes import parent_death_signal
 from perflab.lab.snakeviz_server import TOKEN_ENV
 from perflab.vocab import CPROFILE
 
@@ -54,26 +54,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a preexec_fn making the kernel send SIGTERM to the child when perflab
-    dies, even by SIGKILL. libc is looked up here, in the parent: the child between
-    fork and exec must not import anything."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    PR_SET_PDEATHSIG = 1
-
-    def set_signal() -> None:  # pragma: no cover - runs in the child
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return set_signal
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             # Its own session: a terminal's Ctrl-C reaches perflab only, and perflab
             # decides how the child ends (below), the same way as for SIGTERM.
             start_new_session=True,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=parent_death_signal(),
         )
         # polars installs its own SIGINT handler, with SA_RESTART: the wait below would never
         # return to Python on Ctrl-C. Python's own handler interrupts it.

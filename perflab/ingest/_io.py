@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -10,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from perflab.errors import InputError
+from perflab.leases import lease
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Windows editors and PowerShell's Out-File start UTF-8 text with it; DuckDB's readers and
@@ -107,10 +110,29 @@ def read_all(path: Path, gzipped: bool, cap: int) -> bytes:
     return b"".join(_chunks(path, cap))
 
 
+_SCRATCH: Path | None = None
+
+
+def scratch_dir() -> Path:
+    """This process's folder for an ingest's temp files (owner-only), removed when it exits;
+    a SIGKILLed process's is removed by the next perflab (perflab.leases)."""
+    global _SCRATCH
+    if _SCRATCH is None or not _SCRATCH.is_dir():
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="perflab-scratch-"))
+        lease().add_dir(_SCRATCH, kind="scratch")
+        atexit.register(_remove_scratch, _SCRATCH)
+    return _SCRATCH
+
+
+def _remove_scratch(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    lease().drop_dir(path)
+
+
 def inflate_to_temp(path: Path, cap: int) -> Path:
     from tqdm import tqdm
 
-    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".inflated")
+    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".inflated", dir=scratch_dir())
     try:
         # disable=None: a bar on a terminal only, nothing in logs, pipes or notebooks' stdout.
         with os.fdopen(fd, "wb") as out, tqdm(
@@ -134,7 +156,7 @@ def without_bom(path: Path, cap: int) -> Iterator[tuple[Path, bool]]:
     if not head.startswith(UTF8_BOM):
         yield path, gzipped
         return
-    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".nobom")
+    fd, name = tempfile.mkstemp(prefix="perflab-", suffix=".nobom", dir=scratch_dir())
     copy = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perflab.errors import PerflabError
+from perflab.lab.processes import parent_death_signal
 
 LIVE_WINDOW_S = 5.0  # the live line's RPS and p95 are over the last few seconds, not the whole run
 
@@ -105,7 +106,7 @@ def run_k6(
     full_env = {**os.environ, **env, "K6_NO_USAGE_REPORT": "true"}
     with open(out_dir / "k6.stdout.txt", "w") as stdout, open(out_dir / "k6.stderr.txt", "w") as stderr:
         proc = subprocess.Popen(cmd, env=full_env, stdout=stdout, stderr=stderr, text=True,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=parent_death_signal())
         if on_start is not None:
             on_start(proc)
         stats = LiveStats(ndjson)

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from perflab.errors import PerflabError
+from perflab.leases import lease, process_start_time
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 INSTALL_HINT = ("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install them with "
@@ -203,6 +204,7 @@ class EphemeralPostgres:
                         time.sleep(0.05)
         finally:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+            lease().drop_dir(self.tmpdir)
             self.tmpdir = None
             if self._finalizer is not None:
                 self._finalizer.detach()
@@ -236,6 +238,7 @@ class EphemeralPostgres:
 
     def _make_dirs(self) -> None:
         self.tmpdir = Path(tempfile.mkdtemp(prefix="perflab-pg-"))
+        lease().add_dir(self.tmpdir, kind="postgres")  # a SIGKILLed perflab's next run removes it
         # Registered at once, so even a crash between here and __exit__ removes the cluster.
         self._finalizer = weakref.finalize(self, _cleanup, str(self.tmpdir), self._bin("pg_ctl"),
                                            self._owner())
@@ -289,6 +292,9 @@ class EphemeralPostgres:
         if out.returncode != 0:
             return False
         self.pid = self._read_pid()
+        if self.pid is not None:
+            # The postmaster is pg_ctl's child, not ours: no parent-death signal reaches it.
+            lease().add_dir(self.workdir, kind="postgres", pid=self.pid, started=process_start_time(self.pid))
         self.libpq_dsn = (f"host=127.0.0.1 port={self.port} dbname={self.database} "
                           f"user={SUPERUSER} password={self._password}")
         self.dsn = (f"postgresql+psycopg://{SUPERUSER}:{quote(self._password, safe='')}"

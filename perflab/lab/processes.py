@@ -13,14 +13,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import psutil
 
 from perflab.lab.target import is_loopback
+from perflab.leases import lease
 
 GRACE_S = 10.0  # the service's shutdown flush of a full buffer takes well under this
 
@@ -37,13 +39,15 @@ class ProcessGroup:
                 log.parent.mkdir(parents=True, exist_ok=True)
                 out = stack.enter_context(open(log, "ab"))  # the child keeps its own descriptor
             proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self._procs.append((name, proc))
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=parent_death_signal())
+        self.adopt(name, proc)
         return proc
 
     def adopt(self, name: str, proc: subprocess.Popen[Any]) -> None:
         """Track a process started elsewhere (k6, started by the load generator)."""
         self._procs.append((name, proc))
+        lease().add_process(name, proc.pid)
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self._procs if p.poll() is None}
@@ -66,6 +70,7 @@ class ProcessGroup:
 
 def stop_process(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
     if proc.poll() is not None:
+        lease().drop_process(proc.pid)
         return
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
@@ -90,6 +95,29 @@ def stop_process(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline and any(_alive(d) for d in descendants):
         time.sleep(0.05)
+    lease().drop_process(proc.pid)
+
+
+def parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a preexec_fn making the kernel send SIGTERM to the child when perflab
+    dies, even by SIGKILL. libc is looked up here, in the parent: the child between
+    fork and exec must not import anything. The signal follows the *thread* that started
+    the child: start children from a thread that outlives them (the main thread, or one
+    that waits for the child)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    PR_SET_PDEATHSIG = 1
+
+    def set_signal() -> None:  # pragma: no cover - runs in the child
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_signal
 
 
 def is_local_host(host: str) -> bool:

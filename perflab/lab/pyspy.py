@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perflab.ingest.collapsed import HEADER
+from perflab.lab.processes import parent_death_signal
+from perflab.leases import lease
 
 DEFAULT_RATE_HZ = 100  # py-spy's own default: 10 ms between samples
 # Beyond the sampling itself: attaching and, with --native, reading the binaries' symbols.
@@ -132,7 +134,8 @@ def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
     """(exit code, or None on timeout; stdout and stderr), the child stopped whatever happens."""
     # Not a new session: a Ctrl-C in the terminal reaches py-spy as well as perflab.
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace")
+                            text=True, errors="replace", preexec_fn=parent_death_signal())
+    lease().add_process("py-spy", proc.pid)
     try:
         text, _ = proc.communicate(timeout=timeout_s)
         return proc.returncode, text
@@ -154,6 +157,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+    lease().drop_process(proc.pid)
 
 
 def _problem(pid: int, text: str) -> str:
