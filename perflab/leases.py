@@ -43,8 +43,13 @@ def lease_dir() -> Path:
 
 
 def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started, or None when no process runs under it (a zombie has ended: in a
+    container whose init does not reap, an orphan's zombie stays until the container ends)."""
     try:
-        return float(psutil.Process(pid).create_time())
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(proc.create_time())
     except psutil.Error:
         return None
 
