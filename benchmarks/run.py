@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = {"k6": "bench_k6.py", "pprof": "bench_pprof.py", "metrics": "bench_metrics.py"}
+BENCHES = {"k6": "bench_k6.py", "pprof": "bench_pprof.py", "metrics": "bench_metrics.py", "runs": "bench_runs.py"}
 
 
 def main(argv: list[str]) -> int:

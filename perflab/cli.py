@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from perflab.commands import Command
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    # Imported here, not at the top: every verb's module loads polars and DuckDB (seconds),
+def build_parser(verb: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The parser with every verb; with ``verb``, only that verb's module is imported (and
+    only its arguments known): the others are names, enough for argparse to pick one."""
+    # Imported here, not at the top: a verb's module may load polars and DuckDB (seconds),
     # and a Ctrl-C meanwhile must end inside main's handlers, as one line.
-    from perflab.commands import COMMANDS
+    from perflab.commands import VERBS, load
 
     parser = argparse.ArgumentParser(
         prog="perflab",
@@ -40,7 +42,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     modules: dict[str, Command] = {}
-    for module in COMMANDS:
+    for name in VERBS:
+        if verb is not None and name != verb:
+            sub.add_parser(name)
+            continue
+        module = load(name)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         # The global options are accepted after the verb too (`perflab top --store S ...`).
         p.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -54,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM ends a command like Ctrl-C does, so cleanup in finally blocks runs.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        parser, modules = build_parser()
+        parser, modules = build_parser(verb_in(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
         cap = getattr(args, "max_decompressed", None)
         if cap:
@@ -85,6 +91,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_interrupt(exc):
             return _interrupted()
         raise
+
+
+# Global options that take a value (before the verb).
+_VALUED = ("--store", "--max-decompressed")
+
+
+def verb_in(argv: Sequence[str]) -> str | None:
+    """The verb of a command line, when it names one (else None: all verbs are loaded, for
+    `perflab --help` or argparse's own error)."""
+    from perflab.commands import VERBS
+
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in VERBS else None
+    return None
 
 
 # Exit status of a command ended by Ctrl-C or SIGTERM (128 + SIGINT), as shells report it.

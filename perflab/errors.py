@@ -28,3 +28,8 @@ class InputError(PerflabError):
 
 class StoreError(PerflabError):
     """The store cannot be opened or is of a version this perflab cannot read."""
+
+    def __init__(self, message: str, needs_writing: bool = False) -> None:
+        super().__init__(message)
+        # Opened read-only, the store is empty or must be migrated: opening it to write would do.
+        self.needs_writing = needs_writing

@@ -14,7 +14,7 @@ the previous version to MIGRATIONS in store.py.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CORE_DDL = """
 CREATE TABLE perflab_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -386,7 +386,19 @@ CREATE TABLE run_roles (
 );
 """
 
-DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL, METRICS_DDL]
+# A run's headline numbers (perflab.analysis.runs), kept so that `perflab runs` reads a year
+# of nights at once; `fingerprint` says what they were computed from (the run's row, its
+# sources, its role mappings), so a change to any of those recomputes them.
+SUMMARIES_DDL = """
+CREATE TABLE run_summaries (
+    run_id      VARCHAR PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL,
+    summary     JSON NOT NULL,
+    computed_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL, METRICS_DDL, SUMMARIES_DDL]
 
 
 def block_statements(block: str) -> list[str]:

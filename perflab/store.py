@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +36,65 @@ def _add_metrics_tables(con: duckdb.DuckDBPyConnection) -> None:
         [list(SAMPLE_SERVICE_VARS_ROLES), list(SAMPLE_SERVICE_VARS_ROLES.values())])
 
 
+def _add_run_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in schema.block_statements(schema.SUMMARIES_DDL):
+        con.execute(stmt)
+
+
 # Migrations from version N to N+1, applied in one transaction when an older store is
-# opened: 1 → 2 added a service's metric samples and the run's role mappings.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _add_metrics_tables}
+# opened: 1 → 2 added a service's metric samples and the run's role mappings, 2 → 3 the
+# runs' stored headline numbers (computed again when first asked for).
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _add_metrics_tables,
+                                                                      2: _add_run_summaries}
+
+
+# How long opening a store waits for another process's lock (a notebook kernel, a nightly
+# ingesting), in seconds; PERFLAB_LOCK_WAIT overrides, 0 fails at once.
+DEFAULT_LOCK_WAIT_S = 30.0
+LOCK_POLL_S = 0.2
+_HELD = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def lock_wait_s() -> float:
+    text = os.environ.get("PERFLAB_LOCK_WAIT", "")
+    try:
+        return max(0.0, float(text)) if text else DEFAULT_LOCK_WAIT_S
+    except ValueError:
+        raise StoreError(f"PERFLAB_LOCK_WAIT={text!r}: not a number of seconds") from None
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """DuckDB's connection, waiting while another process holds the file's lock: DuckDB lets
+    one process write, or several read, never both. A live line names the holder."""
+    wait = lock_wait_s()
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            if said and sys.stderr.isatty():
+                print(file=sys.stderr)  # end the live line
+            return con
+        except duckdb.IOException as exc:
+            held = _HELD.search(str(exc))
+            if held is None:
+                raise StoreError(f"{path}: cannot open the store: {_first_line(exc)}") from None
+            holder = f"PID {held.group(2)} ({Path(held.group(1)).name})"
+            if time.monotonic() >= deadline:
+                if said:
+                    print(file=sys.stderr)
+                raise StoreError(f"{path}: the store is held by {holder}; gave up after {wait:g} s (a notebook "
+                                 "kernel holds it until it closes its store; PERFLAB_LOCK_WAIT sets the wait)"
+                                 ) from None
+            left = deadline - time.monotonic()
+            end = "\r" if sys.stderr.isatty() else "\n"
+            if sys.stderr.isatty() or not said:
+                print(f"perflab: {path} is held by {holder}; waiting up to {left:.0f} s", end=end,
+                      file=sys.stderr, flush=True)
+            said = True
+            time.sleep(LOCK_POLL_S)
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: cannot open the store: {_first_line(exc)}") from None
 
 
 def default_store_path() -> Path:
@@ -49,13 +107,11 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self.read_only = read_only
         if not read_only:
             private_dirs(self.path.parent)
         created = not read_only and not self.path.exists()
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {_first_line(exc)}") from None
+        self.con = _connect(self.path, read_only)
         if created and self.path.exists():
             private_file(self.path)
         # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
@@ -65,7 +121,11 @@ class Store:
         with contextlib.suppress(duckdb.InvalidInputException):
             self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
         self._in_tx = False
-        self._check_schema(read_only)
+        try:
+            self._check_schema(read_only)
+        except BaseException:
+            self.con.close()  # so that the caller may open the file again, to write
+            raise
 
     # -- schema -------------------------------------------------------------------
     def _tables(self) -> set[str]:
@@ -78,7 +138,7 @@ class Store:
         tables = self._tables()
         if not tables:
             if read_only:
-                raise StoreError(f"{self.path}: the store is empty (ingest something first)")
+                raise StoreError(f"{self.path}: the store is empty (ingest something first)", needs_writing=True)
             with self.transaction():
                 for stmt in schema.statements():
                     self.con.execute(stmt)
@@ -103,7 +163,7 @@ class Store:
         if read_only:
             raise StoreError(
                 f"{self.path}: store schema version {version} needs migrating to "
-                f"{schema.SCHEMA_VERSION}; open it once without read-only"
+                f"{schema.SCHEMA_VERSION}; open it once without read-only", needs_writing=True
             )
         missing = [v for v in range(version, schema.SCHEMA_VERSION) if v not in MIGRATIONS]
         if missing:

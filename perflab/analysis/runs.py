@@ -5,18 +5,24 @@ samples); service CPU from whichever the run has (perflab.analysis.cpu); downstr
 per request from the service's own counters (the downstream_calls and requests roles),
 because pg_stat_statements does not count the statements a statement_timeout cancelled
 (LAB-NOTES).
+
+Computing them reads every k6 point of a run (k6's percentiles need all of them): ~30 ms a
+run, 8.6 s for 240 runs. So they are stored (run_summaries) when a run is made or ingested,
+with a fingerprint of what they came from, and ``list_runs`` reads them back in one query,
+computing only those whose run changed since (or that no perflab stored yet).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from perflab.analysis import roles
-from perflab.analysis.loadtest import k6_summary
-from perflab.analysis.run import Run
 from perflab.store import Store
+
+if TYPE_CHECKING:
+    from perflab.analysis.run import Run
 
 
 @dataclass
@@ -37,11 +43,70 @@ class RunSummary:
     downstream_calls_per_request: float | None = None
 
 
+# Part of every fingerprint: raise it when run_summary computes anything differently, and
+# every stored summary is computed again.
+SUMMARY_VERSION = 1
+
+# What a run's summary is computed from, per run in one query: its runs row (status, the
+# manifest), its sources (id and content hash) and its role mappings.
+FINGERPRINTS = f"""
+SELECT r.run_id, md5(concat_ws('|', '{SUMMARY_VERSION}', coalesce(r.status, ''), coalesce(r.scenario, ''),
+           coalesce(r.variant, ''), coalesce(r.manifest::VARCHAR, ''),
+           (SELECT coalesce(string_agg(s.source_id::VARCHAR || ':' || s.sha256, ',' ORDER BY s.source_id), '')
+              FROM sources s WHERE s.run_id = r.run_id),
+           (SELECT coalesce(string_agg(x.role || '=' || x.metric, ',' ORDER BY x.role), '')
+              FROM run_roles x WHERE x.run_id = r.run_id))) AS fingerprint
+FROM runs r ORDER BY r.created_at, r.run_id
+"""
+
+
 def list_runs(store: Store) -> list[RunSummary]:
-    return [run_summary(run) for run in Run.all(store)]
+    """Every run's summary, oldest first: stored ones as they are, the rest computed (and
+    stored, unless the store is open read-only)."""
+    current = store.con.execute(FINGERPRINTS).fetchall()
+    stored = {r[0]: (r[1], r[2]) for r in store.con.execute(
+        "SELECT run_id, fingerprint, summary FROM run_summaries").fetchall()}
+    out, fresh = [], []
+    for run_id, fingerprint in current:
+        kept = stored.get(run_id)
+        if kept is not None and kept[0] == fingerprint:
+            out.append(RunSummary(**json.loads(kept[1])))
+            continue
+        summary = run_summary(_load(store, run_id))
+        out.append(summary)
+        fresh.append((run_id, fingerprint, json.dumps(asdict(summary))))
+    if fresh and not store.read_only:
+        _store(store, fresh)
+    return out
+
+
+def store_summaries(store: Store, run_ids: list[str]) -> None:
+    """Compute and store these runs' summaries (after `perflab run` or `ingest --run`)."""
+    prints = dict(store.con.execute(FINGERPRINTS).fetchall())
+    _store(store, [(rid, prints[rid], json.dumps(asdict(run_summary(_load(store, rid)))))
+                   for rid in run_ids if rid in prints])
+
+
+def _load(store: Store, run_id: str) -> Run:
+    # Imported when a summary is computed: reading stored ones needs neither polars nor numpy
+    # (a third of `perflab runs`'s start-up).
+    from perflab.analysis.run import Run
+
+    return Run.load(store, run_id)
+
+
+def _store(store: Store, rows: list[tuple[str, str, str]]) -> None:
+    now = datetime.now(UTC)
+    with store.transaction():
+        store.con.executemany("DELETE FROM run_summaries WHERE run_id = ?", [[r[0]] for r in rows])
+        store.con.executemany("INSERT INTO run_summaries VALUES (?, ?, ?, ?)", [[*r, now] for r in rows])
 
 
 def run_summary(run: Run) -> RunSummary:
+    import numpy as np
+
+    from perflab.analysis.loadtest import k6_summary
+
     out = RunSummary(run_id=run.run_id, scenario=run.scenario, variant=run.variant, status=run.status,
                      started_at=run.started_at)
     sid = run.k6_source
@@ -66,6 +131,8 @@ def run_summary(run: Run) -> RunSummary:
 def calls_per_request(run: Run) -> float | None:
     """Downstream calls per request over the whole run: the downstream_calls role's increase
     over the requests role's (None without both)."""
+    from perflab.analysis import roles
+
     calls = roles.increase(run.signals, "downstream_calls")
     requests = roles.increase(run.signals, "requests")
     if calls is None or not requests:

@@ -5,27 +5,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from perflab import fmt, ingest
-from perflab.ingest._io import parse_size
+from perflab import fmt
+from perflab.errors import StoreError
 from perflab.jsonable import to_jsonable
-from perflab.store import Store
+from perflab.store import Store, default_store_path
 
 
 def open_store(args: argparse.Namespace, read_only: bool = False) -> Store:
-    return Store(getattr(args, "store", None), read_only=read_only)
+    """The store; ``read_only`` for a verb that only reads: several such verbs (and notebooks
+    reading) may then hold it at once. A store not made yet, or one an older perflab wrote,
+    is opened to write (made, or migrated) all the same."""
+    path = Path(getattr(args, "store", None) or default_store_path())
+    if read_only and path.exists():
+        try:
+            return Store(path, read_only=True)
+        except StoreError as err:
+            if not err.needs_writing:
+                raise
+    return Store(path)
 
 
 def max_decompressed(args: argparse.Namespace) -> int | None:
+    from perflab.ingest._io import parse_size  # perflab.ingest loads every format: only when reading files
+
     value = getattr(args, "max_decompressed", None)
     return parse_size(value) if value else None
 
 
 def resolve(args: argparse.Namespace, store: Store, ref: str, kinds: tuple[str, ...] | None = None) -> int:
     """FILE_OR_SOURCE → source id; a file is ingested first (once), under the global cap."""
+    from perflab import ingest
+
     return ingest.resolve(store, ref, kinds, max_decompressed=max_decompressed(args))
 
 

@@ -19,7 +19,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = diagnose(Run.load(open_store(args), args.run_id))
+    result = diagnose(Run.load(open_store(args, read_only=True), args.run_id))
     if args.json:
         print_json(result)
     else:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from perflab.analysis.metrics import parse_selector
+from perflab.analysis.runs import store_summaries
 from perflab.commands._common import max_decompressed, open_store
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import formats, ingest_path
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             store.set_roles(args.run_id, roles)
         for role, metric in sorted(roles.items()):
             print(f"run {args.run_id}: {role} = {metric}")
+    if args.run_id:
+        store_summaries(store, [args.run_id])  # `perflab runs` then reads it, not k6's points
     return code
 
 

@@ -29,7 +29,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = to_jsonable(list_runs(open_store(args)))
+    rows = to_jsonable(list_runs(open_store(args, read_only=True)))
     if args.json:
         print_json(rows)
     else:

@@ -14,7 +14,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, read_only=True)
     df = list_sources(store)
     if args.json:
         print_json(df.to_dicts())

@@ -38,6 +38,7 @@ from typing import Any
 import psutil
 
 from perflab import __version__
+from perflab.analysis.runs import store_summaries
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import detect, ingest_path
 from perflab.lab import pyspy, scenarios
@@ -194,6 +195,7 @@ def run_target(store: Store, target: Target, opts: RunOptions, setup: Setup = us
         manifest.write(run_dir)
         with store.transaction():
             store.ensure_run(run_id, status="complete", manifest=manifest.to_json())
+        store_summaries(store, [run_id])  # `perflab runs` reads it back instead of every k6 point
         return {"run_id": run_id, "run_dir": str(run_dir), "status": "complete", "timings_s": timings,
                 "sources": counts}
     except BaseException as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import duckdb
+
 from perflab.analysis.runs import list_runs as _list_runs
 from perflab import fmt
 from perflab.jsonable import to_jsonable
@@ -65,3 +67,49 @@ def test_runs_table_fits_120_columns_and_wide_shows_all(tmp_path):
     # WHEN --wide THEN every column, the long id in full
     wide = run_cli("runs", "--wide", store=store).stdout
     assert long_id in wide and "dropped" in wide.splitlines()[0] and "CPU mean" in wide.splitlines()[0]
+
+
+def test_summaries_are_stored_and_recomputed_only_when_their_run_changes(store, monkeypatch):
+    from perflab.analysis import runs as runs_module
+    from perflab.store import Store
+
+    ingest_path(store, FIXTURES / "k6" / "main_small.ndjson", run_id="g1")
+    first = list_runs(store)
+    assert store.sql("SELECT run_id FROM run_summaries")["run_id"].to_list() == ["g1"]
+    # WHEN nothing changed THEN the stored summary is read back, nothing is computed
+    computed = []
+    real = runs_module.run_summary
+    monkeypatch.setattr(runs_module, "run_summary", lambda run: computed.append(run.run_id) or real(run))
+    assert list_runs(store) == first and computed == []
+    # WHEN the run gains a source THEN its summary is computed again (the summary file: k6's own duration)
+    ingest_path(store, FIXTURES / "k6" / "main_small.summary.json", run_id="g1")
+    [again] = list_runs(store)
+    assert computed == ["g1"] and again["rps"] != first[0]["rps"]
+    assert list_runs(store) == [again] and computed == ["g1"]
+    # WHEN its role mappings change THEN too
+    with store.transaction():
+        store.set_roles("g1", {"requests": "http_requests_total"})
+    list_runs(store)
+    assert computed == ["g1", "g1"]
+    # A read-only store is listed without writing (a kernel may hold the store read-only)
+    path = store.path
+    store.close()
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM run_summaries")
+    con.close()
+    ro = Store(path, read_only=True)
+    try:
+        assert [r.run_id for r in runs_module.list_runs(ro)] == ["g1"]
+        assert ro.sql("SELECT count(*) AS n FROM run_summaries")["n"][0] == 0
+    finally:
+        ro.close()
+
+
+def test_ingest_run_stores_the_summary(tmp_path):
+    from perflab.store import Store
+
+    path = tmp_path / "s.duckdb"
+    assert run_cli("ingest", "--run", "g1", str(FIXTURES / "k6" / "main_small.ndjson"), store=path).returncode == 0
+    with Store(path) as store:
+        [stored] = store.sql("SELECT run_id, summary FROM run_summaries").to_dicts()
+        assert stored["run_id"] == "g1" and json.loads(stored["summary"])["requests"] == 153

@@ -49,7 +49,7 @@ def test_every_fact_table_carries_source_and_run(store: Store):
         "SELECT table_name, list(column_name) AS cols FROM information_schema.columns "
         "WHERE table_schema='main' GROUP BY 1"
     ).to_dicts()
-    fact = [c for c in cols if c["table_name"] not in {"perflab_meta", "sources", "runs", "run_roles"}]
+    fact = [c for c in cols if c["table_name"] not in {"perflab_meta", "sources", "runs", "run_roles", "run_summaries"}]
     assert fact, "no fact tables defined"
     for t in fact:
         assert "source_id" in t["cols"] and "run_id" in t["cols"], t["table_name"]
@@ -183,7 +183,7 @@ def test_a_version_1_store_gains_the_metrics_tables(tmp_path: Path):
     # GIVEN a store as perflab 0.1 wrote it (schema 1: no metric_samples, no run_roles) with a run in it
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))
-    v1 = [b for b in schema.DDL if b is not schema.METRICS_DDL]
+    v1 = [b for b in schema.DDL if b is not schema.METRICS_DDL and b is not schema.SUMMARIES_DDL]
     for stmt in (s for block in v1 for s in schema.block_statements(block)):
         con.execute(stmt)
     con.execute("INSERT INTO perflab_meta VALUES ('schema_version', '1')")
@@ -191,6 +191,7 @@ def test_a_version_1_store_gains_the_metrics_tables(tmp_path: Path):
     con.close()
     # WHEN it is opened, THEN it is migrated in place and keeps what it had
     with Store(path) as store:
-        assert store.schema_version == schema.SCHEMA_VERSION == 2
+        assert store.schema_version == schema.SCHEMA_VERSION == 3
+        assert store.sql("SELECT count(*) AS n FROM run_summaries")["n"][0] == 0
         assert store.sql("SELECT count(*) AS n FROM metric_samples")["n"][0] == 0
         assert store.sql("SELECT run_id FROM runs")["run_id"].to_list() == ["old"]
