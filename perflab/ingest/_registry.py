@@ -50,9 +50,11 @@ class Context:
     def con(self) -> duckdb.DuckDBPyConnection:
         return self.store.con
 
-    def read_bytes(self) -> bytes:
-        """The whole decompressed content (for small binary formats such as pprof)."""
-        return _io.read_all(self.path, self.gzipped, self.max_decompressed)
+    def read_bytes(self, cap: int | None = None) -> bytes | bytearray:
+        """The whole decompressed content (for formats parsed in memory, such as pprof), at
+        most ``cap`` bytes (a format's own limit) or the global cap."""
+        limit = self.max_decompressed if cap is None else min(cap, self.max_decompressed)
+        return _io.read_all(self.path, self.gzipped, limit)
 
     def plain_path(self) -> Path:
         """A path to the uncompressed content, for DuckDB's bulk readers.

@@ -302,9 +302,9 @@ def validate(stats: Any) -> Stats:
     return stats
 
 
-def load_pstats(data: bytes) -> Stats:
+def load_pstats(data: bytes | bytearray) -> Stats:
     """The stats dict of a pstats dump, equal to what ``pstats.Stats(file).stats`` holds."""
-    return validate(read_marshal(data))
+    return validate(read_marshal(bytes(data)))  # dumps are small: the reader wants bytes
 
 
 def _std_name(key: Key) -> str:
