@@ -7,7 +7,7 @@ starts something keeps a lease: a JSON file in a per-user folder naming itself (
 start time) and everything it started that is still running or on disk. A lease whose
 owner is gone is an orphan: `reap` stops its processes (each checked by its own start
 time, so a reused pid is never signalled), stops its PostgreSQL and removes its dirs.
-`perflab run`, `perflab nightly` and `perflab cleanup` reap first.
+Every verb reaps first (`perflab cleanup` does only that).
 
 Children that perflab forks directly also get the parent-death signal (Linux), so the
 service and k6 end with a killed perflab at once; PostgreSQL's postmaster is pg_ctl's
@@ -149,7 +149,10 @@ def reap(say: Callable[[str], None] | None = None) -> list[Reaped]:
                 shutil.rmtree(d["path"], ignore_errors=True)
                 done.removed.append(d["path"])
         path.unlink(missing_ok=True)
-        if say is not None:
+        # An ingest's scratch folder alone (a notebook kernel's, killed at its shutdown, leaves
+        # one every time) is removed without a word; a lab's leftovers are said.
+        scratch_only = not done.stopped and all(d.get("kind") == "scratch" for d in doc.get("dirs", []))
+        if say is not None and not scratch_only:
             say(done.line)
         out.append(done)
     return out

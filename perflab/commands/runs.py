@@ -29,10 +29,11 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = to_jsonable(list_runs(open_store(args, read_only=True)))
+    runs = list_runs(open_store(args, read_only=True))
     if args.json:
-        print_json(rows)
+        print_json(runs)  # made JSON-able there, once
     else:
+        rows = to_jsonable(runs)
         print_table(rows, WIDE_COLUMNS if args.wide else COLUMNS, headers=HEADERS,
                     right=set(COLUMNS + WIDE_COLUMNS) - {"run_id", "scenario", "variant", "status", "started_at"},
                     max_width=200 if args.wide else 80, fit=None if args.wide else TABLE_COLUMNS)

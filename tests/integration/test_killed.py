@@ -157,10 +157,9 @@ def test_a_killed_gzip_ingest_leaves_no_temp_file_and_no_rows(tmp_path: Path, bi
     assert scratch and all(s.is_dir() for s in scratch)
     # WHEN the next perflab starts (here: listing what is stored)
     out = run_cli("sources", "--json", store=store)
-    # THEN it removed the folder, said so in one line, and the killed ingest stored nothing
+    # THEN it removed the folder (quietly: temp files only), and the killed ingest stored nothing
     assert out.returncode == 0, out.stderr
-    assert out.stderr.splitlines() == [f"perflab: a perflab that was killed (pid {proc.pid}) left things behind: "
-                                       f"removed {scratch[0]}."], out.stderr
+    assert out.stderr == "", out.stderr
     assert not any(s.exists() for s in scratch)
     assert json.loads(out.stdout) == []
     assert os.path.getsize(big_gzip) > 0

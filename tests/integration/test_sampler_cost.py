@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_CORE_PCT = 1.5
 # What 500 more processes on the host may add: the host row still lists /proc once a tick.
 MAX_GROWTH_PCT = 0.5
-SECONDS = 6
+SECONDS = 3
 
 PROBE = textwrap.dedent("""
     import os, signal, subprocess, sys, tempfile, time
