@@ -83,8 +83,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             if time.monotonic() >= deadline:
                 if said:
                     print(file=sys.stderr)
-                raise StoreError(f"{path}: the store is held by {holder}; gave up after {wait:g} s (a notebook "
-                                 "kernel holds it until it closes its store; PERFLAB_LOCK_WAIT sets the wait)"
+                raise StoreError(f"{path}: the store is held by {holder}; gave up after {wait:g} s (another perflab "
+                                 "command, or a notebook cell still running; PERFLAB_LOCK_WAIT sets the wait)"
                                  ) from None
             left = deadline - time.monotonic()
             end = "\r" if sys.stderr.isatty() else "\n"
@@ -111,21 +111,42 @@ class Store:
         if not read_only:
             private_dirs(self.path.parent)
         created = not read_only and not self.path.exists()
-        self.con = _connect(self.path, read_only)
+        self._con = self._open()
+        self._released = False
         if created and self.path.exists():
             private_file(self.path)
-        # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
-        # should get it, or `perflab top --json > x.json` would be corrupted.
-        # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a
-        # kernel's stdout is no terminal, so the bar would be off there anyway.
-        with contextlib.suppress(duckdb.InvalidInputException):
-            self.con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
         self._in_tx = False
         try:
             self._check_schema(read_only)
         except BaseException:
             self.con.close()  # so that the caller may open the file again, to write
             raise
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        con = _connect(self.path, self.read_only)
+        # DuckDB draws its progress bar on stdout whatever stdout is; only a terminal
+        # should get it, or `perflab top --json > x.json` would be corrupted.
+        # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting; a
+        # kernel's stdout is no terminal, so the bar would be off there anyway.
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute(f"SET enable_progress_bar = {'true' if _interactive() else 'false'}")
+        return con
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection, opened again if :meth:`release` let the file go."""
+        if self._released:
+            self._con = self._open()
+            self._released = False
+        return self._con
+
+    def release(self) -> None:
+        """Let the file go until the store is next used: other processes may then open it
+        (a notebook kernel calls this after every cell, so `perflab ingest` or a nightly is
+        never stranded by a notebook left open). Never inside a transaction."""
+        if not self._in_tx and not self._released:
+            self._con.close()
+            self._released = True
 
     # -- schema -------------------------------------------------------------------
     def _tables(self) -> set[str]:
@@ -332,7 +353,8 @@ class Store:
         return frame
 
     def close(self) -> None:
-        self.con.close()
+        self._con.close()
+        self._released = False  # closed for good: using it now is an error, not a reopening
 
     def __enter__(self) -> Store:
         return self

@@ -17,6 +17,7 @@ checked cells reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,36 @@ def setup(store_path: str | os.PathLike[str] | None = None, samples: bool = True
         store.close()  # the kernel lives on: it must not keep the file locked for `perflab run`
         raise ParameterError(str(err)) from None
     print(f"store: {store.path}" + (f" (bundled samples: {len(found.sources)} files)" if found else ""))
+    release_between_cells(store)
     return store, found
+
+
+# The hook of the store the kernel's last setup opened (a setup cell run again replaces it).
+_RELEASE_HOOK: list[Any] = []
+
+
+def release_between_cells(store: Store) -> bool:
+    """In IPython, let the store's file go after every cell (Store.release): DuckDB allows one
+    writer or several readers, and a kernel left open all day would otherwise hold the lock
+    that `perflab ingest`, `perflab run` and the nightly need. The next cell opens it again."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    for hook in _RELEASE_HOOK:
+        with contextlib.suppress(ValueError):
+            shell.events.unregister("post_run_cell", hook)
+    _RELEASE_HOOK.clear()
+
+    def release(result: object = None) -> None:
+        store.release()
+
+    shell.events.register("post_run_cell", release)
+    _RELEASE_HOOK.append(release)
+    return True
 
 
 def set_renderer(renderer: str | None = None) -> str:
