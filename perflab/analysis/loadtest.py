@@ -388,16 +388,41 @@ def _summary_of_points(store: Store, src: dict[str, Any], by: str | None,
             keys += [k for k in tags if k not in keys]
     if by is not None and by not in keys:
         keys.append(by)
-    tag_cols = "".join(f", json_extract_string(tags, ?) AS t{i}" for i in range(len(keys)))
+    # Tags are read only from the points of metrics that need them (a sub-metric's parent, or
+    # every metric for --by): JSON extraction is most of the query's cost.
+    needs_tags = sorted(defs.submetrics) if by is None else names
+    tag_cols = "".join(f", CASE WHEN metric IN ? THEN json_extract_string(tags, ?) END AS t{i}"
+                       for i in range(len(keys)))
+    tag_params: list[Any] = [p for k in keys for p in (needs_tags, _json_path(k))]
+    # No ORDER BY: DuckDB keeps insertion order, and ingest inserts in file order; `seq` is
+    # checked, and sorted by only if it is not increasing (sorting 4M points cost 0.6 s).
     df = store.sql(
-        f"SELECT metric, value{tag_cols} FROM k6_points WHERE source_id = ? ORDER BY seq",
-        [*map(_json_path, keys), sid],
+        f"SELECT list_position(?, metric)::SMALLINT AS code, seq, value{tag_cols} FROM k6_points "
+        "WHERE source_id = ?",
+        [names, *tag_params, sid],
     )
+    seq = df["seq"].to_numpy()
+    if len(seq) > 1 and not bool(np.all(seq[1:] > seq[:-1])):
+        df = df.sort("seq")
     col = {k: f"t{i}" for i, k in enumerate(keys)}
 
     groups: list[_Group] = []
-    by_metric = {name: part for (name,), part in
-                 df.partition_by("metric", maintain_order=True, as_dict=True).items()} if len(df) else {}
+    by_metric: dict[str, pl.DataFrame] = {}
+    if len(df):
+        # Grouped by a stable radix sort of the small metric codes: arrival order is kept in
+        # each group, and it is a fraction of polars' partition_by on the names.
+        codes = df["code"].to_numpy()
+        # 8-bit codes when they fit: numpy's stable sort of 8-bit integers is a radix sort.
+        order = np.argsort(codes.astype(np.uint8) if len(names) < 256 else codes, kind="stable")
+        arrived = df["value"].to_numpy()[order]
+        counts = np.bincount(codes, minlength=len(names) + 1)
+        start = int(counts[0])  # code 0: none (list_position is 1-based)
+        for i, name in enumerate(names, start=1):
+            end = start + int(counts[i])
+            # Only a metric whose tags are read needs its rows; the others, their values.
+            by_metric[name] = (df[order[start:end]] if name in needs_tags and keys
+                               else pl.DataFrame({"value": arrived[start:end]}))
+            start = end
     for name in names:
         part = by_metric[name]
         mtype, contains = defs.types[name]

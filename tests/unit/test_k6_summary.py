@@ -365,3 +365,21 @@ def test_k6_timeseries_adds_up_to_the_run(store: Store) -> None:
     # the same by source id, and over 2-second intervals
     assert k6_timeseries(store, sid)["requests"].to_list() == ts["requests"].to_list()
     assert k6_timeseries(store, sid, interval_s=2)["requests"].sum() == want["totals"]["http_reqs"]
+
+
+def test_points_stored_out_of_order_give_the_same_summary(tmp_path: Path) -> None:
+    # The summary reads points in storage order when `seq` increases along it (ingest inserts
+    # in file order) and sorts by seq otherwise: both must give k6's numbers.
+    store = Store(tmp_path / "s.duckdb")
+    sid = ingest_path(store, FIXTURES / "main_small.ndjson").source_id
+    in_order = k6_summary(store, sid, by="status")
+    with store.transaction():
+        store.con.execute("CREATE TEMP TABLE shuffled AS SELECT * FROM k6_points ORDER BY hash(seq)")
+        store.con.execute("DELETE FROM k6_points")
+        store.con.execute("INSERT INTO k6_points SELECT * FROM shuffled")
+    seqs = [r[0] for r in store.con.execute("SELECT seq FROM k6_points").fetchall()]
+    assert seqs != sorted(seqs)  # really out of order now
+    assert k6_summary(store, sid, by="status") == in_order
+    oracle = json.loads((FIXTURES / "main_small.ndjson.expected.json").read_text())["metrics"]
+    assert k6_summary(store, sid)["metrics"]["http_req_duration"]["p(95)"] == oracle["http_req_duration"]["p(95)"]
+    store.close()
