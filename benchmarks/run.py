@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = {"k6": "bench_k6.py", "pprof": "bench_pprof.py", "metrics": "bench_metrics.py", "runs": "bench_runs.py"}
+BENCHES = {"k6": "bench_k6.py", "k6-summary": "bench_k6_summary.py", "pprof": "bench_pprof.py",
+           "metrics": "bench_metrics.py", "runs": "bench_runs.py"}
 
 
 def main(argv: list[str]) -> int:
