@@ -16,7 +16,7 @@ process with the file in the page cache:
 
 and prints one JSON object: wall and CPU seconds and peak RSS (MiB, from ``wait4``) of
 each, median and best of ``--repeat`` runs, and the ratios. Goal: perflab ≤ 1.5× duckdb
-in wall time, peak RSS < 2 GiB. The machine is shared: compare ratios from one run, and
+in wall time, peak RSS < 1 GiB (DuckDB held to 512 MB during an ingest; it was 1.5 GiB). The machine is shared: compare ratios from one run, and
 CPU seconds when the load average is high.
 
     .venv/bin/python benchmarks/bench_k6.py                  # 4.24M lines, ≈1.06 GB
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": "perflab wall <= 1.5x duckdb, peak RSS < 2048 MiB",
     }
     report["goal_met"] = (report["ratio_wall_perflab_vs_duckdb"] <= 1.5  # type: ignore[operator]
-                          and float(s["perflab"]["peak_rss_mib_max"]) < 2048)  # type: ignore[arg-type]
+                          and float(s["perflab"]["peak_rss_mib_max"]) < 1024)  # type: ignore[arg-type]
     print(json.dumps(report, indent=2))
     return 0
 

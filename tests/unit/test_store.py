@@ -195,3 +195,28 @@ def test_a_version_1_store_gains_the_metrics_tables(tmp_path: Path):
         assert store.sql("SELECT count(*) AS n FROM run_summaries")["n"][0] == 0
         assert store.sql("SELECT count(*) AS n FROM metric_samples")["n"][0] == 0
         assert store.sql("SELECT run_id FROM runs")["run_id"].to_list() == ["old"]
+
+
+def test_an_ingest_holds_duckdb_to_its_memory_limit_and_lets_go_after(store: Store, tmp_path: Path):
+    from perflab.ingest import INGEST_MEMORY_LIMIT
+
+    seen = []
+
+    def ingest(ctx: Context):
+        seen.append(ctx.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        return {}
+
+    register(Format(kind="limit-probe", description="test", detect=lambda s: s.head.startswith(b"PROBE"),
+                    ingest=ingest, priority=0))
+    try:
+        default = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        f = tmp_path / "x.probe"
+        f.write_text("PROBE\n")
+        ingest_path(store, f)
+        # DuckDB spills past the limit (a 2.1 GB k6 NDJSON: 2,379 MiB RSS before, 689 MiB with it)
+        probe = duckdb.connect()
+        probe.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+        assert seen == [probe.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]] != [default]
+        assert store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == default
+    finally:
+        REGISTRY.pop("limit-probe", None)
