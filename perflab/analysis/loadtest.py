@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from perflab.analysis.k6_points_read import json_path as _json_path
+from perflab.analysis.k6_points_read import points_by_metric
 from perflab.errors import PerflabError
 from perflab.store import Store
 from perflab.vocab import K6 as KIND
@@ -189,10 +191,6 @@ def _companions(store: Store, src: dict[str, Any], companion: Ref | None) -> lis
         ).to_dicts()
         out += [r for r in rows if r["source_id"] not in {o["source_id"] for o in out}]
     return [o for o in out if o["source_id"] != src["source_id"]]
-
-
-def _json_path(key: str) -> str:
-    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _selector_name(parent: str, tags: dict[str, str]) -> str:
@@ -388,41 +386,10 @@ def _summary_of_points(store: Store, src: dict[str, Any], by: str | None,
             keys += [k for k in tags if k not in keys]
     if by is not None and by not in keys:
         keys.append(by)
-    # Tags are read only from the points of metrics that need them (a sub-metric's parent, or
-    # every metric for --by): JSON extraction is most of the query's cost.
     needs_tags = sorted(defs.submetrics) if by is None else names
-    tag_cols = "".join(f", CASE WHEN metric IN ? THEN json_extract_string(tags, ?) END AS t{i}"
-                       for i in range(len(keys)))
-    tag_params: list[Any] = [p for k in keys for p in (needs_tags, _json_path(k))]
-    # No ORDER BY: DuckDB keeps insertion order, and ingest inserts in file order; `seq` is
-    # checked, and sorted by only if it is not increasing (sorting 4M points cost 0.6 s).
-    df = store.sql(
-        f"SELECT list_position(?, metric)::SMALLINT AS code, seq, value{tag_cols} FROM k6_points "
-        "WHERE source_id = ?",
-        [names, *tag_params, sid],
-    )
-    seq = df["seq"].to_numpy()
-    if len(seq) > 1 and not bool(np.all(seq[1:] > seq[:-1])):
-        df = df.sort("seq")
+    by_metric = points_by_metric(store, sid, names, keys, needs_tags)
     col = {k: f"t{i}" for i, k in enumerate(keys)}
-
     groups: list[_Group] = []
-    by_metric: dict[str, pl.DataFrame] = {}
-    if len(df):
-        # Grouped by a stable radix sort of the small metric codes: arrival order is kept in
-        # each group, and it is a fraction of polars' partition_by on the names.
-        codes = df["code"].to_numpy()
-        # 8-bit codes when they fit: numpy's stable sort of 8-bit integers is a radix sort.
-        order = np.argsort(codes.astype(np.uint8) if len(names) < 256 else codes, kind="stable")
-        arrived = df["value"].to_numpy()[order]
-        counts = np.bincount(codes, minlength=len(names) + 1)
-        start = int(counts[0])  # code 0: none (list_position is 1-based)
-        for i, name in enumerate(names, start=1):
-            end = start + int(counts[i])
-            # Only a metric whose tags are read needs its rows; the others, their values.
-            by_metric[name] = (df[order[start:end]] if name in needs_tags and keys
-                               else pl.DataFrame({"value": arrived[start:end]}))
-            start = end
     for name in names:
         part = by_metric[name]
         mtype, contains = defs.types[name]

@@ -125,7 +125,9 @@ def _ingest(store: Store, p: Path, readable: Path, gzipped: bool, kind: str, run
     ctx = Context(store=store, source_id=0, run_id=run_id, path=readable, gzipped=gzipped, max_decompressed=cap)
     duplicate: dict[str, Any] | None = None
     try:
-        with store.transaction():
+        # The limit is set and reset outside the transaction: a statement after a failed one
+        # in it would only say "transaction aborted", hiding the format's own message.
+        with _bounded_memory(store), store.transaction():
             ctx.source_id = store.next_source_id()
             sha = None
             # A small file is hashed before parsing so a re-ingest costs nothing.
@@ -134,8 +136,7 @@ def _ingest(store: Store, p: Path, readable: Path, gzipped: bool, kind: str, run
                 duplicate = store.source_by_sha(sha)
             if duplicate is None:
                 try:
-                    with _bounded_memory(store):
-                        stats = fmt.ingest(ctx)
+                    stats = fmt.ingest(ctx)
                 except PerflabError:
                     raise
                 except _INPUT_ERRORS as exc:

@@ -40,8 +40,14 @@ from perflab.vocab import PGSTAT
 KIND = PGSTAT
 
 # PostgreSQL's own limit on one text value is 1 GB, so no legal snapshot line is longer.
-# DuckDB allocates its buffers as lines need them, so the generous cap costs nothing.
 MAX_LINE_BYTES = 1 << 30
+
+
+def _line_cap(path: Path) -> int:
+    """The longest line DuckDB must allow for this file: no line is longer than the file.
+    DuckDB sizes its read buffer from the cap (twice it), which an ingest's memory limit
+    counts: 1 GB for every file failed at 512 MB."""
+    return min(MAX_LINE_BYTES, max(path.stat().st_size + 1024, 16 << 20))
 # Detection reads at most this much of the first JSON line (the 64 kB sniff head can
 # end inside a long query text); a first record above this is not a snapshot we sniff.
 MAX_SNIFF_LINE = 64 << 20
@@ -123,7 +129,7 @@ def _check_json_keys(ctx: Context, path: Path, keys: list[str]) -> None:
         f"""
         SELECT n, json_type(json) = 'OBJECT' FROM (
             SELECT row_number() OVER () AS n, json
-            FROM read_ndjson_objects({_sql_str(str(path))}, maximum_object_size={MAX_LINE_BYTES})
+            FROM read_ndjson_objects({_sql_str(str(path))}, maximum_object_size={_line_cap(path)})
         )
         WHERE json_type(json) <> 'OBJECT' OR list_sort(json_keys(json)) <> ?::VARCHAR[]
         ORDER BY n LIMIT 1
@@ -160,13 +166,13 @@ def ingest_snapshot(
         reader = (
             f"read_csv({src}, header=true, columns={_struct(read_types)}, auto_detect=false, "
             "delim=',', quote='\"', escape='\"', nullstr='', allow_quoted_nulls=false, "
-            f"strict_mode=true, null_padding=false, max_line_size={MAX_LINE_BYTES})"
+            f"strict_mode=true, null_padding=false, max_line_size={_line_cap(path)})"
         )
     else:
         _check_json_keys(ctx, path, columns)
         reader = (
             f"read_json({src}, format='newline_delimited', records=true, "
-            f"columns={_struct(read_types)}, maximum_object_size={MAX_LINE_BYTES})"
+            f"columns={_struct(read_types)}, maximum_object_size={_line_cap(path)})"
         )
 
     by_canonical = {k: c for c, k in match.source_to_canonical.items()}

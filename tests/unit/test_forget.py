@@ -143,7 +143,7 @@ def test_forget_is_one_transaction(two_runs: Path, monkeypatch: pytest.MonkeyPat
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    monkeypatch.setattr(store, "con", Failing())
+    monkeypatch.setattr(store, "_con", Failing())  # what the con property hands out
     with pytest.raises(duckdb.IOException):
         store.forget_run("a")
     monkeypatch.undo()

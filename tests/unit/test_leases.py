@@ -7,13 +7,25 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from perflab import leases
+
+
+@pytest.fixture(autouse=True)
+def own_lease_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases in the test's own folder: another perflab on the machine (a parallel test run)
+    would otherwise reap the test's orphan first."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
 
 # A perflab-like process: it leases a child and a temp dir, says so, then waits to be killed.
 OWNER = textwrap.dedent("""
