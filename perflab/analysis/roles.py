@@ -204,22 +204,26 @@ def load(store: Store, run_id: str) -> Roles:
 
 
 def _samples(store: Store, run_id: str, sel: RoleMetric, hit: _Hit) -> pl.DataFrame:
-    """(t_s, series, value) of a selector's samples in the run, scaled to the role's unit."""
+    """(t_s, series, value) of a selector's samples in the run, scaled to the role's unit, from
+    one source (the first that has the name): two files of one run may both measure a name
+    (a scrape's process_cpu_seconds_total and a process sampler's), and their samples
+    interleaved as one series made a CPU rate of 5,000 % out of two 3 % ones."""
     names = list(hit.names)
     if hit.where.table == "service_vars":
         series = (f"json_object('key', substr(key, {len(hit.prefix) + 1}))::VARCHAR" if hit.prefix
                   else "'{}'")
         return store.sql(
             f"SELECT epoch_us(t) / 1e6 AS t_s, {series} AS series, value * ? AS value FROM service_vars "
-            "WHERE run_id = ? AND key IN ? ORDER BY series, t", [sel.scale, run_id, names])
+            "WHERE run_id = ? AND key IN ? AND source_id = ? ORDER BY series, t",
+            [sel.scale, run_id, names, hit.where.source_id])
     tests, params = matcher_sql(sel.selector.matchers)
     extra = "".join(" AND " + c for c in tests)
     series = (f"json_object('key', substr(name, {len(hit.prefix) + 1}))::VARCHAR" if hit.prefix
               else "labels::VARCHAR")
     return store.sql(
         f"""SELECT epoch_us(t) / 1e6 AS t_s, {series} AS series, value * ? AS value
-            FROM metric_samples WHERE run_id = ? AND name IN ? AND t IS NOT NULL{extra}
-            ORDER BY series, t""", [sel.scale, run_id, names, *params])
+            FROM metric_samples WHERE run_id = ? AND name IN ? AND source_id = ? AND t IS NOT NULL{extra}
+            ORDER BY series, t""", [sel.scale, run_id, names, hit.where.source_id, *params])
 
 
 # -- reading a role's samples (pure: what the signatures and charts call) -----------------------

@@ -170,3 +170,20 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_store_unchanged(
     make, phrase, extra = BAD_CASES[case]
     store_path, before = seeded
     assert_ingest_refused(store_path, before, make(tmp_path), phrase, extra, capsys)
+
+
+def test_a_role_reads_one_source_when_two_measure_the_same_name(tmp_path: Path, store: Store) -> None:
+    # GIVEN a run with two files that both hold process_cpu_seconds_total, sampled half a second
+    # apart (a /metrics scrape and a process sampler, as the orders collection writes them)
+    from perflab.analysis import roles
+
+    a, b = tmp_path / "a_proc.csv", tmp_path / "b_proc.csv"
+    a.write_text("time,cpu_seconds_total,rss_bytes\n" + "".join(f"{T0 + i},{0.03 * i},1\n" for i in range(10)))
+    b.write_text("time,cpu_seconds_total,rss_bytes\n" + "".join(f"{T0 + i}.5,{5 + 0.03 * i},1\n" for i in range(10)))
+    for p in (a, b):
+        ingest_path(store, p, run_id="r")
+    # WHEN the cpu_seconds role is read THEN it is one file's counter: 3 % of a core, not the two
+    # interleaved (which read as a 5 s jump every half second)
+    steps = roles.counter_steps(roles.load(store, "r").signals, "cpu_seconds")
+    assert steps.height == 9
+    assert (steps["delta"] / steps["dt_s"]).to_list() == pytest.approx([0.03] * 9)
