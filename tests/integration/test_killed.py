@@ -45,6 +45,24 @@ def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[Any]) -> 
         time.sleep(0.01)
 
 
+def _killed_when(reached: Callable[[dict[str, Any]], bool], what: str, *args: str
+                 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """`python -m perflab ARGS`, SIGKILLed once its lease shows ``reached``: (the process, the
+    lease it left)."""
+    proc = subprocess.Popen([sys.executable, "-m", "perflab", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait(what, lambda: reached(_lease_of(proc.pid)), proc)
+        lease = _lease_of(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, lease
+
+
 def _gone(pid: int, started: float | None, within_s: float) -> bool:
     deadline = time.monotonic() + within_s
     while leases.same_process(pid, started):
@@ -77,17 +95,8 @@ RUN_MOMENTS: dict[str, Callable[[dict[str, Any]], bool]] = {
 @pytest.mark.parametrize("moment", list(RUN_MOMENTS))
 def test_a_killed_run_is_cleaned_up_by_the_next_perflab(tmp_path: Path, moment: str) -> None:
     store = tmp_path / "s.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "perflab", "--store", str(store), "run", "healthy",
-                             "--duration", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(moment, lambda: RUN_MOMENTS[moment](_lease_of(proc.pid)), proc)
-        lease = _lease_of(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, lease = _killed_when(RUN_MOMENTS[moment], moment, "--store", str(store), "run", "healthy",
+                               "--duration", "30")
     processes = lease["processes"]
     postgres = [d for d in lease["dirs"] if d.get("kind") == "postgres"]
     assert postgres and all(Path(d["path"]).is_dir() for d in postgres), lease
@@ -142,17 +151,7 @@ INGEST_MOMENTS: dict[str, Callable[[dict[str, Any]], bool]] = {
 @pytest.mark.parametrize("moment", list(INGEST_MOMENTS))
 def test_a_killed_gzip_ingest_leaves_no_temp_file_and_no_rows(tmp_path: Path, big_gzip: Path, moment: str) -> None:
     store = tmp_path / "s.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "perflab", "--store", str(store), "ingest", str(big_gzip)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(moment, lambda: INGEST_MOMENTS[moment](_lease_of(proc.pid)), proc)
-        lease = _lease_of(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, lease = _killed_when(INGEST_MOMENTS[moment], moment, "--store", str(store), "ingest", str(big_gzip))
     scratch = [Path(d["path"]) for d in lease["dirs"] if d.get("kind") == "scratch"]
     assert scratch and all(s.is_dir() for s in scratch)
     # WHEN the next perflab starts (here: listing what is stored)
