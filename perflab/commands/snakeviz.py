@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from urllib.parse import quote
 from perflab.analysis.pstats import require_edge_times, write_pstats
 from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
-from perflab.lab.postgres import port_listens
+from perflab.lab.postgres import free_port, port_listens
 from perflab.lab.processes import parent_death_signal
 from perflab.lab.snakeviz_server import TOKEN_ENV
 from perflab.vocab import CPROFILE
@@ -48,12 +47,6 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", metavar="FILE_OR_SOURCE", help="a cProfile file (ingested first) or a source id")
     p.add_argument("--port", type=int, help="port to serve on (default: a free one)")
     p.add_argument("--no-browser", action="store_true", help="only serve; do not open a browser")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from perflab.commands.snakeviz import free_port
+from perflab.lab.postgres import free_port
 from tests.conftest import FIXTURES
 
 DIR = FIXTURES / "cprofile"
