@@ -82,7 +82,8 @@ def list_runs(store: Store) -> list[RunSummary]:
 
 def store_summaries(store: Store, run_ids: list[str]) -> None:
     """Compute and store these runs' summaries (after `perflab run` or `ingest --run`)."""
-    prints = dict(store.con.execute(FINGERPRINTS).fetchall())
+    # Only these runs' fingerprints: after `perflab run`, one run of maybe a thousand.
+    prints = dict(store.con.execute(f"SELECT * FROM ({FINGERPRINTS}) WHERE run_id IN ?", [run_ids]).fetchall())
     _store(store, [(rid, prints[rid], json.dumps(asdict(run_summary(_load(store, rid)))))
                    for rid in run_ids if rid in prints])
 
