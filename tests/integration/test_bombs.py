@@ -32,10 +32,10 @@ def _zeros_bomb(path: Path, inflated: int, prefix: bytes = b"") -> Path:
     return path
 
 
-def _run_measured(*args: str) -> tuple[int, str, int]:
+def _run_measured(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, int]:
     """(exit code, stderr, peak RSS in bytes) of `python -m perflab ARGS` (wait4's maxrss)."""
     proc = subprocess.Popen([sys.executable, "-m", "perflab", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -56,11 +56,16 @@ def test_a_pprof_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
 def test_a_k6_bomb_is_refused_by_its_ratio_before_the_cap(tmp_path: Path) -> None:
     head = (Path(__file__).parents[1] / "fixtures" / "k6" / "main_small.ndjson").read_bytes()[:4000]
     bomb = _zeros_bomb(tmp_path / "k6.ndjson.gz", 2 * GiB, prefix=head.rsplit(b"\n", 1)[0] + b"\n")
-    code, err, rss = _run_measured("--store", str(tmp_path / "s.duckdb"), "ingest", "--kind", "k6", str(bomb))
+    tmp = tmp_path / "tmp"  # the run's own TMPDIR: its scratch folder and lease land here
+    tmp.mkdir()
+    code, err, rss = _run_measured("--store", str(tmp_path / "s.duckdb"), "ingest", "--kind", "k6", str(bomb),
+                                   env={**os.environ, "TMPDIR": str(tmp)})
     print(f"k6 bomb of 2 GiB: exit {code}, peak RSS {rss / 2**20:.0f} MiB")
     assert code == 2 and f"inflates more than {_io.BOMB_RATIO}×" in err and "a gzip bomb?" in err, err
     assert len(err.strip().splitlines()) == 1 and rss < GiB
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"perflab-scratch-*/*{bomb.name}*"))
+    # the refused inflation's scratch folder (and the lease naming it) went with the process
+    leases = f"perflab-leases-{os.getuid()}"
+    assert [p.name for p in tmp.iterdir()] == [leases] and not any((tmp / leases).iterdir())
 
 
 def test_the_ratio_is_judged_only_past_its_floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
