@@ -121,9 +121,7 @@ def read_all(path: Path, gzipped: bool, cap: int) -> bytes | bytearray:
     member's length mod 2^32), not a list of chunks joined at the end, which held the
     content twice at its peak (a 10 GiB pprof bomb peaked at 8.15 GiB RSS)."""
     if not gzipped:
-        size = path.stat().st_size
-        if size > cap:
-            raise InputError(path, f"larger than the cap of {cap} bytes")
+        _check_plain_size(path, cap)
         return path.read_bytes()
     # The trailer is the inflated size only for an honest single-member file: believed up to
     # HINT_RATIO× the file (real profiles inflate 3–10×), so a bomb's claim allocates nothing.
@@ -204,9 +202,13 @@ def without_bom(path: Path, cap: int) -> Iterator[tuple[Path, bool]]:
         copy.unlink(missing_ok=True)
 
 
-def _plain_chunks(path: Path, cap: int) -> Iterator[bytes]:
+def _check_plain_size(path: Path, cap: int) -> None:
     if path.stat().st_size > cap:
         raise InputError(path, f"larger than the cap of {cap} bytes")
+
+
+def _plain_chunks(path: Path, cap: int) -> Iterator[bytes]:
+    _check_plain_size(path, cap)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
