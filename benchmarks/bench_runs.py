@@ -5,8 +5,9 @@ main_small.ndjson: 1,960 points, 153 requests) under its own run id and source, 
 run has k6 points to summarise. Then:
 
 * ``cold``: ``list_runs`` when no summary is stored (a store from before run_summaries, or
-  runs ingested by hand into DuckDB): every run's k6 summary is computed (the baseline: what
-  every `perflab runs` cost before summaries were stored), and stored;
+  runs ingested by hand into DuckDB): every run's k6 summary and the doctor's verdicts are
+  computed (the baseline: what every `perflab runs` cost before summaries were stored), and
+  stored;
 * ``warm``: ``list_runs`` again: the stored summaries read back in one query;
 * ``cli``: ``python -m perflab runs`` and ``runs --json`` in a fresh process, start-up included.
 
@@ -45,7 +46,7 @@ def build(path: Path, n_runs: int) -> None:
         ingest_path(store, K6_FILE, run_id="r0000")
         tables = [r[0] for r in store.con.execute(
             "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'main' "
-            "AND column_name = 'source_id' AND table_name <> 'sources'").fetchall()]
+            "AND column_name = 'source_id' AND table_name NOT IN ('sources', 'k6_summaries')").fetchall()]
         with store.transaction():
             for table in tables:
                 if store.con.execute(f"SELECT count(*) FROM {table} WHERE source_id = 1").fetchall()[0][0]:
@@ -54,18 +55,20 @@ def build(path: Path, n_runs: int) -> None:
                         f"printf('r%04d', s.i) AS run_id) FROM {table} t, range(1, ?) s(i) WHERE t.source_id = 1",
                         [n_runs])
             store.con.execute(
-                "INSERT INTO sources SELECT sources.* REPLACE (source_id + s.i AS source_id, sha256 || '-' || s.i AS sha256, "
-                "printf('r%04d', s.i) AS run_id) FROM sources, range(1, ?) s(i) WHERE source_id = 1", [n_runs])
+                "INSERT INTO sources SELECT sources.* REPLACE (source_id + s.i AS source_id, "
+                "sha256 || '-' || s.i AS sha256, printf('r%04d', s.i) AS run_id) "
+                "FROM sources, range(1, ?) s(i) WHERE source_id = 1", [n_runs])
             store.con.execute(
                 "INSERT INTO runs SELECT runs.* REPLACE (printf('r%04d', s.i) AS run_id, created_at + s.i * INTERVAL 1 "
                 "MINUTE AS created_at) FROM runs, range(1, ?) s(i) WHERE run_id = 'r0000'", [n_runs])
 
 
-def timed_listing(path: Path) -> tuple[float, int]:
+def timed_listing(path: Path) -> tuple[float, int, int]:
+    """(seconds, runs listed, runs listed with the doctor's verdicts)."""
     with Store(path) as store:
         t = time.perf_counter()
-        n = len(list_runs(store))
-        return time.perf_counter() - t, n
+        runs = list_runs(store)
+        return time.perf_counter() - t, len(runs), sum(r.verdicts is not None for r in runs)
 
 
 def cli(path: Path, *args: str) -> float:
@@ -83,13 +86,15 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "year.duckdb"
         build(path, args.runs)
-        cold, n = timed_listing(path)
+        cold, n, with_verdicts = timed_listing(path)
         warm = [timed_listing(path)[0] for _ in range(args.repeat)]
         table = [cli(path) for _ in range(args.repeat)]
         as_json = [cli(path, "--json") for _ in range(args.repeat)]
     out = {
         "runs": n,
+        "runs_with_verdicts": with_verdicts,
         "cold_s": round(cold, 3),
+        "cold_ms_per_run": round(cold / n * 1000, 1),
         "warm_s_median": round(statistics.median(warm), 4),
         "cli_table_s_median": round(statistics.median(table), 3),
         "cli_json_s_median": round(statistics.median(as_json), 3),

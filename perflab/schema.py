@@ -14,7 +14,7 @@ the previous version to MIGRATIONS in store.py.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CORE_DDL = """
 CREATE TABLE perflab_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -398,7 +398,21 @@ CREATE TABLE run_summaries (
 );
 """
 
-DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL, METRICS_DDL, SUMMARIES_DDL]
+# k6's default end-of-test summary of a k6 NDJSON/CSV source (perflab.analysis.k6_stored), so
+# that `perflab k6 SOURCE` reads one row rather than every point; `fingerprint` says what it
+# was computed from (the source, the k6 files of its run). Forgetting the source removes it.
+# Version 4 added it (MIGRATIONS[3] in store.py).
+K6_SUMMARIES_DDL = """
+CREATE TABLE k6_summaries (
+    source_id   BIGINT PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL,
+    summary     VARCHAR NOT NULL,      -- JSON as Python writes it: NaN stays NaN (JSON has none)
+    computed_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+DDL = [CORE_DDL, PPROF_DDL, CPROFILE_DDL, K6_DDL, PG_DDL, RESOURCES_DDL, BENCH_DDL, METRICS_DDL, SUMMARIES_DDL,
+       K6_SUMMARIES_DDL]
 
 
 def block_statements(block: str) -> list[str]:

@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from perflab import schema
 from perflab.errors import PerflabError, StoreError
 from perflab.private import private_dirs, private_file
 from perflab.vocab import SAMPLE_SERVICE_VARS_ROLES
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEFAULT_STORE = Path("data") / "perflab.duckdb"
 
@@ -41,11 +43,22 @@ def _add_run_summaries(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
+def _add_k6_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in schema.block_statements(schema.K6_SUMMARIES_DDL):
+        con.execute(stmt)
+
+
 # Migrations from version N to N+1, applied in one transaction when an older store is
 # opened: 1 → 2 added a service's metric samples and the run's role mappings, 2 → 3 the
-# runs' stored headline numbers (computed again when first asked for).
+# runs' stored headline numbers, 3 → 4 the k6 sources' stored summaries (both computed
+# again when first asked for).
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _add_metrics_tables,
-                                                                      2: _add_run_summaries}
+                                                                      2: _add_run_summaries,
+                                                                      3: _add_k6_summaries}
+
+# Tables of results computed from other rows (not read from a file): forgetting a source
+# removes its rows there too, but they are not what `perflab forget` says it removes.
+DERIVED_TABLES = ("k6_summaries",)
 
 
 # How long opening a store waits for another process's lock (a notebook kernel, a nightly
@@ -231,15 +244,21 @@ class Store:
         # max()+1 rather than a sequence: a rolled-back ingest must leave no gap or trace.
         return int(self.con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall()[0][0])
 
+    def _row(self, query: str, params: list[Any]) -> dict[str, Any] | None:
+        # One row as a dict, without polars: `perflab k6 SOURCE` reading a stored summary
+        # needs nothing else (polars and pyarrow were a third of its time).
+        cur = self.con.execute(query, params)
+        rows = cur.fetchall()  # all: DuckDB refuses other work while a result is half read
+        return dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
+
     def source_by_sha(self, sha256: str) -> dict[str, Any] | None:
-        rows = self.sql("SELECT * FROM sources WHERE sha256 = ?", [sha256]).to_dicts()
-        return rows[0] if rows else None
+        return self._row("SELECT * FROM sources WHERE sha256 = ?", [sha256])
 
     def source(self, source_id: int) -> dict[str, Any]:
-        rows = self.sql("SELECT * FROM sources WHERE source_id = ?", [int(source_id)]).to_dicts()
-        if not rows:
+        row = self._row("SELECT * FROM sources WHERE source_id = ?", [int(source_id)])
+        if row is None:
             raise PerflabError(f"no source {source_id} in {self.path}")
-        return rows[0]
+        return row
 
     def add_source(
         self,
@@ -301,12 +320,12 @@ class Store:
         return int(found["source_id"])
 
     # -- forgetting ---------------------------------------------------------------
-    def _tables_with(self, column: str) -> list[str]:
+    def _tables_with(self, column: str, derived: bool = True) -> list[str]:
         rows = self.con.execute(
             "SELECT table_name FROM information_schema.columns WHERE table_schema = 'main' "
             "AND column_name = ? AND table_name NOT IN ('sources', 'runs') ORDER BY table_name",
             [column]).fetchall()
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if derived or r[0] not in DERIVED_TABLES]
 
     def run_source_ids(self, run_id: str) -> list[int]:
         return [int(r[0]) for r in self.con.execute(
@@ -318,7 +337,8 @@ class Store:
             return {}
         ids = [int(i) for i in source_ids]
         counts = {t: int(self.con.execute(f"SELECT count(*) FROM {t} WHERE source_id = ANY(?)",  # noqa: S608
-                                          [ids]).fetchall()[0][0]) for t in self._tables_with("source_id")}
+                                          [ids]).fetchall()[0][0])
+                  for t in self._tables_with("source_id", derived=False)}
         return {t: n for t, n in counts.items() if n}
 
     def forget_sources(self, source_ids: list[int]) -> None:
@@ -344,6 +364,8 @@ class Store:
     # -- reading ------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run a query and return a polars DataFrame (through Arrow, no Python rows)."""
+        import polars as pl  # here: a verb that reads one stored row should not load polars
+
         # Optional: DuckDB's stubs say a relation, but a statement that returns no rows gives None.
         rel: duckdb.DuckDBPyRelation | None = self.con.sql(query, params=params or None)
         if rel is None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from perflab.analysis import k6_stored
 from perflab.analysis.k6_points_read import json_path as _json_path
 from perflab.analysis.k6_points_read import points_by_metric
 from perflab.errors import PerflabError
@@ -352,7 +353,8 @@ def k6_summary(store: Store, ref: Ref, by: str | None = None, *,
     "duration_source", ...}``. ``by`` adds ``metric{TAG:value}`` groups for every metric
     whose samples carry TAG. ``trend_stats`` overrides the trend fields (k6's
     ``--summary-trend-stats``); by default k6's plus p(99) and count, plus any the
-    run's summary file shows.
+    run's summary file shows. The default summary of NDJSON/CSV is stored once computed
+    (perflab.analysis.k6_stored) and read back while its source and run are unchanged.
     """
     sid = store.find_source(ref, kinds=ALL_KINDS)
     src = store.source(sid)
@@ -361,7 +363,13 @@ def k6_summary(store: Store, ref: Ref, by: str | None = None, *,
             raise PerflabError(f"{ref}: --by needs the samples; give this run's NDJSON or CSV "
                                "(a summary file holds only totals)")
         return _summary_of_summary_file(store, src)
-    return _summary_of_points(store, src, by, trend_stats, companion)
+    default = by is None and not trend_stats and companion is None
+    if default and (stored := k6_stored.read(store, sid)) is not None:
+        return stored
+    summary = _summary_of_points(store, src, by, trend_stats, companion)
+    if default:
+        k6_stored.write(store, sid, summary)
+    return summary
 
 
 def _summary_of_points(store: Store, src: dict[str, Any], by: str | None,

@@ -1,15 +1,18 @@
-"""A run's headline numbers (what ``perflab runs`` lists), for lab runs and user groups alike.
+"""A run's headline numbers and the doctor's verdicts (what ``perflab runs`` lists), for lab
+runs and user groups alike.
 
 requests, rps, p95 and error rate are k6's own figures (k6_summary over the run's
 samples); service CPU from whichever the run has (perflab.analysis.cpu); downstream calls
 per request from the service's own counters (the downstream_calls and requests roles),
 because pg_stat_statements does not count the statements a statement_timeout cancelled
-(LAB-NOTES).
+(LAB-NOTES); ``verdicts`` is `perflab doctor`'s verdict for every signature.
 
-Computing them reads every k6 point of a run (k6's percentiles need all of them): ~30 ms a
-run, 8.6 s for 240 runs. So they are stored (run_summaries) when a run is made or ingested,
-with a fingerprint of what they came from, and ``list_runs`` reads them back in one query,
-computing only those whose run changed since (or that no perflab stored yet).
+Computing them reads every k6 point of a run (k6's percentiles need all of them) and every
+frame the doctor judges: ~30 ms for the numbers and 15–30 ms for the verdicts of a
+15-second run, 8.6 s for 240 runs before the verdicts. So they are stored (run_summaries)
+when a run is made or ingested, with a fingerprint of what they came from (the run, its
+sources and role mappings, and the analysis code), and ``list_runs`` reads them back in one
+query, computing only those whose run changed since (or that no perflab stored yet).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from perflab.analysis.code_version import analysis_code
 from perflab.store import Store
 
 if TYPE_CHECKING:
@@ -41,16 +45,19 @@ class RunSummary:
     service_cpu_p50: float | None = None
     service_cpu_mean: float | None = None
     downstream_calls_per_request: float | None = None
+    # `perflab doctor`'s verdict per signature, in its order: present, absent or insufficient-data.
+    verdicts: dict[str, str] | None = None
 
 
-# Part of every fingerprint: raise it when run_summary computes anything differently, and
-# every stored summary is computed again.
-SUMMARY_VERSION = 1
+# Part of every fingerprint: raise it when RunSummary changes shape (2: verdicts), and every
+# stored summary is computed again. A change to how anything is computed changes the
+# analysis code's hash, which is part of the fingerprint too.
+SUMMARY_VERSION = 2
 
 # What a run's summary is computed from, per run in one query: its runs row (status, the
-# manifest), its sources (id and content hash) and its role mappings.
+# manifest), its sources (id and content hash), its role mappings, and the code (parameter 1).
 FINGERPRINTS = f"""
-SELECT r.run_id, md5(concat_ws('|', '{SUMMARY_VERSION}', coalesce(r.status, ''), coalesce(r.scenario, ''),
+SELECT r.run_id, md5(concat_ws('|', '{SUMMARY_VERSION}', ?, coalesce(r.status, ''), coalesce(r.scenario, ''),
            coalesce(r.variant, ''), coalesce(r.manifest::VARCHAR, ''),
            (SELECT coalesce(string_agg(s.source_id::VARCHAR || ':' || s.sha256, ',' ORDER BY s.source_id), '')
               FROM sources s WHERE s.run_id = r.run_id),
@@ -63,7 +70,7 @@ FROM runs r ORDER BY r.created_at, r.run_id
 def list_runs(store: Store) -> list[RunSummary]:
     """Every run's summary, oldest first: stored ones as they are, the rest computed (and
     stored, unless the store is open read-only)."""
-    current = store.con.execute(FINGERPRINTS).fetchall()
+    current = store.con.execute(FINGERPRINTS, [analysis_code()]).fetchall()
     stored = {r[0]: (r[1], r[2]) for r in store.con.execute(
         "SELECT run_id, fingerprint, summary FROM run_summaries").fetchall()}
     out, fresh = [], []
@@ -83,7 +90,8 @@ def list_runs(store: Store) -> list[RunSummary]:
 def store_summaries(store: Store, run_ids: list[str]) -> None:
     """Compute and store these runs' summaries (after `perflab run` or `ingest --run`)."""
     # Only these runs' fingerprints: after `perflab run`, one run of maybe a thousand.
-    prints = dict(store.con.execute(f"SELECT * FROM ({FINGERPRINTS}) WHERE run_id IN ?", [run_ids]).fetchall())
+    prints = dict(store.con.execute(f"SELECT * FROM ({FINGERPRINTS}) WHERE run_id IN ?",
+                                    [analysis_code(), run_ids]).fetchall())
     _store(store, [(rid, prints[rid], json.dumps(asdict(run_summary(_load(store, rid)))))
                    for rid in run_ids if rid in prints])
 
@@ -107,6 +115,7 @@ def run_summary(run: Run) -> RunSummary:
     import numpy as np
 
     from perflab.analysis.loadtest import k6_summary
+    from perflab.analysis.signatures import diagnose
 
     out = RunSummary(run_id=run.run_id, scenario=run.scenario, variant=run.variant, status=run.status,
                      started_at=run.started_at)
@@ -126,6 +135,7 @@ def run_summary(run: Run) -> RunSummary:
         cpu = samples.values["cpu_pct"].to_numpy()
         out.service_cpu_p50, out.service_cpu_mean = float(np.median(cpu)), float(cpu.mean())
     out.downstream_calls_per_request = calls_per_request(run)
+    out.verdicts = {f.signature: f.verdict for f in diagnose(run).findings}
     return out
 
 

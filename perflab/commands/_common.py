@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from perflab import fmt
 from perflab.errors import StoreError
 from perflab.jsonable import to_jsonable
 from perflab.store import Store, default_store_path
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def open_store(args: argparse.Namespace, read_only: bool = False) -> Store:
@@ -39,6 +41,8 @@ def max_decompressed(args: argparse.Namespace) -> int | None:
 
 def resolve(args: argparse.Namespace, store: Store, ref: str, kinds: tuple[str, ...] | None = None) -> int:
     """FILE_OR_SOURCE → source id; a file is ingested first (once), under the global cap."""
+    if not Path(ref).exists():
+        return store.find_source(ref, kinds)  # a source id: no reader of any format is needed
     from perflab import ingest
 
     return ingest.resolve(store, ref, kinds, max_decompressed=max_decompressed(args))
@@ -55,20 +59,22 @@ def print_json(obj: Any) -> None:
 
 def print_table(rows: list[dict[str, Any]] | pl.DataFrame, columns: list[str] | None = None,
                 right: set[str] | None = None, max_width: int = 80, headers: dict[str, str] | None = None,
-                fit: int | None = None) -> None:
+                fit: int | None = None, squeeze: tuple[str, ...] = ()) -> None:
     """A plain aligned table, like `go tool pprof -top`: numbers right, text left, each value
     as people read it in its column's unit (fmt.cell: ``3,209 ms``, ``34.9 %``). ``headers``
-    renames columns on the header line; with ``fit`` the widest text column is shortened
-    (ending in …) until every line is at most ``fit`` characters."""
-    for line in table_lines(rows, columns, right, max_width, headers, fit):
+    renames columns on the header line; with ``fit`` text columns are shortened (ending in …)
+    until every line is at most ``fit`` characters: first the values longer than most of
+    their column's (a user's 90-character run id among lab ones), then the ``squeeze``
+    columns (what a reader can do without: the rest is a command away), then the widest."""
+    for line in table_lines(rows, columns, right, max_width, headers, fit, squeeze):
         print(line)
 
 
 def table_lines(rows: list[dict[str, Any]] | pl.DataFrame, columns: list[str] | None = None,
                 right: set[str] | None = None, max_width: int = 80, headers: dict[str, str] | None = None,
-                fit: int | None = None) -> list[str]:
+                fit: int | None = None, squeeze: tuple[str, ...] = ()) -> list[str]:
     """:func:`print_table`'s lines."""
-    if isinstance(rows, pl.DataFrame):
+    if not isinstance(rows, list):  # a polars DataFrame (not imported here: most verbs never make one)
         rows = rows.to_dicts()
     if not rows:
         return ["(no rows)"]
@@ -81,11 +87,17 @@ def table_lines(rows: list[dict[str, Any]] | pl.DataFrame, columns: list[str] | 
     widths = [min(lim, max(len(n), *(len(row[i]) for row in cells))) for i, (n, lim) in enumerate(zip(
         names, limits, strict=True))]
     text_cols = [i for i, c in enumerate(cols) if c not in right]
-    while fit is not None and text_cols and sum(widths) + 2 * (len(cols) - 1) > fit:
-        widest = max(text_cols, key=lambda i: widths[i])
-        if widths[widest] <= len(names[widest]):
-            break  # nothing left to shorten without losing the header
-        widths[widest] -= 1
+    # The order of shortening: (column, down to this width) stages, widest first within one.
+    typical = {i: max(len(names[i]), statistics.median_low(len(row[i]) for row in cells)) for i in text_cols}
+    stages = [{i: typical[i] for i in text_cols if cols[i] not in squeeze},
+              {i: len(names[i]) for i in text_cols if cols[i] in squeeze},
+              {i: len(names[i]) for i in text_cols}]
+    for floor in stages:
+        while fit is not None and sum(widths) + 2 * (len(cols) - 1) > fit:
+            above = [i for i in floor if widths[i] > floor[i]]
+            if not above:
+                break  # nothing left to shorten at this stage
+            widths[max(above, key=lambda i: widths[i])] -= 1
 
     def clip(v: str, w: int) -> str:
         return v if len(v) <= w else v[: w - 1] + "…"

@@ -12,6 +12,7 @@ code is 0 when something was ingested (or was already stored) and nothing failed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -19,12 +20,12 @@ from perflab.analysis.metrics import parse_selector
 from perflab.analysis.runs import store_summaries
 from perflab.commands._common import max_decompressed, open_store
 from perflab.errors import InputError, PerflabError
-from perflab.ingest import formats, ingest_path
+from perflab.ingest import IngestResult, formats, ingest_path
 from perflab.ingest._metric_samples import DEFAULT_MAX_SERIES, MAX_SERIES_ENV, override_max_series, parse_max_series
 from perflab.ingest.pgstat_live import ingest_live
 from perflab.ingest.prometheus_pull import pull
 from perflab.store import Store
-from perflab.vocab import SIGNAL_ROLES
+from perflab.vocab import K6_POINT_KINDS, SIGNAL_ROLES
 
 NAME = "ingest"
 HELP = ("ingest files or folders (pprof, cProfile, k6, pg_stat snapshots, Prometheus/OpenMetrics, expvar, "
@@ -101,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     roles = _check(args)
     cap = parse_max_series(args.max_series) if args.max_series else None
     store = open_store(args)
+    results: list[IngestResult] = []
     with override_max_series(cap):
-        code = _ingest_files(args, store) if args.paths else 0
+        code = _ingest_files(args, store, results) if args.paths else 0
         if args.pg:
             for result in ingest_live(store, args.pg, run_id=args.run_id):
                 print(result.message)
@@ -113,15 +115,33 @@ def run(args: argparse.Namespace) -> int:
             store.set_roles(args.run_id, roles)
         for role, metric in sorted(roles.items()):
             print(f"run {args.run_id}: {role} = {metric}")
+    # After every file, so that a summary file read after its NDJSON counts in its summary.
+    _store_k6_summaries(store, results)
     if args.run_id:
         store_summaries(store, [args.run_id])  # `perflab runs` then reads it, not k6's points
     return code
 
 
-def _ingest_files(args: argparse.Namespace, store: Store) -> int:
+def _store_k6_summaries(store: Store, results: list[IngestResult]) -> None:
+    """k6's summary of each new NDJSON/CSV, computed and stored now (perflab.analysis.k6_stored):
+    `perflab k6 SOURCE` then reads one row instead of every point."""
+    new = [r.source_id for r in results if r.new and r.kind in K6_POINT_KINDS]
+    if not new:
+        return
+    from perflab.analysis.loadtest import k6_summary
+
+    for sid in new:
+        # A summary that cannot be computed is not the file's fault: `perflab k6` says why.
+        with contextlib.suppress(PerflabError):
+            k6_summary(store, sid)
+
+
+def _ingest_files(args: argparse.Namespace, store: Store, results: list[IngestResult]) -> int:
     cap = max_decompressed(args)
     if len(args.paths) == 1 and not Path(args.paths[0]).is_dir():
-        print(ingest_path(store, args.paths[0], kind=args.kind, run_id=args.run_id, max_decompressed=cap).message)
+        result = ingest_path(store, args.paths[0], kind=args.kind, run_id=args.run_id, max_decompressed=cap)
+        results.append(result)
+        print(result.message)
         return 0
     files = expand(args.paths)
     new = stored = skipped = failed = 0
@@ -136,6 +156,7 @@ def _ingest_files(args: argparse.Namespace, store: Store) -> int:
                 failed += 1
                 print(f"perflab: {err}", file=sys.stderr)
             continue
+        results.append(result)
         new, stored = (new + 1, stored) if result.new else (new, stored + 1)
         print(result.message)
     print(f"{new} ingested, {stored} already stored, {skipped} skipped, {failed} failed ({len(files)} files)")

@@ -13,7 +13,7 @@ import argparse
 import math
 from typing import Any
 
-from perflab.analysis.loadtest import k6_summary
+from perflab.analysis import k6_stored
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.fmt import k6_data as data
 from perflab.fmt import k6_fixed
@@ -45,8 +45,14 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     stats = [s.strip() for s in args.trend_stats.split(",") if s.strip()] if args.trend_stats else None
     companion = resolve(args, store, args.companion, K6_KINDS) if args.companion else None
-    summary = k6_summary(store, resolve(args, store, args.ref, K6_KINDS), by=args.by, trend_stats=stats,
-                         companion=companion)
+    sid = resolve(args, store, args.ref, K6_KINDS)
+    # The default summary, once stored, is read back without loading numpy and polars (the
+    # computing path's imports alone took longer than reading the stored answer).
+    summary = k6_stored.read(store, sid) if args.by is None and not stats and companion is None else None
+    if summary is None:
+        from perflab.analysis.loadtest import k6_summary
+
+        summary = k6_summary(store, sid, by=args.by, trend_stats=stats, companion=companion)
     if args.json:
         print_json(summary)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 
 from perflab.analysis.runs import list_runs as _list_runs
 from perflab import fmt
@@ -57,8 +58,11 @@ def test_runs_table_fits_120_columns_and_wide_shows_all(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert max(len(line) for line in lines) <= 120
-    assert lines[0].split() == ["run", "status", "requests", "req/s", "p95", "errors", "CPU", "p50", "calls/req"]
+    assert lines[0].split() == ["run", "status", "requests", "req/s", "p95", "errors", "CPU", "p50", "calls/req",
+                                "doctor"]
     row = next(line for line in lines if line.startswith(lab_id))
+    # a k6 file alone: the doctor could judge one signature of seven (retry storm: absent)
+    assert row.endswith("none (1/7)")
     p95 = oracle["http_req_duration"]["p(95)"]
     assert f"{oracle['http_reqs']['count']:,}" in row and fmt.by_name("p95_ms", p95) in row
     assert fmt.percent(oracle["http_req_failed"]["rate"], digits=1).replace(" ", "") in row.replace(" ", "")
@@ -113,3 +117,79 @@ def test_ingest_run_stores_the_summary(tmp_path):
     with Store(path) as store:
         [stored] = store.sql("SELECT run_id, summary FROM run_summaries").to_dicts()
         assert stored["run_id"] == "g1" and json.loads(stored["summary"])["requests"] == 153
+
+
+# -- the doctor's verdicts, stored with the headline numbers ---------------------------------------
+
+RUNS = FIXTURES / "runs"
+
+
+def test_verdicts_are_the_doctors_and_shown_in_few_words(tmp_path):
+    # GIVEN a real retry storm ingested as a group, with the lab's role mappings
+    store = tmp_path / "s.duckdb"
+    folder = RUNS / "retry-storm-default"
+    roles = [f"{k}={v}" for k, v in json.loads((folder / "manifest.json").read_text())["roles"].items()]
+    files = [str(folder / name) for name in ("k6.ndjson.gz", "metrics.prom.gz", "resources.jsonl.gz")]
+    args = ["ingest", "--run", "storm", *files, *(a for r in roles for a in ("--role", r))]
+    assert run_cli(*args, store=store).returncode == 0
+    # WHEN listed THEN every verdict equals `perflab doctor --json`'s
+    doctor = json.loads(run_cli("doctor", "storm", "--json", store=store).stdout)
+    listed = run_cli("runs", "--json", store=store)
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["verdicts"] == {f["signature"]: f["verdict"] for f in doctor["findings"]}
+    assert row["verdicts"]["retry-storm"] == "present"
+    # AND the table names what is present
+    [_, line] = run_cli("runs", store=store).stdout.splitlines()
+    assert line.startswith("storm") and line.endswith("  retry-storm")
+
+
+def test_verdicts_go_stale_with_the_run(store):
+    # GIVEN a run of k6 samples only: the retry storm cannot be judged present without the
+    # service's own counters
+    folder = RUNS / "retry-storm-default"
+    ingest_path(store, folder / "k6.ndjson.gz", run_id="storm")
+    [before] = list_runs(store)
+    assert before["verdicts"]["retry-storm"] != "present"
+    # WHEN the service's metrics and their roles join the run THEN its verdicts are judged again
+    ingest_path(store, folder / "metrics.prom.gz", run_id="storm")
+    with store.transaction():
+        store.set_roles("storm", json.loads((folder / "manifest.json").read_text())["roles"])
+    [after] = list_runs(store)
+    assert after["verdicts"]["retry-storm"] == "present"
+    from perflab.analysis.run import Run
+    from perflab.analysis.signatures import diagnose
+
+    assert after["verdicts"] == {f.signature: f.verdict for f in diagnose(Run.load(store, "storm")).findings}
+    [stored] = store.sql("SELECT summary FROM run_summaries").to_dicts()
+    assert json.loads(stored["summary"])["verdicts"] == after["verdicts"]
+
+
+def test_summaries_from_other_analysis_code_are_computed_again(store, monkeypatch):
+    from perflab.analysis import code_version
+    from perflab.analysis import runs as runs_module
+
+    ingest_path(store, FIXTURES / "k6" / "main_small.ndjson", run_id="g1")
+    list_runs(store)
+    computed = []
+    real = runs_module.run_summary
+    monkeypatch.setattr(runs_module, "run_summary", lambda run: computed.append(run.run_id) or real(run))
+    list_runs(store)
+    assert computed == []
+    # WHEN perflab's analysis code differs (an upgrade changed a threshold) THEN it is recomputed
+    monkeypatch.setattr(runs_module, "analysis_code", lambda: code_version.analysis_code() + "-changed")
+    list_runs(store)
+    assert computed == ["g1"]
+
+
+@pytest.mark.parametrize(("verdicts", "cell"), [
+    (None, None),
+    ({"a": "absent", "b": "absent"}, "none"),
+    ({"a": "absent", "b": "insufficient-data", "c": "insufficient-data"}, "none (1/3)"),
+    ({"a": "insufficient-data", "b": "insufficient-data"}, "none (0/2)"),
+    ({"a": "present", "b": "insufficient-data", "c": "present"}, "a, c"),
+])
+def test_the_doctor_cell(verdicts, cell):
+    from perflab.commands.runs import doctor_cell
+
+    assert doctor_cell(verdicts) == cell

@@ -49,7 +49,8 @@ def test_every_fact_table_carries_source_and_run(store: Store):
         "SELECT table_name, list(column_name) AS cols FROM information_schema.columns "
         "WHERE table_schema='main' GROUP BY 1"
     ).to_dicts()
-    fact = [c for c in cols if c["table_name"] not in {"perflab_meta", "sources", "runs", "run_roles", "run_summaries"}]
+    derived = {"run_summaries", "k6_summaries"}
+    fact = [c for c in cols if c["table_name"] not in {"perflab_meta", "sources", "runs", "run_roles", *derived}]
     assert fact, "no fact tables defined"
     for t in fact:
         assert "source_id" in t["cols"] and "run_id" in t["cols"], t["table_name"]
@@ -183,7 +184,7 @@ def test_a_version_1_store_gains_the_metrics_tables(tmp_path: Path):
     # GIVEN a store as perflab 0.1 wrote it (schema 1: no metric_samples, no run_roles) with a run in it
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))
-    v1 = [b for b in schema.DDL if b is not schema.METRICS_DDL and b is not schema.SUMMARIES_DDL]
+    v1 = [b for b in schema.DDL if b not in (schema.METRICS_DDL, schema.SUMMARIES_DDL, schema.K6_SUMMARIES_DDL)]
     for stmt in (s for block in v1 for s in schema.block_statements(block)):
         con.execute(stmt)
     con.execute("INSERT INTO perflab_meta VALUES ('schema_version', '1')")
@@ -191,10 +192,28 @@ def test_a_version_1_store_gains_the_metrics_tables(tmp_path: Path):
     con.close()
     # WHEN it is opened, THEN it is migrated in place and keeps what it had
     with Store(path) as store:
-        assert store.schema_version == schema.SCHEMA_VERSION == 3
+        assert store.schema_version == schema.SCHEMA_VERSION == 4
         assert store.sql("SELECT count(*) AS n FROM run_summaries")["n"][0] == 0
+        assert store.sql("SELECT count(*) AS n FROM k6_summaries")["n"][0] == 0
         assert store.sql("SELECT count(*) AS n FROM metric_samples")["n"][0] == 0
         assert store.sql("SELECT run_id FROM runs")["run_id"].to_list() == ["old"]
+
+
+def test_a_version_3_store_gains_the_stored_k6_summaries(tmp_path: Path):
+    # GIVEN a store as perflab wrote it before k6 summaries were stored (schema 3), with a source
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    for stmt in (s for block in schema.DDL if block is not schema.K6_SUMMARIES_DDL
+                 for s in schema.block_statements(block)):
+        con.execute(stmt)
+    con.execute("INSERT INTO perflab_meta VALUES ('schema_version', '3')")
+    con.execute("INSERT INTO sources VALUES (1, 'k6', '/x.ndjson', 1, 'abc', now(), NULL, NULL)")
+    con.close()
+    # WHEN it is opened THEN the table is added, empty (summaries are computed when asked for)
+    with Store(path) as store:
+        assert store.schema_version == 4
+        assert store.sql("SELECT count(*) AS n FROM k6_summaries")["n"][0] == 0
+        assert store.source(1)["path"] == "/x.ndjson"
 
 
 def test_an_ingest_holds_duckdb_to_its_memory_limit_and_lets_go_after(store: Store, tmp_path: Path):
