@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import TypeVar
 
 import psutil
 
+from perflab.lab.runner import ingest_run_dir
 from perflab.store import Store
 
 T = TypeVar("T")
@@ -41,6 +43,18 @@ def store_fingerprint(store: Store) -> dict[str, tuple[int, str]]:
         digest = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
         out[t] = (len(rows), digest)
     return out
+
+
+def load_lab_run(store: Store, folder: Path) -> str:
+    """A stored lab run folder into the store as the lab leaves it: manifest, roles, files."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    run_id = manifest["run_id"]
+    with store.transaction():
+        store.ensure_run(run_id, scenario=manifest["scenario"], variant=manifest["variant"], status="complete",
+                         manifest=json.dumps(manifest, sort_keys=True))
+        store.set_roles(run_id, manifest["roles"])
+    ingest_run_dir(store, folder, run_id)
+    return run_id
 
 
 def run_cli(*args: str, store: Path | None = None, env: dict[str, str] | None = None,

@@ -21,11 +21,10 @@ from perflab import fmt
 from perflab.analysis import compare
 from perflab.analysis.run import Run
 from perflab.ingest import ingest_path
-from perflab.lab.runner import ingest_run_dir
 from perflab.jsonable import to_jsonable
 from perflab.report import optlog
 from perflab.store import Store
-from tests.helpers import run_cli
+from tests.helpers import load_lab_run, run_cli
 from tests.unit.test_compare import K6_SMALL, lab_samples, scaled_copy
 
 fmt_value, fmt_pct = fmt.value, fmt.signed_percent
@@ -194,18 +193,6 @@ def test_cli_log_add(runs: Store, tmp_path: Path):
 # -- a real retry storm and its fix (tests/fixtures/runs) --------------------------------------
 
 RUNS = Path(__file__).parents[1] / "fixtures" / "runs"
-
-
-def load_lab_run(store: Store, folder: Path) -> str:
-    """A stored lab run folder into the store as the lab leaves it: manifest, roles, files."""
-    manifest = json.loads((folder / "manifest.json").read_text())
-    run_id = manifest["run_id"]
-    with store.transaction():
-        store.ensure_run(run_id, scenario=manifest["scenario"], variant=manifest["variant"], status="complete",
-                         manifest=json.dumps(manifest, sort_keys=True))
-        store.set_roles(run_id, manifest["roles"])
-    ingest_run_dir(store, folder, run_id)
-    return run_id
 
 
 @pytest.fixture
