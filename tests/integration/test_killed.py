@@ -1,6 +1,7 @@
 """SIGKILL (what an OOM killer or a CI timeout sends) at three moments of a lab run and of a
 gzip ingest: what perflab started dies with it (the parent-death signal) or is stopped by the
-next perflab (its lease), its temp dirs go, and the store holds nothing half-written."""
+next perflab (its lease), its temp dirs go, and the store holds nothing half-written. Ctrl-C
+and SIGTERM at the same moments of an ingest: one line, exit 130, nothing left behind."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import psutil
 import pytest
 
 from perflab import leases
+from perflab.store import Store
 from tests.conftest import FIXTURES
-from tests.helpers import run_cli
+from tests.helpers import run_cli, store_fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +164,32 @@ def test_a_killed_gzip_ingest_leaves_no_temp_file_and_no_rows(tmp_path: Path, bi
     assert not any(s.exists() for s in scratch)
     assert json.loads(out.stdout) == []
     assert os.path.getsize(big_gzip) > 0
+
+
+@pytest.mark.parametrize(("moment", "sig"), [("inflating", signal.SIGINT), ("parsing", signal.SIGINT),
+                                             ("parsing", signal.SIGTERM)])
+def test_an_interrupted_gzip_ingest_is_one_line_130_and_the_store_unchanged(
+        tmp_path: Path, big_gzip: Path, moment: str, sig: signal.Signals) -> None:
+    # GIVEN a store that already holds a source
+    store = tmp_path / "s.duckdb"
+    assert run_cli("ingest", str(FIXTURES / "k6" / "main_small.ndjson"), store=store).returncode == 0
+    with Store(store, read_only=True) as s:
+        before = store_fingerprint(s)
+    # WHEN a big gzip ingest gets Ctrl-C (or SIGTERM) while it inflates, or while DuckDB parses
+    proc = subprocess.Popen([sys.executable, "-m", "perflab", "--store", str(store), "ingest", str(big_gzip)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(moment, lambda: INGEST_MOMENTS[moment](_lease_of(proc.pid)), proc)
+        lease = _lease_of(proc.pid)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # THEN one line, exit 130, its scratch folder gone with it, and the store as it was
+    assert (proc.returncode, err) == (130, "perflab: interrupted\n")
+    scratch = [Path(d["path"]) for d in lease["dirs"] if d.get("kind") == "scratch"]
+    assert scratch and not any(s.exists() for s in scratch)
+    with Store(store, read_only=True) as s:
+        assert store_fingerprint(s) == before
