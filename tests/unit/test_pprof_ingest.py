@@ -466,3 +466,26 @@ def test_generated_deep_profile_matches_a_plain_reading(store: Store, tmp_path: 
         got = top(store, sid, idx)
         assert got["total"] == total
         assert {r["name"]: (r["flat"], r["cum"]) for r in got["rows"]} == rows
+
+
+@pytest.mark.parametrize("path", [LOGIN_CPU, GOROUTINE, FIXTURES / "public/parca/alloc_space_delta.pb.gz"],
+                         ids=lambda p: p.name)
+def test_samples_decoded_in_chunks_are_stored_as_in_one_piece(tmp_path: Path, path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a profile ingested whole, and again 7 samples at a time (big profiles go in chunks)
+    def tables(chunk: int) -> dict[str, list[Any]]:
+        monkeypatch.setattr(pprof_format, "_SAMPLE_CHUNK", chunk)
+        with Store(tmp_path / f"{chunk}.duckdb") as store:
+            sid = ingest_path(store, path).source_id
+            order = {"pprof_samples": "sample_idx", "pprof_stacks": "stack_id",
+                     "pprof_labels": "sample_idx, key, str, num"}
+            return {t: store.con.execute(f"SELECT * EXCLUDE (source_id, run_id) FROM {t} WHERE source_id = ? "
+                                         f"ORDER BY {o}", [sid]).fetchall() for t, o in order.items()}
+
+    whole, chunked = tables(1 << 20), tables(7)
+    # THEN every sample, stack (numbered by first appearance across chunks) and label is the same
+    assert len(whole["pprof_samples"]) > 7 * 3 and len(whole["pprof_stacks"]) > 7
+    assert chunked == whole
+    # AND the stacks are numbered by the first sample that has them
+    firsts = [next(i for i, s, _ in whole["pprof_samples"] if s == k) for k, *_ in whole["pprof_stacks"]]
+    assert firsts == sorted(firsts)
