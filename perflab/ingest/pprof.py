@@ -44,8 +44,8 @@ from perflab.errors import InputError
 from perflab.ingest._io import HEAD_BYTES
 from perflab.ingest._registry import Context, Format, register
 from perflab.ingest.pprof_arrays import arrow_table, distinct_stacks, lookup, recursive_stacks, to_arrow, to_numpy
-from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy
-from perflab.ingest.pprof_proto import Label, ProfileSampleBytes, Sample
+from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy, profile_shaped
+from perflab.ingest.pprof_proto import Label, ProfileRawStrings, ProfileSampleBytes, Sample
 from perflab.vocab import PPROF
 
 # Separator between raw samples (see the module docstring). Location id 0 is reserved
@@ -71,17 +71,29 @@ def ingest(ctx: Context) -> dict[str, Any]:
         raise InputError(ctx.path, LEGACY_MESSAGE)
     try:
         prof = ProfileSampleBytes.FromString(data)
+        strings: list[str] = list(prof.string_table)
     except DecodeError:
-        raise InputError(ctx.path, "not a valid profile.proto message (protobuf decoding failed)") from None
+        # Perhaps only names that are not UTF-8: pprof reads those, keeping the bytes; they
+        # are stored with U+FFFD for each invalid sequence (what a UTF-8 terminal shows
+        # for pprof's raw bytes).
+        try:
+            prof = ProfileRawStrings.FromString(data)
+        except DecodeError:
+            raise InputError(ctx.path, "not a valid profile.proto message (protobuf decoding failed)") from None
+        strings = [s.decode("utf-8", "replace") for s in prof.string_table]
+    if (not strings or strings[0] != "") and not profile_shaped(data):
+        # Every profile.proto writer puts "" first: a message without it whose fields do
+        # not have profile.proto's wire types is some other protobuf.
+        raise InputError(ctx.path, "not a pprof profile (a protobuf message of another kind)")
     del data
-    return _Loader(ctx, prof).load()
+    return _Loader(ctx, prof, strings).load()
 
 
 class _Loader:
-    def __init__(self, ctx: Context, prof: Any) -> None:
+    def __init__(self, ctx: Context, prof: Any, strings: list[str]) -> None:
         self.ctx = ctx
         self.prof = prof
-        self.strings: list[str] = list(prof.string_table)
+        self.strings = strings
         if not self.strings or self.strings[0] != "":
             self.fail("string table entry 0 must be the empty string")
 
