@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.profiles import profile_info, top
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.errors import PerflabError
 from perflab.vocab import CPROFILE, PPROF, PROFILE_KINDS
 
 NAME = "top"
-HELP = ("flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), "
-        "like `go tool pprof -top`")
+HELP = HELPS[NAME]
 
 # A terminal screen of rows; 0 shows them all, as `go tool pprof -top` does.
 DEFAULT_LIMIT = 20
