@@ -5,6 +5,7 @@ times them; these are the deterministic guards behind those timings)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,11 @@ _PROBE = ("import json, sys; from perflab.cli import main\n"
           "raise SystemExit(code)\n")
 
 
-def probe(*argv: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    out = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120)
+def probe(*argv: str, tmp: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    # A temp dir of its own: another perflab's lease there would make the reaper load psutil.
+    env = dict(os.environ, TMPDIR=str(tmp)) if tmp is not None else None
+    out = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=120,
+                         env=env)
     return out, json.loads(out.stderr.strip().splitlines()[-1])
 
 
@@ -54,9 +58,9 @@ def test_top_of_a_stored_profile_loads_no_dataframe_library(tmp_path: Path) -> N
     store = tmp_path / "s.duckdb"
     first = run_cli("top", str(LOGIN_CPU), "--json", store=store)
     assert first.returncode == 0, first.stderr
-    out, heavy = probe("--store", str(store), "top", str(LOGIN_CPU), "--json")
+    out, heavy = probe("--store", str(store), "top", str(LOGIN_CPU), "--json", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
     assert heavy == ["duckdb"]  # the store; no reader of any format, no polars, pyarrow or numpy
     assert json.loads(out.stdout) == json.loads(first.stdout)
-    text, heavy = probe("--store", str(store), "top", str(LOGIN_CPU))
+    text, heavy = probe("--store", str(store), "top", str(LOGIN_CPU), tmp=tmp_path)
     assert heavy == ["duckdb"] and "Showing nodes accounting for" in text.stdout
