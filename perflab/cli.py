@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 def build_parser(verb: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     """The parser with every verb; with ``verb``, only that verb's module is imported (and
-    only its arguments known): the others are names, enough for argparse to pick one."""
+    only its arguments known): the others are names with their help line, enough for
+    argparse to pick one and for `perflab --help`, which so imports no verb's module."""
     # Imported here, not at the top: a verb's module may load polars and DuckDB (seconds),
     # and a Ctrl-C meanwhile must end inside main's handlers, as one line.
-    from perflab.commands import VERBS, load
+    from perflab.commands import HELPS, VERBS, load
 
     parser = argparse.ArgumentParser(
         prog="perflab",
@@ -43,8 +44,8 @@ def build_parser(verb: str | None = None) -> tuple[argparse.ArgumentParser, dict
     sub.required = True
     modules: dict[str, Command] = {}
     for name in VERBS:
-        if verb is not None and name != verb:
-            sub.add_parser(name)
+        if name != verb:
+            sub.add_parser(name, help=HELPS[name])
             continue
         module = load(name)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser, modules = build_parser(verb_in(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
+        if args.command not in modules:  # a verb verb_in did not see: parse again with its module
+            parser, modules = build_parser(args.command)
+            args = parser.parse_args(argv)
         cap = getattr(args, "max_decompressed", None)
         if cap:
             from perflab.ingest._io import parse_size
@@ -98,8 +102,8 @@ _VALUED = ("--store", "--max-decompressed")
 
 
 def verb_in(argv: Sequence[str]) -> str | None:
-    """The verb of a command line, when it names one (else None: all verbs are loaded, for
-    `perflab --help` or argparse's own error)."""
+    """The verb of a command line, when it names one (else None: no verb's module is loaded,
+    for `perflab --help` or argparse's own error)."""
     from perflab.commands import VERBS
 
     args = iter(argv)

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 # Seconds an orphan gets to end on SIGTERM before SIGKILL (a service flushing its buffer).
 REAP_GRACE_S = 5.0
 
@@ -45,6 +43,8 @@ def lease_dir() -> Path:
 def process_start_time(pid: int) -> float | None:
     """When ``pid`` started, or None when no process runs under it (a zombie has ended: in a
     container whose init does not reap, an orphan's zombie stays until the container ends)."""
+    import psutil  # here: every command reaps, and most find no lease to check (40 ms saved)
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -163,6 +163,8 @@ def _stop(pid: int, started: float | None) -> bool:
     is gone already (or its pid now belongs to another process)."""
     if not same_process(pid, started):
         return False
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         family = [proc, *proc.children(recursive=True)]

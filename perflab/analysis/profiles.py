@@ -23,15 +23,16 @@ cProfile sources are answered by perflab.analysis.pstats (flat = tottime, cum = 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-import pyarrow as pa
-
-from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
+
+if TYPE_CHECKING:
+    # polars and pyarrow are imported by the functions that make frames: `perflab top` of a
+    # stored profile makes none, and they would be most of its time (perflab.commands).
+    import polars as pl
 
 # One aggregation for flat and cum: per stack first (stacks are shared by many samples),
 # then per node. list_distinct makes a recursive function count once per sample in cum;
@@ -92,8 +93,9 @@ def sample_types(store: Store, source_id: int) -> list[dict[str, str]]:
 def profile_info(store: Store, source_id: int) -> dict[str, Any]:
     """The header facts of a pprof source (period, time, duration, comments, default type...)."""
     sid = _pprof_source(store, source_id)
-    df = store.sql("SELECT * FROM pprof_profiles WHERE source_id = ?", [sid])
-    info = df.drop("source_id").to_dicts()[0]
+    cur = store.con.execute("SELECT * FROM pprof_profiles WHERE source_id = ?", [sid])
+    info = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
+    del info["source_id"]
     info["sample_types"] = sample_types(store, sid)
     return info
 
@@ -187,6 +189,8 @@ def _cprofile_rows(
 ) -> tuple[float, list[dict[str, Any]], str, str]:
     if sample_type not in (None, "cpu", 0, "0"):
         raise PerflabError(f"source {sid} is a cProfile dump; its only sample type is cpu (seconds)")
+    from perflab.analysis.pstats import cprofile_top
+
     total, df = cprofile_top(store, sid)
     total = float(total)
     rows = [
@@ -208,6 +212,8 @@ def top_frame(
     store: Store, ref: str | int | os.PathLike[str], sample_type: str | int | None = None
 ) -> pl.DataFrame:
     """The rows of :func:`top` (all of them) as a DataFrame, for notebooks."""
+    import polars as pl
+
     result = top(store, ref, sample_type=sample_type)
     rows = result["rows"]
     if result["format"] == PPROF:
@@ -229,6 +235,9 @@ def stacks(store: Store, source_id: int, sample_type: str | int | None = None) -
     Stacks that sum to 0 are left out; samples without frames appear as ``[]``.
     Sorted by value descending, then by first appearance in the file.
     """
+    import polars as pl
+    import pyarrow as pa
+
     sid = _pprof_source(store, source_id)
     idx, _, _ = resolve_sample_type(store, sid, sample_type)
     tbl = store.con.sql(

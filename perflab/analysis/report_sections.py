@@ -137,6 +137,23 @@ class CpuProfile:
 
 
 @dataclass
+class EndpointCpu:
+    """CPU milliseconds per request by endpoint: the CPU profile's value per route label
+    over k6's requests of that endpoint (perflab.analysis.tag_cost.cpu_per_request)."""
+
+    source_id: int  # the CPU profile
+    k6_source_id: int
+    key: str  # the label naming the endpoint (route, endpoint, handler...)
+    sample_type: str
+    total_cpu_ms: float
+    unlabelled_cpu_ms: float  # CPU in samples without the label (GC, background work)
+    matched_by: str  # how k6's requests were matched: "tag KEY" or "name"
+    requests_over: str  # "the profile's window" or "the whole test"
+    rows: list[dict[str, Any]]  # endpoint, cpu_ms, cpu_pct, requests, cpu_ms_per_request, k6_names
+    unmatched: list[str]  # label values no k6 request matched
+
+
+@dataclass
 class HeapProfile:
     source_id: int
     path: str
@@ -238,3 +255,4 @@ class RunReport:
     comparison: RunComparison | NoComparison
     sources: list[SourceRow]
     charts: list[ChartEntry] = field(default_factory=list)
+    endpoint_cpu: EndpointCpu | Unavailable = field(default_factory=lambda: Unavailable("not computed"))

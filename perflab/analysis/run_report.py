@@ -8,6 +8,7 @@ comes from one analysis of the run:
     requests      k6's own summary (loadtest.k6_summary), overall and per endpoint tag
     resources     the resource samples over the steady window, per process role
     cpu_profile   profiles.top (flat and cum) and the hot-frame categories
+    endpoint_cpu  CPU ms per request by endpoint: the route label's CPU over k6's requests (tag_cost)
     heap_profile  profiles.top of the heap profile (inuse_space, else alloc_space)
     signatures    the doctor (signatures.diagnose)
     alerts        the tuning guide's alert rules (alerts.evaluate_alerts)
@@ -36,6 +37,7 @@ from perflab.analysis.report_sections import (
     CategoryShares,
     CheckCount,
     CpuProfile,
+    EndpointCpu,
     EndpointStats,
     HeapProfile,
     NoComparison,
@@ -53,9 +55,10 @@ from perflab.analysis.report_sections import (
 )
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import diagnose, signatures
+from perflab.analysis.tag_cost import ROUTE_KEYS, cpu_per_request, route_key
 from perflab.errors import PerflabError
 from perflab.fmt import ok
-from perflab.vocab import HEAP_TYPES, PPROF, ROLES
+from perflab.vocab import HEAP_TYPES, PPROF, PPROF_SHAPED_KINDS, ROLES
 
 # Rows of each CPU table (flat and cum): the seed analysis names 3; ten show what
 # follows the hot spot without becoming pprof's full listing.
@@ -96,7 +99,8 @@ def build_report(run: Run, target_rps: float | None = None) -> RunReport:
         capacity=capacity,
         assessment=assess(requests, resources, cpu, alerts.results, signatures_.findings, capacity),
         comparison=comparison_section(run),
-        sources=[SourceRow(s.source_id, s.kind, s.path, s.bytes) for s in run.sources])
+        sources=[SourceRow(s.source_id, s.kind, s.path, s.bytes) for s in run.sources],
+        endpoint_cpu=endpoint_cpu_section(run))
 
 
 def request_metrics(run: Run) -> RequestMetrics | Unavailable:
@@ -184,6 +188,30 @@ def cpu_profile_section(run: Run) -> CpuProfile | Unavailable:
         else None
     out.too_small = profile_too_small(out)
     return out
+
+
+def endpoint_cpu_section(run: Run) -> EndpointCpu | Unavailable:
+    """CPU ms per request by endpoint, when the CPU samples carry a route label and k6's
+    samples count the requests per endpoint; else what is missing."""
+    prof = run.cpu_profile
+    missing = []
+    key = None
+    if prof is None or prof.kind not in PPROF_SHAPED_KINDS:
+        missing.append("a pprof CPU profile" + ("" if prof is None else f" (source {prof.source_id} is {prof.kind})"))
+    elif (key := route_key(run.store, prof.source_id)) is None:
+        missing.append(f"CPU samples labelled with the endpoint (a pprof label {', '.join(ROUTE_KEYS)}, "
+                       "e.g. Go's pprof.Do(ctx, pprof.Labels(\"route\", …), …))")
+    if run.k6_source is None:
+        missing.append("k6's samples (NDJSON or CSV) to count the requests per endpoint"
+                       + (" (a summary file holds only totals)" if run.k6_summary_source is not None else ""))
+    if missing or prof is None or key is None or run.k6_source is None:
+        return Unavailable("needs " + " and ".join(missing))
+    result = cpu_per_request(run.store, prof.source_id, run.k6_source, key)
+    if all(r["requests"] is None for r in result["rows"]):
+        values = ", ".join(r["endpoint"] for r in result["rows"][:5])
+        return Unavailable(f"no k6 request matches a {key} label value ({values}): name k6's requests "
+                           f"after the route (tags: {{name: ...}} or a {key} tag)")
+    return EndpointCpu(source_id=prof.source_id, k6_source_id=run.k6_source, **result)
 
 
 def heap_profile_section(run: Run) -> HeapProfile | Unavailable:

@@ -57,6 +57,37 @@ VERBS: dict[str, str] = {
     "doctor": "doctor", "roles": "roles", "nightly": "nightly", "report": "report", "cleanup": "cleanup",
 }
 
+# Each verb's one line for `perflab --help`, here so that `perflab --help` imports no verb's
+# module (each module's HELP is its entry).
+HELPS: dict[str, str] = {
+    'ingest': ('ingest files or folders (pprof, cProfile, k6, pg_stat snapshots, Prometheus/OpenMetrics, '
+         'expvar, process samples), a live PostgreSQL or a window of a live Prometheus into the store'),
+    'sources': 'list what is in the store',
+    'forget': 'remove a source or a run, with everything read from it, from the store',
+    'k6': "k6's end-of-test summary of a k6 NDJSON/CSV/summary file, equal to k6's own numbers",
+    'pg-top': "pg_stat_statements deltas between two snapshots, like PgHero's Queries page",
+    'export': "write a stored source in another tool's format (callgrind for KCachegrind/QCachegrind)",
+    'snakeviz': 'view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)',
+    'top': ('flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), like '
+         '`go tool pprof -top`'),
+    'run': ('run a lab scenario (PostgreSQL + the sample service) or your own service (--target FILE.toml) '
+         'under real k6 load, ingested as one run'),
+    'runs': 'list lab runs (and user-made run groups) with their headline numbers',
+    'categories': ('share of a profile in hashing, serialization, regex, GC, locks, network, database driver and '
+         'other (leaf-most matching frame wins)'),
+    'bench-writes': ('measure the no-batch penalty on a real PostgreSQL (single-row vs executemany, multi-row, COPY, '
+         'upsert) and the flush-interval trade-off through the sample service under k6'),
+    'compare': "compare two runs (A = before, B = after): each metric's change and whether it is beyond noise",
+    'log': 'the optimization log: `log add --before A --after B` writes an entry measured by two runs',
+    'doctor': 'diagnose a run: a verdict for every bottleneck signature, with its evidence and the fix',
+    'roles': 'which metric fed each signal role of a run (requests, pool_waiting, cpu_seconds, ...), or none',
+    'nightly': ('run every scenario and its fix (or your targets and their fixed variants), execute the '
+         'notebooks on those runs and write them as offline HTML with an index of verdicts and '
+         'regressions under reports/YYYY-MM-DD/'),
+    'report': 'write the load-test report of a run (markdown + offline HTML with charts)',
+    'cleanup': 'stop the processes and remove the temp dirs a killed perflab left behind',
+}
+
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here.
     _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, run, runs, categories,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from perflab import fmt
 from perflab.errors import StoreError
 from perflab.jsonable import to_jsonable
-from perflab.store import Store, default_store_path
+from perflab.store import Store, default_store_path, file_sha256
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,8 +41,15 @@ def max_decompressed(args: argparse.Namespace) -> int | None:
 
 def resolve(args: argparse.Namespace, store: Store, ref: str, kinds: tuple[str, ...] | None = None) -> int:
     """FILE_OR_SOURCE → source id; a file is ingested first (once), under the global cap."""
-    if not Path(ref).exists():
+    path = Path(ref)
+    if not path.exists():
         return store.find_source(ref, kinds)  # a source id: no reader of any format is needed
+    if path.is_file():
+        # A file already stored needs no reader either: importing them all (polars, pyarrow,
+        # protobuf) would be most of a `perflab top` of a stored profile.
+        stored = store.source_by_sha(file_sha256(path))
+        if stored is not None and (kinds is None or stored["kind"] in kinds):
+            return int(stored["source_id"])
     from perflab import ingest
 
     return ingest.resolve(store, ref, kinds, max_decompressed=max_decompressed(args))

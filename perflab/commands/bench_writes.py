@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 
 NAME = "bench-writes"
-HELP = ("measure the no-batch penalty on a real PostgreSQL (single-row vs executemany, multi-row, COPY, "
-        "upsert) and the flush-interval trade-off through the sample service under k6")
+HELP = HELPS[NAME]
 
 # The defaults repeat perflab.lab.benchwrites' constants (a test keeps them equal) so that
 # building `perflab --help` does not import the lab for every verb.

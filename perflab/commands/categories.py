@@ -4,12 +4,12 @@ import argparse
 from typing import Any
 
 from perflab.analysis.categories import CATEGORIES, DESCRIPTIONS, categories
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table, resolve
 from perflab.vocab import PROFILE_KINDS
 
 NAME = "categories"
-HELP = ("share of a profile in hashing, serialization, regex, GC, locks, network, database "
-        "driver and other (leaf-most matching frame wins)")
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, print_json
 from perflab.leases import reap
 
 NAME = "cleanup"
-HELP = "stop the processes and remove the temp dirs a killed perflab left behind"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -8,11 +8,12 @@ import argparse
 from perflab import fmt
 from perflab.analysis.compare import Comparison, LatencyGroup, MetricRow, compare_runs
 from perflab.analysis.run import Run
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 
 NAME = "compare"
-HELP = "compare two runs (A = before, B = after): each metric's change and whether it is beyond noise"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -5,10 +5,11 @@ import argparse
 from perflab import fmt
 from perflab.analysis.run import Run
 from perflab.analysis.signatures import Diagnosis, diagnose, signatures
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json
 
 NAME = "doctor"
-HELP = "diagnose a run: a verdict for every bottleneck signature, with its evidence and the fix"
+HELP = HELPS[NAME]
 
 VERDICT_LABEL = {"present": "PRESENT", "absent": "absent", "insufficient-data": "insufficient data"}
 

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from perflab.analysis.pstats import write_callgrind
+from perflab.commands import HELPS
 from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
 from perflab.store import Store
 from perflab.vocab import CPROFILE
 
 NAME = "export"
-HELP = "write a stored source in another tool's format (callgrind for KCachegrind/QCachegrind)"
+HELP = HELPS[NAME]
 
 
 def _callgrind(store: Store, ref: str, out: Any) -> str:

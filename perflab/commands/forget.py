@@ -12,12 +12,13 @@ import argparse
 import sys
 
 from perflab import fmt
+from perflab.commands import HELPS
 from perflab.commands._common import open_store
 from perflab.errors import PerflabError
 from perflab.store import Store
 
 NAME = "forget"
-HELP = "remove a source or a run, with everything read from it, from the store"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from perflab.analysis.metrics import parse_selector
 from perflab.analysis.runs import store_summaries
+from perflab.commands import HELPS
 from perflab.commands._common import max_decompressed, open_store
 from perflab.errors import InputError, PerflabError
 from perflab.ingest import IngestResult, formats, ingest_path
@@ -28,8 +29,7 @@ from perflab.store import Store
 from perflab.vocab import K6_POINT_KINDS, SIGNAL_ROLES
 
 NAME = "ingest"
-HELP = ("ingest files or folders (pprof, cProfile, k6, pg_stat snapshots, Prometheus/OpenMetrics, expvar, "
-        "process samples), a live PostgreSQL or a window of a live Prometheus into the store")
+HELP = HELPS[NAME]
 # How perflab.ingest.detect words a file of no known format (the start of its problem).
 _NOT_A_FORMAT = "not a format perflab reads"
 

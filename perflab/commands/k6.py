@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from perflab.analysis import k6_stored
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.fmt import k6_data as data
 from perflab.fmt import k6_fixed
@@ -22,7 +23,7 @@ from perflab.fmt import k6_value as value
 from perflab.vocab import K6_KINDS
 
 NAME = "k6"
-HELP = "k6's end-of-test summary of a k6 NDJSON/CSV/summary file, equal to k6's own numbers"
+HELP = HELPS[NAME]
 
 SECTIONS = ("CUSTOM", "HTTP", "EXECUTION", "NETWORK")
 EXECUTION = {"dropped_iterations", "group_duration", "iteration_duration", "iterations", "vus", "vus_max"}

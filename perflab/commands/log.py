@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from perflab.analysis.run import Run
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json
 from perflab.errors import PerflabError
 from perflab.report.optlog import DEFAULT_LOG, add_entry_detail
 
 NAME = "log"
-HELP = "the optimization log: `log add --before A --after B` writes an entry measured by two runs"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

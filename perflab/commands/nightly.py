@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from perflab.analysis.run import Run
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json
 from perflab.errors import PerflabError
 from perflab.lab import scenarios
@@ -19,9 +20,7 @@ from perflab.report.nightly import NightRun
 from perflab.store import Store
 
 NAME = "nightly"
-HELP = ("run every scenario and its fix (or your targets and their fixed variants), execute the notebooks "
-        "on those runs and write them as offline HTML with an index of verdicts and regressions under "
-        "reports/YYYY-MM-DD/")
+HELP = HELPS[NAME]
 
 DEFAULT_OUT = Path("reports")
 DEFAULT_DURATION_S = 30.0

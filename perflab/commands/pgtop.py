@@ -7,11 +7,12 @@ import re
 
 from perflab.analysis.database import ORDERS, pg_top, pg_top_detail
 from perflab.api import pg_snapshot
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, max_decompressed, open_store, print_json, print_table
 from perflab.errors import PerflabError
 
 NAME = "pg-top"
-HELP = "pg_stat_statements deltas between two snapshots, like PgHero's Queries page"
+HELP = HELPS[NAME]
 
 # Wide enough to recognise a statement, narrow enough for one terminal line per row.
 QUERY_WIDTH = 80

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from perflab.analysis.run import Run
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 from perflab.report.loadtest_report import write_report
 
 NAME = "report"
-HELP = "write the load-test report of a run (markdown + offline HTML with charts)"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

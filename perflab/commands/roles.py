@@ -6,11 +6,12 @@ import argparse
 
 from perflab.analysis import roles
 from perflab.analysis.run import Run
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.vocab import SIGNAL_ROLES
 
 NAME = "roles"
-HELP = "which metric fed each signal role of a run (requests, pool_waiting, cpu_seconds, ...), or none"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -5,14 +5,14 @@ from pathlib import Path
 
 from perflab.analysis.run import Run
 from perflab.analysis.runs import run_summary
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.errors import PerflabError
 from perflab.jsonable import to_jsonable
 from perflab.lab import scenarios
 
 NAME = "run"
-HELP = ("run a lab scenario (PostgreSQL + the sample service) or your own service (--target FILE.toml) "
-        "under real k6 load, ingested as one run")
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -3,11 +3,12 @@ from __future__ import annotations
 import argparse
 
 from perflab.analysis.runs import list_runs
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.jsonable import to_jsonable
 
 NAME = "runs"
-HELP = "list lab runs (and user-made run groups) with their headline numbers"
+HELP = HELPS[NAME]
 
 # The headline a reader scans for (throughput, latency, errors, CPU, calls per request) fits
 # a 120-column terminal next to a lab run id; --wide adds the rest of RunSummary.

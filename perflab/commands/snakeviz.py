@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from perflab.analysis.pstats import require_edge_times, write_pstats
+from perflab.commands import HELPS
 from perflab.commands._common import open_store, resolve
 from perflab.errors import PerflabError
 from perflab.lab.postgres import free_port, port_listens
@@ -33,7 +34,7 @@ from perflab.lab.snakeviz_server import TOKEN_ENV
 from perflab.vocab import CPROFILE
 
 NAME = "snakeviz"
-HELP = "view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)"
+HELP = HELPS[NAME]
 
 HOST = "127.0.0.1"
 # Seconds the server gets to listen before perflab gives up (it imports tornado and snakeviz).

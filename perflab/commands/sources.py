@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import argparse
 
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, print_table
 from perflab.store import list_sources
 
 NAME = "sources"
-HELP = "list what is in the store"
+HELP = HELPS[NAME]
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.profiles import profile_info, top
+from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.errors import PerflabError
 from perflab.vocab import CPROFILE, PPROF, PROFILE_KINDS
 
 NAME = "top"
-HELP = ("flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), "
-        "like `go tool pprof -top`")
+HELP = HELPS[NAME]
 
 # A terminal screen of rows; 0 shows them all, as `go tool pprof -top` does.
 DEFAULT_LIMIT = 20
@@ -27,12 +27,18 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
                    help="sample type by name (alloc_space, cpu, ...) or index (default: the profile's default)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
                    help=f"show the first N functions (default {DEFAULT_LIMIT}; 0 = all)")
+    p.add_argument("--tag", metavar="KEY",
+                   help="the value per value of label KEY instead (`go tool pprof -tags`), e.g. route")
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise PerflabError("--limit must be 0 (all) or more")
+    if args.tag:
+        from perflab.commands import _tags
+
+        return _tags.run(args)
     store = open_store(args)
     full = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type)
     shown = dict(full, rows=full["rows"][: args.limit] if args.limit else full["rows"])

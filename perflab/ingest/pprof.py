@@ -20,7 +20,9 @@ pprof's rules (fixtures/pprof/README.md, checked against ``go tool pprof``):
 a location expands to its Line entries, line[0] (the innermost inlined call)
 first; a node is keyed by function name; a location without Lines, or a Line
 whose function has no name, is named ``[basename of the mapping file]``, or
-``<unknown>`` when there is no mapping file. drop_frames/keep_frames are stored
+``<unknown>`` when there is no mapping file; names that are not UTF-8 are keyed by
+their bytes (as pprof does) and stored with U+FFFD for each invalid sequence (what a
+UTF-8 terminal shows of pprof's raw bytes). drop_frames/keep_frames are stored
 but not applied: pprof applies them only to the legacy formats it converts.
 
 Legacy pprof formats (gperftools binary CPU, text heapz/contentionz/threadz, Go
@@ -46,8 +48,8 @@ from perflab.errors import InputError
 from perflab.ingest._io import HEAD_BYTES, INGEST_MEMORY_LIMIT
 from perflab.ingest._registry import Context, Format, register
 from perflab.ingest.pprof_arrays import arrow_table, lookup, recursive_stacks, to_arrow, to_numpy
-from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy
-from perflab.ingest.pprof_proto import Label, ProfileSampleBytes, Sample
+from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy, profile_shaped
+from perflab.ingest.pprof_proto import Label, ProfileRawStrings, ProfileSampleBytes, Sample
 from perflab.vocab import PPROF
 
 # Separator between raw samples (see the module docstring). Location id 0 is reserved
@@ -80,17 +82,35 @@ def ingest(ctx: Context) -> dict[str, Any]:
         raise InputError(ctx.path, LEGACY_MESSAGE)
     try:
         prof = ProfileSampleBytes.FromString(data)
+        strings: list[str] = list(prof.string_table)
+        keys = None
     except DecodeError:
-        raise InputError(ctx.path, "not a valid profile.proto message (protobuf decoding failed)") from None
+        # Perhaps only names that are not UTF-8: pprof reads those, keeping the bytes; they
+        # are stored with U+FFFD for each invalid sequence (what a UTF-8 terminal shows
+        # for pprof's raw bytes).
+        try:
+            prof = ProfileRawStrings.FromString(data)
+        except DecodeError:
+            raise InputError(ctx.path, "not a valid profile.proto message (protobuf decoding failed)") from None
+        # pprof keys a function by its bytes: two names that differ only in invalid bytes
+        # stay two nodes, so the nodes are keyed by the bytes (as surrogate escapes).
+        keys = [s.decode("utf-8", "surrogateescape") for s in prof.string_table]
+        strings = [_shown(k) for k in keys]
+    if (not strings or strings[0] != "") and not profile_shaped(data):
+        # Every profile.proto writer puts "" first: a message without it whose fields do
+        # not have profile.proto's wire types is some other protobuf.
+        raise InputError(ctx.path, "not a pprof profile (a protobuf message of another kind)")
     del data
-    return _Loader(ctx, prof).load()
+    return _Loader(ctx, prof, strings, keys).load()
 
 
 class _Loader:
-    def __init__(self, ctx: Context, prof: Any) -> None:
+    def __init__(self, ctx: Context, prof: Any, strings: list[str], keys: list[str] | None = None) -> None:
         self.ctx = ctx
         self.prof = prof
-        self.strings: list[str] = list(prof.string_table)
+        self.strings = strings
+        # The names as pprof tells them apart, when some are not UTF-8 (else the strings).
+        self.keys = keys
         if not self.strings or self.strings[0] != "":
             self.fail("string table entry 0 must be the empty string")
 
@@ -227,7 +247,9 @@ class _Loader:
         n = len(fs)
         ids = np.fromiter((f.id for f in fs), np.uint64, n)
         self.unique_ids(ids, "function")
-        names = self.strs(np.fromiter((f.name for f in fs), np.int64, n), "function {} name", ids)
+        name_idx = np.fromiter((f.name for f in fs), np.int64, n)
+        names = self.strs(name_idx, "function {} name", ids)
+        keys = names if self.keys is None else np.array(self.keys, dtype=object)[name_idx]
         table = arrow_table({
             "function_id": to_arrow(ids, pl.UInt64),
             "name": to_arrow(names.tolist(), pl.String),
@@ -240,7 +262,7 @@ class _Loader:
                 pl.String),
             "start_line": to_arrow(np.fromiter((f.start_line for f in fs), np.int64, n)),
         })
-        return {"ids": ids, "names": names, "table": table}
+        return {"ids": ids, "names": names, "keys": keys, "table": table}
 
     def locations(self, mappings: dict[str, Any], functions: dict[str, Any]) -> dict[str, Any]:
         locs = self.prof.location
@@ -280,7 +302,7 @@ class _Loader:
         frame_loc = np.repeat(np.arange(n), frame_count)
         frame_fn = np.full(frame_loc.size, -1, dtype=np.int64)
         frame_fn[frame_start[line_loc] + line_idx] = fn_pos
-        fn_names = functions["names"].tolist()
+        fn_names = functions["keys"].tolist()
         nodes: dict[str, int] = {}
         frame_nodes = [
             _node(nodes, fn_names[f] if f >= 0 else "", objfiles[loc])
@@ -306,7 +328,7 @@ class _Loader:
         })
         node_table = arrow_table({
             "node_id": to_arrow(list(nodes.values()), pl.Int32),
-            "name": to_arrow(list(nodes.keys()), pl.String),
+            "name": to_arrow(list(nodes) if self.keys is None else [_shown(k) for k in nodes], pl.String),
         })
         return {
             "ids": ids, "table": table, "lines": lines, "nodes": node_table,
@@ -493,6 +515,12 @@ def _node(nodes: dict[str, int], function_name: str, objfile: str) -> int:
     if node is None:
         node = nodes[name] = len(nodes)
     return node
+
+
+def _shown(key: str) -> str:
+    """A name kept as surrogate escapes, as a UTF-8 terminal shows pprof's raw bytes: U+FFFD
+    for each invalid sequence."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _go_base(path: str) -> str:

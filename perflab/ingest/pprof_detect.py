@@ -14,7 +14,7 @@ import re
 from google.protobuf.message import DecodeError
 
 from perflab.ingest._registry import Sniff
-from perflab.ingest.pprof_proto import Function, Location, Mapping, Sample, ValueType
+from perflab.ingest.pprof_proto import _F, _MESSAGES, Function, Location, Mapping, Sample, ValueType
 
 LEGACY_MESSAGE = "legacy pprof format; convert it with `go tool pprof -proto`"
 
@@ -42,7 +42,7 @@ _LEGACY_TEXT = re.compile(
 )
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def _varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(buf) or shift > 63:
@@ -84,14 +84,73 @@ def _looks_like_profile(head: bytes) -> bool:
                 pos += length
                 if number in _SUBMESSAGE:
                     _SUBMESSAGE[number].FromString(body)
-                elif number == 6:
-                    body.decode("utf-8")
+                # A string table entry is any bytes: pprof reads names that are not UTF-8.
             fields += 1
     except IndexError:
         pass  # the head ends inside a varint
-    except (DecodeError, UnicodeDecodeError):
+    except DecodeError:
         return False
     return fields > 0
+
+
+def _wire_types() -> dict[str, dict[int, tuple[frozenset[int], str | None]]]:
+    """Per message of profile.proto: field number → (wire types it may come in, message type)."""
+    schema: dict[str, dict[int, tuple[frozenset[int], str | None]]] = {}
+    for message, fields in _MESSAGES:
+        schema[message] = {}
+        for _, number, ftype, label, type_name in fields:
+            if type_name is not None or ftype in (_F.TYPE_STRING, _F.TYPE_BYTES):
+                wires = frozenset({2})
+            else:  # a number: repeated ones come packed (2) or one varint each (0)
+                wires = frozenset({0, 2}) if label == _F.LABEL_REPEATED else frozenset({0})
+            schema[message][number] = (wires, type_name)
+    return schema
+
+
+def _shaped(buf: memoryview, message: str, schema: dict[str, dict[int, tuple[frozenset[int], str | None]]],
+            depth: int = 0) -> bool:
+    fields = schema[message]
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        known = fields.get(number)
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > end:
+                return False
+            body = buf[pos:pos + length]
+            pos += length
+            if known is not None and known[1] is not None and not _shaped(body, known[1], schema, depth + 1):
+                return False
+            if known is not None and known[1] is None and 0 in known[0]:
+                inner = 0  # packed varints: the body must be whole varints
+                while inner < len(body):
+                    _, inner = _varint(body, inner)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            return False  # groups (3, 4) and 6, 7: never in profile.proto
+        if known is not None and wire not in known[0]:
+            return False
+    return pos == end
+
+
+def profile_shaped(data: bytes | bytearray) -> bool:
+    """Whether every field of the whole message, at every depth, has the wire type
+    profile.proto gives it (fields profile.proto does not name are let through, as pprof
+    does). Protobuf parsers keep a field of the wrong wire type as an unknown field, so a
+    message of another kind (perf's PerfDataProto, say) parses as a Profile; it fails this.
+    A walk in Python over every byte: only for files that already fail a profile's checks.
+    """
+    try:
+        return _shaped(memoryview(data), "Profile", _wire_types())
+    except IndexError:
+        return False
 
 
 def detect(sniff: Sniff) -> bool:

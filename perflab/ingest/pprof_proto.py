@@ -97,6 +97,14 @@ _MESSAGES.append((
     "ProfileSampleBytes",
     [("sample", 2, _F.TYPE_BYTES, _REP, None) if f[0] == "sample" else f for f in _MESSAGES[0][1]],
 ))
+# ... and with the string table as bytes: a proto3 ``string`` must be valid UTF-8, so the
+# upb parser refuses a profile whose function names are not, though pprof (Go strings are
+# bytes) reads it. Parsed only when the UTF-8 parse fails, so valid files pay nothing.
+_MESSAGES.append((
+    "ProfileRawStrings",
+    [("string_table", 6, _F.TYPE_BYTES, _REP, None) if f[0] == "string_table" else f
+     for f in _MESSAGES[-1][1]],
+))
 
 
 def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
@@ -131,3 +139,4 @@ Location = _cls("Location")
 Line = _cls("Line")
 Function = _cls("Function")
 ProfileSampleBytes = _cls("ProfileSampleBytes")
+ProfileRawStrings = _cls("ProfileRawStrings")

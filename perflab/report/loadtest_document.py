@@ -22,6 +22,7 @@ from perflab.analysis.capacity import HEADROOM_CPU_FRACTION, SATURATION_FRACTION
 from perflab.analysis.report_sections import (
     AlertsSection,
     CpuProfile,
+    EndpointCpu,
     EndpointStats,
     HeapProfile,
     NoComparison,
@@ -70,6 +71,7 @@ def document(report: RunReport) -> list[Block]:
     out += _request_blocks(req)
     out += _resource_blocks(report.resources)
     out += _cpu_blocks(prof)
+    out += _endpoint_cpu_blocks(report.endpoint_cpu)
     out += _heap_blocks(report.heap_profile)
     out += _signature_blocks(report.signatures)
     out += [Rule(), Heading(2, "Performance assessment")]
@@ -176,6 +178,21 @@ def _cpu_blocks(prof: CpuProfile | Unavailable) -> list[Block]:
         f"{k} {fmt.percent(v, digits=1)}" + (f" (`{cats.top_frames[k]}`)" if cats.top_frames.get(k) else "")
         for k, v in shares) if shares else "Hot-frame categories: no sample in any category")
     out += [Paragraph("**Key findings:**"), Bullets(findings), Charts("cpu")]
+    return out
+
+
+def _endpoint_cpu_blocks(ep: EndpointCpu | Unavailable) -> list[Block]:
+    out: list[Block] = [Heading(3, "CPU per request by endpoint")]
+    if isinstance(ep, Unavailable):
+        return out + [Paragraph(fmt.missing(ep.reason) + ".")]
+    out.append(Paragraph(
+        f"The CPU profile's {ep.sample_type} per value of its `{ep.key}` label (as `go tool pprof -tags`), over "
+        f"k6's requests of that endpoint (matched by {ep.matched_by}) in {ep.requests_over}. "
+        f"{fmt.ms(ep.unlabelled_cpu_ms)} of {fmt.ms(ep.total_cpu_ms)} ran outside any `{ep.key}`."))
+    out.append(Table(["endpoint", "CPU", "CPU %", "requests", "CPU per request"], [
+        [f"`{r['endpoint']}`", fmt.ms(r["cpu_ms"]), f"{r['cpu_pct']:.2f} %",
+         fmt.count(r["requests"], reason="no k6 request matched"),
+         fmt.ms(r["cpu_ms_per_request"], reason="no k6 request matched")] for r in ep.rows]))
     return out
 
 

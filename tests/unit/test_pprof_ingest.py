@@ -32,6 +32,7 @@ GOOGLE = FIXTURES / "public" / "google-pprof"
 SAMPLE_CPU = GOOGLE / "sample.cpu"
 LOGIN_CPU = FIXTURES / "generated" / "small_loginstorm.cpu.pb.gz"
 LOGIN_HEAP = FIXTURES / "generated" / "small_loginstorm.heap.pb.gz"
+PERF_DATA_LIKE = FIXTURES / "made" / "perf_data_like.pb"
 GOROUTINE = FIXTURES / "generated" / "small_falseidle.goroutine.pb.gz"
 # The legacy (non-protobuf) files are the ones kept without an oracle (see the fixtures' README).
 LEGACY = sorted(p for p in GOOGLE.iterdir() if p.is_file() and not p.with_name(f"{p.name}.oracle").exists())
@@ -280,6 +281,14 @@ def _truncated_raw(tmp_path: Path) -> Path:
     return path
 
 
+def _gzipped(source: Path) -> Any:
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / f"{source.name}.gz"
+        path.write_bytes(gzip.compress(source.read_bytes()))
+        return path
+    return make
+
+
 def _random(tmp_path: Path) -> Path:
     path = tmp_path / "random.pb.gz"
     path.write_bytes(random.Random(11).randbytes(3000))
@@ -334,6 +343,9 @@ BAD_CASES: dict[str, tuple[Any, str, tuple[str, ...]]] = {
                          "legacy pprof format; convert it with `go tool pprof -proto`", ()),
     "legacy binary cpu": (lambda tmp_path: GOOGLE / "java.cpu",
                           "legacy pprof format; convert it with `go tool pprof -proto`", ()),
+    # A protobuf message of another kind (tests/fixtures/pprof/made/README.md).
+    "not a profile": (lambda tmp_path: PERF_DATA_LIKE, "not a pprof profile (a protobuf message of another kind)", ()),
+    "not a profile, gzipped, as pprof": (_gzipped(PERF_DATA_LIKE), "not a pprof profile", ("--kind", "pprof")),
 }
 
 
