@@ -39,7 +39,7 @@ import polars as pl
 
 from perflab.analysis import k6_stored
 from perflab.analysis.k6_points_read import json_path as _json_path
-from perflab.analysis.k6_points_read import points_by_metric
+from perflab.analysis.k6_points_read import metric_points
 from perflab.errors import PerflabError
 from perflab.store import Store
 from perflab.vocab import K6 as KIND
@@ -395,11 +395,10 @@ def _summary_of_points(store: Store, src: dict[str, Any], by: str | None,
     if by is not None and by not in keys:
         keys.append(by)
     needs_tags = sorted(defs.submetrics) if by is None else names
-    by_metric = points_by_metric(store, sid, names, keys, needs_tags)
     col = {k: f"t{i}" for i, k in enumerate(keys)}
     groups: list[_Group] = []
     for name in names:
-        part = by_metric[name]
+        part = metric_points(store, sid, name, keys if name in needs_tags else [])
         mtype, contains = defs.types[name]
         groups.append(_Group(name, mtype, contains, part["value"].to_numpy(),
                              list(defs.thresholds.get(name, []))))
@@ -419,7 +418,7 @@ def _summary_of_points(store: Store, src: dict[str, Any], by: str | None,
                                          list(defs.thresholds.get(gname, []))))
     # A sub-metric of a metric without samples still appears in k6's summary, all zero.
     for parent, subs in defs.submetrics.items():
-        if parent not in by_metric and parent in defs.types:
+        if parent not in names and parent in defs.types:
             mtype, contains = defs.types[parent]
             for sub_name, _ in subs:
                 groups.append(_Group(sub_name, mtype, contains, np.zeros(0),

@@ -128,7 +128,7 @@ def _ingest(store: Store, p: Path, readable: Path, gzipped: bool, kind: str, run
     try:
         # The limit is set and reset outside the transaction: a statement after a failed one
         # in it would only say "transaction aborted", hiding the format's own message.
-        with _bounded_memory(store), store.transaction():
+        with bounded_memory(store), store.transaction():
             ctx.source_id = store.next_source_id()
             sha = None
             # A small file is hashed before parsing so a re-ingest costs nothing.
@@ -184,7 +184,8 @@ def resolve(store: Store, ref: str | int | os.PathLike[str], kinds: tuple[str, .
 
 
 @contextlib.contextmanager
-def _bounded_memory(store: Store) -> Iterator[None]:
+def bounded_memory(store: Store) -> Iterator[None]:
+    """DuckDB held to an ingest's share of memory (INGEST_MEMORY_LIMIT) while inside."""
     con = store.con
     # Spilled to DuckDB's own temp directory (STORE.tmp beside the store, removed by DuckDB):
     # its temp directory cannot be switched once used.
