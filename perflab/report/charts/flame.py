@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 import zlib
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
 from perflab import fmt
+from perflab.analysis.call_tree import StackArrays, one_level, path_tree, stack_arrays
 from perflab.analysis.categories import OTHER, categorize_frame
-from perflab.analysis.profiles import resolve_sample_type, stacks
+from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.report.charts._base import (
@@ -42,52 +44,6 @@ def _pprof_total(store: Store, sid: int, idx: int) -> int:
     ).fetchall()[0][0])
 
 
-def _path_tree(df: pl.DataFrame, value_cols: list[str], score: pl.Expr, min_score: float,
-               max_depth: int, max_nodes: int) -> pl.DataFrame:
-    """The nodes of the call tree of ``df``'s stacks (``frames`` leaf first + value columns).
-
-    Level by level from the root: a node is (parent node, function name) and holds the
-    summed values of the stacks through it (pprof's cum along that path). A node whose
-    ``score`` is below ``min_score`` is dropped with everything under it; its value stays
-    in its parent. At most ``max_nodes`` nodes are kept, by score (then depth, then id):
-    a child never outscores its parent, so the kept set is always a tree.
-    Returns id (> 0; the root is 0), parent, depth, name and the value columns.
-    """
-    work = df.select(pl.col("frames").list.reverse().alias("path"), *value_cols).with_columns(
-        pl.lit(0, pl.Int64).alias("parent"))
-    levels: list[pl.DataFrame] = []
-    next_id = 1
-    for depth in range(1, max_depth + 1):
-        work = work.filter(pl.col("path").list.len() >= depth)
-        if work.is_empty():
-            break
-        work = work.with_columns(pl.col("path").list.get(depth - 1).alias("name"))
-        nodes = (
-            work.group_by("parent", "name").agg(*[pl.col(c).sum() for c in value_cols])
-            .filter((score >= min_score) & (score > 0))
-            .sort("parent", "name")
-            .with_row_index("id", offset=next_id).with_columns(pl.col("id").cast(pl.Int64))
-        )
-        next_id += nodes.height
-        if nodes.height > max_nodes:
-            # No node beyond the max_nodes best of its own level can be among the best overall.
-            nodes = nodes.with_columns(score.alias("_s")).sort(["_s", "id"], descending=[True, False]) \
-                .head(max_nodes).drop("_s").sort("id")
-        if nodes.is_empty():
-            break
-        levels.append(nodes.with_columns(pl.lit(depth, pl.Int64).alias("depth")))
-        work = work.join(nodes.select("parent", "name", "id"), on=["parent", "name"], how="inner") \
-            .select("path", *value_cols, pl.col("id").alias("parent"))
-    if not levels:
-        return pl.DataFrame(schema={"id": pl.Int64, "parent": pl.Int64, "name": pl.String,
-                                    **{c: pl.Float64 for c in value_cols}, "depth": pl.Int64})
-    tree = pl.concat(levels)
-    if tree.height > max_nodes:
-        tree = tree.with_columns(score.alias("_s")).sort(["_s", "depth", "id"], descending=[True, False, False]) \
-            .head(max_nodes).drop("_s")
-    return tree.sort("id")
-
-
 def _id_part(name: str) -> str:
     # ';' separates the frames of an id, as in folded stacks; a name holding one is escaped.
     return name.replace("%", "%25").replace(";", "%3B")
@@ -111,8 +67,8 @@ def _frame_color(name: str) -> str:
     return FLAME_COLORS[zlib.crc32(package.encode()) % len(FLAME_COLORS)]
 
 
-def _check_signs(df: pl.DataFrame, sid: int) -> None:
-    if not df.is_empty() and df["value"].to_numpy().min() < 0:
+def _check_signs(arrays: StackArrays, sid: int) -> None:
+    if arrays.values.size and arrays.values.min() < 0:
         raise PerflabError(
             f"source {sid} has negative values (a delta profile); a flame graph needs sizes >= 0. "
             "Compare the two profiles it was made from with diff_flame_graph instead")
@@ -137,11 +93,12 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
         return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
     total = _pprof_total(store, sid, idx)
-    df = stacks(store, sid, sample_type=idx)
-    _check_signs(df, sid)
+    arrays = stack_arrays(store, sid, idx)
+    _check_signs(arrays, sid)
     if total == 0:
         raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
-    tree = _path_tree(df, ["value"], pl.col("value"), min_share * total, max_depth, max_nodes - 1)
+    tree = path_tree([arrays], lambda v: v[:, 0].astype(np.float64), min_share * total, max_depth,
+                     max_nodes - 1).rename({"v0": "value"})
     root = "root"
     ids = [root, *_paths(tree, root)]
     index = {n: i + 1 for i, n in enumerate(tree["id"].to_list())}
@@ -220,12 +177,8 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
         total_a, fa = _cprofile_functions(store, sid_a, sample_type)
         total_b, fb = _cprofile_functions(store, sid_b, sample_type)
         unit, stype = "seconds", "cpu"
-        df = pl.concat([
-            fa.select(pl.concat_list("name").alias("frames"), pl.col("value").cast(pl.Float64).alias("va"),
-                      pl.lit(0.0).alias("vb")),
-            fb.select(pl.concat_list("name").alias("frames"), pl.lit(0.0).alias("va"),
-                      pl.col("value").cast(pl.Float64).alias("vb")),
-        ])
+        sa = one_level(dict(zip(fa["name"].to_list(), fa["value"].to_list(), strict=True)))
+        sb = one_level(dict(zip(fb["name"].to_list(), fb["value"].to_list(), strict=True)))
         max_depth = 1
     else:
         idx_a, stype, unit = resolve_sample_type(store, sid_a, sample_type)
@@ -234,25 +187,21 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
             raise PerflabError(f"source {sid_a} shows {stype} ({unit}) and source {sid_b} {stype_b} ({unit_b}); "
                                "pass sample_type to compare the same thing")
         total_a, total_b = _pprof_total(store, sid_a, idx_a), _pprof_total(store, sid_b, idx_b)
-        sa, sb = stacks(store, sid_a, sample_type=idx_a), stacks(store, sid_b, sample_type=idx_b)
+        sa, sb = stack_arrays(store, sid_a, idx_a), stack_arrays(store, sid_b, idx_b)
         _check_signs(sa, sid_a)
         _check_signs(sb, sid_b)
-        df = pl.concat([
-            sa.select("frames", pl.col("value").cast(pl.Float64).alias("va"), pl.lit(0.0).alias("vb")),
-            sb.select("frames", pl.lit(0.0).alias("va"), pl.col("value").cast(pl.Float64).alias("vb")),
-        ])
     for sid, total in ((sid_a, total_a), (sid_b, total_b)):
         if total <= 0:
             raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
-    share_a = pl.col("va") / total_a
-    share_b = pl.col("vb") / total_b
-    tree = _path_tree(df, ["va", "vb"], pl.max_horizontal(share_a, share_b), min_share, max_depth, max_nodes - 1)
+    tree = path_tree([sa, sb], lambda v: np.maximum(v[:, 0] / total_a, v[:, 1] / total_b), min_share,
+                     max_depth, max_nodes - 1).rename({"v0": "va", "v1": "vb"}).with_columns(
+        pl.col("va").cast(pl.Float64), pl.col("vb").cast(pl.Float64))
     # Remainder sizes: a node's own part is the larger of its two self shares, so the
     # drawn size of a node (own part + children) is never less than what it holds.
     children = tree.group_by("parent").agg(pl.col("va").sum().alias("ca"), pl.col("vb").sum().alias("cb"))
     tree = tree.join(children.rename({"parent": "id"}), on="id", how="left").with_columns(
         pl.col("ca").fill_null(0.0), pl.col("cb").fill_null(0.0)).sort("id")
-    root_a, root_b = float(df["va"].sum()), float(df["vb"].sum())
+    root_a, root_b = float(sa.values.sum()), float(sb.values.sum())
     top_a = float(tree.filter(pl.col("parent") == 0)["va"].sum())
     top_b = float(tree.filter(pl.col("parent") == 0)["vb"].sum())
 
