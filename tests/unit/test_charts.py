@@ -473,7 +473,8 @@ def test_flame_graph_refuses_delta_profiles(lab: Store) -> None:
         charts.flame_graph(lab, DELTA)
 
 
-def test_diff_flame_graph_deltas_are_share_differences(lab: Store) -> None:
+def test_diff_flame_graph_deltas_are_absolute_changes(lab: Store) -> None:
+    # Neither profile records a duration, so the change is of whole-profile totals, in seconds.
     fig = charts.diff_flame_graph(lab, BLOCK, MUTEX, sample_type="delay", min_share=0)
     t = fig.data[0]
     ids = list(t.ids)
@@ -488,10 +489,10 @@ def test_diff_flame_graph_deltas_are_share_differences(lab: Store) -> None:
         if not at_root:
             continue
         k = ids.index(f"root;{name}")
-        want = cum_b.get(name, 0) / top_b["total"] - cum_a.get(name, 0) / top_a["total"]
-        assert t.marker.colors[k] == pytest.approx(want, abs=1e-15), name
-        assert t.customdata[k][0] == cum_a.get(name, 0) / top_a["total"]
-        assert t.customdata[k][1] == cum_b.get(name, 0) / top_b["total"]
+        want = (cum_b.get(name, 0) - cum_a.get(name, 0)) * 1e-9
+        assert t.marker.colors[k] == pytest.approx(want, rel=1e-12, abs=1e-18), name
+        assert t.customdata[k][3] == cum_a.get(name, 0) / top_a["total"]
+        assert t.customdata[k][4] == cum_b.get(name, 0) / top_b["total"]
         checked += 1
     assert checked >= 3  # main.client (in both), main.dbServerLoop (A only), janitor loops (B only)
     assert t.marker.cmid == 0 and t.marker.cmin == -t.marker.cmax
@@ -519,7 +520,7 @@ def test_diff_flame_graph_of_cprofiles(lab: Store) -> None:
     assert len(both) >= 5
     for name in both:
         k = labels.index(name)
-        assert t.marker.colors[k] == pytest.approx(fb[name] / tb["total"] - fa[name] / ta["total"], abs=1e-15)
+        assert t.marker.colors[k] == pytest.approx(fb[name] - fa[name], abs=1e-15)
 
 
 def test_diff_flame_graph_refuses_mixed_formats(lab: Store) -> None:

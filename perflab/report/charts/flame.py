@@ -15,6 +15,7 @@ import polars as pl
 from perflab import fmt
 from perflab.analysis.call_tree import StackArrays, one_level, path_tree, stack_arrays
 from perflab.analysis.categories import OTHER, categorize_frame
+from perflab.analysis.profile_diff import diff_basis
 from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
@@ -158,14 +159,16 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
                      max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
                      max_nodes: int = MAX_NODES) -> go.Figure:
     """A differential flame graph: the union of both profiles' call paths, each node
-    coloured by its change in share of its profile's total (B − A, in percentage points;
-    red grew, blue shrank, white unchanged) and sized by the larger of its two shares, so
-    a path that vanished in B stays visible. Shares (not raw values) make profiles of
-    different lengths or sample counts comparable. The hover shows A, B and the change.
+    coloured by its absolute change B − A in the sample type's unit per second of profile
+    (perflab.analysis.profile_diff: CPU seconds per second, or whole-profile totals when a
+    side records no duration; red grew, blue shrank, white unchanged), as pprof's
+    -diff_base reads: a path that became 4× cheaper is deep blue even when its share of a
+    smaller total barely moved. Each node is sized by the larger of its two values, so a
+    path that vanished in B stays visible. The hover shows A, B, the change and the shares.
 
-    A node's own size is the larger of its two self shares; a node below ``min_share`` in
-    both profiles is folded into its parent. cProfile sources give one level (functions by
-    self time), as in :func:`flame_graph`.
+    A node's own size is the larger of its two self values; a node below ``min_share`` of
+    its profile's total in both profiles is folded into its parent. cProfile sources give
+    one level (functions by self time), as in :func:`flame_graph`.
     """
     if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
         raise PerflabError("diff_flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
@@ -196,17 +199,16 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
     tree = path_tree([sa, sb], lambda v: np.maximum(v[:, 0] / total_a, v[:, 1] / total_b), min_share,
                      max_depth, max_nodes - 1).rename({"v0": "va", "v1": "vb"}).with_columns(
         pl.col("va").cast(pl.Float64), pl.col("vb").cast(pl.Float64))
-    # Remainder sizes: a node's own part is the larger of its two self shares, so the
+    basis = diff_basis(store, sid_a, sid_b, None if kind_a == CPROFILE else sample_type)
+    # Remainder sizes: a node's own part is the larger of its two self values, so the
     # drawn size of a node (own part + children) is never less than what it holds.
-    children = tree.group_by("parent").agg(pl.col("va").sum().alias("ca"), pl.col("vb").sum().alias("cb"))
+    tree = tree.with_columns((pl.col("va") * basis.scale_a).alias("na"), (pl.col("vb") * basis.scale_b).alias("nb"))
+    children = tree.group_by("parent").agg(pl.col("na").sum().alias("ca"), pl.col("nb").sum().alias("cb"))
     tree = tree.join(children.rename({"parent": "id"}), on="id", how="left").with_columns(
         pl.col("ca").fill_null(0.0), pl.col("cb").fill_null(0.0)).sort("id")
     root_a, root_b = float(sa.values.sum()), float(sb.values.sum())
-    top_a = float(tree.filter(pl.col("parent") == 0)["va"].sum())
-    top_b = float(tree.filter(pl.col("parent") == 0)["vb"].sum())
-
-    def own(a: float, b: float, ca: float, cb: float) -> float:
-        return max((a - ca) / total_a, (b - cb) / total_b, 0.0)
+    top_a = float(tree.filter(pl.col("parent") == 0)["na"].sum())
+    top_b = float(tree.filter(pl.col("parent") == 0)["nb"].sum())
 
     root = "root"
     ids = [root, *_paths(tree, root)]
@@ -214,24 +216,29 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
     parents = [""] + [root if p == 0 else ids[index[p]] for p in tree["parent"].to_list()]
     names = tree["name"].to_list()
     va, vb = [root_a, *tree["va"].to_list()], [root_b, *tree["vb"].to_list()]
-    sizes = [own(root_a, root_b, top_a, top_b),
-             *[own(a, b, ca, cb) for a, b, ca, cb in zip(tree["va"].to_list(), tree["vb"].to_list(),
-                                                        tree["ca"].to_list(), tree["cb"].to_list(), strict=True)]]
-    a_share = [a / total_a for a in va]
-    b_share = [b / total_b for b in vb]
-    delta = [b - a for a, b in zip(a_share, b_share, strict=True)]
+    na = [root_a * basis.scale_a, *tree["na"].to_list()]
+    nb = [root_b * basis.scale_b, *tree["nb"].to_list()]
+    own_a = [na[0] - top_a, *(tree["na"] - tree["ca"]).to_list()]
+    own_b = [nb[0] - top_b, *(tree["nb"] - tree["cb"]).to_list()]
+    sizes = [max(a, b, 0.0) for a, b in zip(own_a, own_b, strict=True)]
+    delta = [b - a for a, b in zip(na, nb, strict=True)]
     bound = max((abs(d) for d in delta), default=0.0) or 1e-9
-    custom = [[a, b, d, fmt.scaled(x, unit), fmt.scaled(y, unit)]
-              for a, b, d, x, y in zip(a_share, b_share, delta, va, vb, strict=True)]
+    per = fmt.PER_SUFFIXES.get(basis.per, "")
+    custom = [[fmt.per_basis(x, basis.unit, basis.per), fmt.per_basis(y, basis.unit, basis.per),
+               fmt.per_basis(d, basis.unit, basis.per, signed=True), a / total_a, b / total_b,
+               b / total_b - a / total_a]
+              for x, y, d, a, b in zip(na, nb, delta, va, vb, strict=True)]
     fig = go.Figure(go.Icicle(
         ids=ids, labels=[root, *names], parents=parents, values=sizes, branchvalues="remainder",
         marker={"colors": delta, "colorscale": "RdBu_r", "cmid": 0.0, "cmin": -bound, "cmax": bound,
-                "colorbar": {"title": {"text": "B − A<br>(share of total)"}, "tickformat": "+.1%"}},
+                "colorbar": {"title": {"text": f"B − A<br>({basis.unit}{per})"},
+                             "tickformat": "+.3~s"}},
         customdata=custom, tiling={"orientation": "v"}, sort=False,
-        hovertemplate="%{label}<br>A: %{customdata[3]} (%{customdata[0]:.2%})"
-                      "<br>B: %{customdata[4]} (%{customdata[1]:.2%})"
-                      "<br>change: %{customdata[2]:+.2%} of total<extra></extra>",
+        hovertemplate="%{label}<br>A: %{customdata[0]} (%{customdata[3]:.2%} of A)"
+                      "<br>B: %{customdata[1]} (%{customdata[4]:.2%} of B)"
+                      "<br>change: %{customdata[2]} (share %{customdata[5]:+.2%})<extra></extra>",
     ))
+    note = f"; {basis.note}" if basis.note else ""
     return finish(fig, f"What changed from source {sid_a} (A) to source {sid_b} (B): {stype}, "
-                        "share of each profile's total (red grew, blue shrank)",
+                        f"{basis.label} (red grew, blue shrank){note}",
                    margin={"t": 60, "l": 10, "r": 10, "b": 10})
