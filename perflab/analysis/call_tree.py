@@ -94,8 +94,8 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
     ``min_score`` (or not above 0) is dropped with everything under it; its value stays in
     its parent. At most ``max_nodes`` nodes are kept, by score (then depth, then id): a
     child never outscores its parent, so the kept set is always a tree.
-    Returns id (> 0; the root is 0), parent, name, v0.., depth; the values keep the sets'
-    dtype (Int64 for pprof's exact ints).
+    Returns id (> 0; the root is 0), parent, name, v0.., depth, self0.. (the values of the
+    stacks that end at the node); the values keep the sets' dtype (Int64 for pprof's ints).
     """
     k = len(sets)
     cols = [f"v{i}" for i in range(k)]
@@ -112,7 +112,7 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
     levels: list[dict[str, np.ndarray]] = []
     next_id = 1
     for depth in range(1, max_depth + 1):
-        keys, vals = [], []
+        keys, vals, ends_here = [], [], []
         for i, s in enumerate(sets):
             keep = s.lens[active[i]] >= depth
             active[i], parent_of[i] = active[i][keep], parent_of[i][keep]
@@ -121,6 +121,7 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
             v = np.zeros((active[i].size, k), dtype)
             v[:, i] = s.values[active[i]]
             vals.append(v)
+            ends_here.append(s.lens[active[i]] == depth)
         key = np.concatenate(keys)
         if key.size == 0:
             break
@@ -132,7 +133,10 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
         group = np.empty(key.size, np.int64)
         group[order] = np.cumsum(first) - 1
         node_key = sorted_key[starts]
-        node_vals = np.add.reduceat(np.concatenate(vals)[order], starts, axis=0)
+        all_vals = np.concatenate(vals)
+        node_vals = np.add.reduceat(all_vals[order], starts, axis=0)
+        # A node's self value: the stacks that end at it (pprof's flat along that path).
+        node_self = np.add.reduceat((all_vals * np.concatenate(ends_here)[:, None])[order], starts, axis=0)
         node_score = score(node_vals)
         kept = np.flatnonzero((node_score >= min_score) & (node_score > 0))
         ids = np.arange(next_id, next_id + kept.size, dtype=np.int64)
@@ -144,7 +148,7 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
         if kept.size == 0:
             break
         levels.append({"id": ids, "parent": node_key[kept] // width, "rank": node_key[kept] % width,
-                       "vals": node_vals[kept], "score": node_score[kept],
+                       "vals": node_vals[kept], "self": node_self[kept], "score": node_score[kept],
                        "depth": np.full(ids.size, depth, np.int64)})
         # Each stack in play moves under its node, or leaves play if that node was dropped.
         id_of_group = np.full(starts.size, -1, np.int64)
@@ -156,9 +160,10 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
             stay = new_parent >= 0
             active[i], parent_of[i] = active[i][stay], new_parent[stay]
     if not levels:
+        vtype = pl.Float64 if dtype.kind == "f" else pl.Int64
         return pl.DataFrame(schema={"id": pl.Int64, "parent": pl.Int64, "name": pl.String,
-                                    **{c: pl.Float64 if dtype.kind == "f" else pl.Int64 for c in cols},
-                                    "depth": pl.Int64})
+                                    **{c: vtype for c in cols}, "depth": pl.Int64,
+                                    **{f"self{c[1:]}": vtype for c in cols}})
     tree = {f: np.concatenate([lv[f] for lv in levels]) for f in levels[0]}
     if tree["id"].size > max_nodes:
         best = np.sort(np.lexsort((tree["id"], tree["depth"], -tree["score"]))[:max_nodes])
@@ -168,4 +173,5 @@ def path_tree(sets: Sequence[StackArrays], score: Score, min_score: float, max_d
         "name": pl.Series([all_names[r] for r in tree["rank"].tolist()], dtype=pl.String),
         **{c: tree["vals"][:, i] for i, c in enumerate(cols)},
         "depth": tree["depth"],
+        **{f"self{i}": tree["self"][:, i] for i in range(k)},
     })

@@ -25,10 +25,17 @@ from perflab.report.charts._base import (
     DEFAULT_MIN_SHARE,
     FLAME_COLORS,
     MAX_NODES,
+    READABLE_TEXT,
     finish,
 )
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
+
+# Thin paths are drawn as one box per caller: invisible one by one, they can add up. Its id
+# part holds a bare '%', which no frame's escaped id part (_id_part) can.
+FOLDED_LABEL = "(thinner paths)"
+FOLDED_ID = "%folded"
+FOLDED_COLOR = "#d9d9d9"
 
 
 def _profile_source(store: Store, source: int) -> tuple[int, str]:
@@ -99,7 +106,7 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     if total == 0:
         raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
     tree = path_tree([arrays], lambda v: v[:, 0].astype(np.float64), min_share * total, max_depth,
-                     max_nodes - 1).rename({"v0": "value"})
+                     max_nodes - 1).rename({"v0": "value", "self0": "self"})
     root = "root"
     ids = [root, *_paths(tree, root)]
     index = {n: i + 1 for i, n in enumerate(tree["id"].to_list())}
@@ -108,16 +115,54 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     values = [total, *tree["value"].to_list()]
     cats = ["", *[categorize_frame(n) or OTHER for n in names]]
     colors = ["#e0e0e0", *[_frame_color(n) for n in names]]
+    labels, texts = [root, *names], [root, *[short_name(n) for n in names]]
+    in_stacks = int(arrays.values[arrays.lens > 0].sum())
+    for parent, value in _folded(tree.filter(pl.col("depth") < max_depth), tree, in_stacks, min_share * total,
+                                 max_nodes - len(ids)):
+        parent_id = root if parent == 0 else ids[index[parent]]
+        ids.append(f"{parent_id};{FOLDED_ID}")
+        parents.append(parent_id)
+        labels.append(FOLDED_LABEL)
+        texts.append(FOLDED_LABEL)
+        values.append(value)
+        cats.append("")
+        colors.append(FOLDED_COLOR)
     custom = [[v / total, fmt.scaled(v, unit), c] for v, c in zip(values, cats, strict=True)]
     fig = go.Figure(go.Icicle(
-        ids=ids, labels=[root, *names], parents=parents, values=values, branchvalues="total",
-        marker={"colors": colors}, customdata=custom, tiling={"orientation": "v"}, sort=False,
-        hovertemplate="%{label}<br>%{customdata[1]} (%{customdata[0]:.2%} of total)"
-                      "<br>%{customdata[2]}<extra></extra>",
+        ids=ids, labels=labels, text=texts, textinfo="text", parents=parents, values=values,
+        branchvalues="total", marker={"colors": colors}, customdata=custom, tiling={"orientation": "v"},
+        sort=False, hovertemplate="%{label}<br>%{customdata[1]} (%{customdata[0]:.2%} of total)"
+                                  "<br>%{customdata[2]}<extra></extra>",
     ))
-    folded = f"; paths under {min_share:.2%} folded into their callers" if min_share else ""
+    folded = f"; paths under {min_share:.2%} folded into '{FOLDED_LABEL}'" if min_share else ""
     return finish(fig, f"Flame graph of source {sid}: {stype}, {fmt.scaled(total, unit)} total{folded}",
-                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+                  margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
+
+
+def short_name(name: str) -> str:
+    """What a box shows of a frame: the name after its last '/' (``pkg.(*T).Method``,
+    ``encoder.py:205(iterencode)``); the hover keeps the full name."""
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _folded(parents: pl.DataFrame, tree: pl.DataFrame, in_stacks: int, min_value: float,
+            budget: int) -> list[tuple[int, int]]:
+    """(parent id, value) for each of ``parents`` (and the root) whose folded children (thin,
+    or cut by the node cap) add up to ``min_value`` or more, largest first, at most
+    ``budget``: a node's value less its self value and its drawn children in ``tree``."""
+    if budget <= 0:
+        return []
+    kids = tree.group_by("parent").agg(pl.col("value").sum().cast(pl.Int64).alias("kids")).rename({"parent": "id"})
+    nodes = pl.concat([
+        pl.DataFrame({"id": [0], "value": [in_stacks], "self": [0]}, schema={"id": pl.Int64, "value": pl.Int64,
+                                                                            "self": pl.Int64}),
+        parents.select("id", "value", "self"),
+    ])
+    other = (nodes.join(kids, on="id", how="left").with_columns(pl.col("kids").fill_null(0))
+             .select("id", (pl.col("value") - pl.col("self") - pl.col("kids")).alias("other"))
+             .filter((pl.col("other") > 0) & (pl.col("other") >= min_value))
+             .sort(["other", "id"], descending=[True, False]).head(budget).sort("id"))
+    return list(other.iter_rows())
 
 
 def _cprofile_functions(store: Store, sid: int, sample_type: str | int | None) -> tuple[float, pl.DataFrame]:
