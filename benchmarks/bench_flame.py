@@ -49,14 +49,15 @@ def _child(store_path: str, source: int, mode: str) -> None:
     from perflab.analysis.profiles import stacks
     from perflab.report.charts import flame_graph
     from perflab.report.charts._base import DEFAULT_MAX_DEPTH, DEFAULT_MIN_SHARE, MAX_NODES
+    from perflab.report.charts.flame import FOLDED_ID
     from perflab.store import Store
     from tests.unit.test_call_tree import reference_tree
 
     with Store(Path(store_path), read_only=True) as store:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.perf_counter()
-        if mode == "new":
-            nodes = len(flame_graph(store, source).data[0].ids)
+        if mode == "new":  # the call paths drawn, without the boxes of folded thin paths
+            nodes = sum(not i.endswith(FOLDED_ID) for i in flame_graph(store, source).data[0].ids)
         else:
             df = stacks(store, source, 1)
             total = int(np.abs(df["value"].to_numpy()).sum())
