@@ -139,3 +139,32 @@ def test_diff_flame_graph_shows_the_absolute_change(store: Store, pair: tuple[in
     assert t.customdata[k][2] == "-600 ms/s"
     assert t.marker.colors[list(t.ids).index("root;main;gc")] == pytest.approx(0.0, abs=1e-15)
     assert "seconds per second of profile" in fig.layout.title.text
+
+
+def test_compare_reads_the_profile_diff_per_request(store: Store, tmp_path: Path) -> None:
+    # GIVEN two runs, each with k6's requests and one of the profiles above, WHEN compared,
+    # THEN the profile rows are CPU seconds per request: per second of profile over k6's rate.
+    from perflab.analysis.compare import compare_runs
+    from perflab.analysis.loadtest import k6_summary
+    from perflab.analysis.run import Run
+    from tests.helpers import run_cli
+    from tests.unit.test_compare import K6_SMALL, scaled_copy
+
+    for side, run in enumerate(("a", "b")):
+        (tmp_path / f"{run}.pb.gz").write_bytes(build(side))
+        ingest_path(store, tmp_path / f"{run}.pb.gz", run_id=run)
+    k6a = ingest_path(store, K6_SMALL, run_id="a").source_id
+    k6b = ingest_path(store, scaled_copy(K6_SMALL, tmp_path / "x2.ndjson", 2.0), run_id="b").source_id
+    rates = [k6_summary(store, s)["metrics"]["http_reqs"]["rate"] for s in (k6a, k6b)]
+    result = compare_runs(Run.load(store, "a"), Run.load(store, "b"))
+    assert (result.profile.unit, result.profile.per) == ("seconds", PER_REQUEST)
+    bcrypt = next(r for r in result.profile.rows if r["name"] == "bcrypt")
+    assert bcrypt["flat_a"] == pytest.approx(0.8 / rates[0], rel=1e-12)
+    assert bcrypt["flat_delta"] == pytest.approx(0.2 / rates[1] - 0.8 / rates[0], rel=1e-12)
+    path = store.path
+    store.close()
+    table = run_cli("compare", "a", "b", store=path)
+    assert table.returncode == 0, table.stderr
+    assert "CPU profile diff (seconds per request" in table.stdout
+    line = next(ln for ln in table.stdout.splitlines() if ln.startswith("bcrypt"))
+    assert "/req" in line and " -" in line and "79.21 → 48.78 %" in line, table.stdout
