@@ -4,7 +4,8 @@ GIVEN the flame graph of a Go CPU profile with nothing folded, in a page with
 perflab.report.flame_search's controls, WHEN it is opened with ``#search=sha256`` THEN the
 line beside the box gives the share of the samples whose stack holds a matching frame,
 computed here from stacks() (pprof's cum of the match), and the matching boxes are lit;
-WHEN opened with ``#zoom=BOX`` THEN only that box's part of the graph is drawn.
+WHEN opened with ``#zoom=BOX`` THEN only that box's part of the graph is drawn, and labels hidden in
+the whole view (never drawn under 10 px) appear.
 """
 
 from __future__ import annotations
@@ -60,6 +61,37 @@ def found(text: str) -> dict[str, str]:
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag.group(1)))
     attrs["text"] = tag.group(2)
     return attrs
+
+
+def labels(text: str) -> tuple[dict[str, float], int]:
+    """(box label → its drawn font size in px, labels hidden) in a dumped page."""
+    shown, hidden = {}, 0
+    for tag in re.findall(r'<text[^>]*class="slicetext"[^>]*>', text):
+        name = re.search(r'data-unformatted="([^"]*)"', tag)
+        size = re.search(r"font-size: ([\d.]+)px", tag)
+        scale = re.search(r"scale\(([\d.e-]+)\)", tag)
+        if "display: none" in tag or (scale and float(scale.group(1)) == 0):
+            hidden += 1
+        elif name and size:
+            shown[name.group(1)] = float(size.group(1)) * (float(scale.group(1)) if scale else 1.0)
+    return shown, hidden
+
+
+def test_labels_are_readable_or_hidden_and_zoom_shows_more(page: tuple[Path, Store, int]) -> None:
+    path, store, sid = page
+    full, hidden = labels(dom(path, ""))
+    assert full and hidden > 0
+    assert min(full.values()) >= 10 * 0.999  # never drawn below 10 px (READABLE_TEXT)
+    trace = flame_graph(store, sid, min_share=0).data[0]
+    ids, texts, values = list(trace.ids), list(trace.text), list(trace.values)
+    # A narrow box (under a third of the width) with the most boxes under it.
+    target = max((i for i, v in zip(ids, values, strict=True) if v < values[0] / 3),
+                 key=lambda i: sum(j.startswith(i + ";") for j in ids))
+    under = {t for i, t in zip(ids, texts, strict=True) if i.startswith(target + ";")}
+    zoomed, _ = labels(dom(path, f"zoom={target}"))
+    assert min(zoomed.values()) >= 10 * 0.999
+    # Zoomed in, its boxes are wider: labels hidden in the whole view appear.
+    assert len(under & set(zoomed)) > len(under & set(full))
 
 
 def test_search_lights_matches_and_gives_their_share(page: tuple[Path, Store, int]) -> None:
