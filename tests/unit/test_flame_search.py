@@ -1,7 +1,7 @@
 """The flame graph's search box and zoom, in headless Chromium (Debian's chromium).
 
 GIVEN the flame graph of a Go CPU profile with nothing folded, in a page with
-perflab.report.flame_search's controls, WHEN it is opened with ``#search=sha256`` THEN the
+perflab.report.flame_search's controls, WHEN it is opened with ``#search=MallocGC`` THEN the
 line beside the box gives the share of the samples whose stack holds a matching frame,
 computed here from stacks() (pprof's cum of the match), and the matching boxes are lit;
 WHEN opened with ``#zoom=BOX`` THEN only that box's part of the graph is drawn, and labels hidden in

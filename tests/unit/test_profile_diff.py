@@ -139,6 +139,7 @@ def test_diff_flame_graph_shows_the_absolute_change(store: Store, pair: tuple[in
     assert t.customdata[k][2] == "-600 ms/s"
     assert t.marker.colors[list(t.ids).index("root;main;gc")] == pytest.approx(0.0, abs=1e-15)
     assert "seconds per second of profile" in fig.layout.title.text
+    assert t.textinfo == "text" and fig.layout.uniformtext.minsize == 10  # as flame_graph's labels
 
 
 def test_compare_reads_the_profile_diff_per_request(store: Store, tmp_path: Path) -> None:

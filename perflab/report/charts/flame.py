@@ -274,7 +274,8 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
                b / total_b - a / total_a]
               for x, y, d, a, b in zip(na, nb, delta, va, vb, strict=True)]
     fig = go.Figure(go.Icicle(
-        ids=ids, labels=[root, *names], parents=parents, values=sizes, branchvalues="remainder",
+        ids=ids, labels=[root, *names], text=[root, *[short_name(n) for n in names]], textinfo="text",
+        parents=parents, values=sizes, branchvalues="remainder",
         marker={"colors": delta, "colorscale": "RdBu_r", "cmid": 0.0, "cmin": -bound, "cmax": bound,
                 "colorbar": {"title": {"text": f"B − A<br>({basis.unit}{per})"},
                              "tickformat": "+.3~s"}},
@@ -286,4 +287,4 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
     note = f"; {basis.note}" if basis.note else ""
     return finish(fig, f"What changed from source {sid_a} (A) to source {sid_b} (B): {stype}, "
                         f"{basis.label} (red grew, blue shrank){note}",
-                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+                   margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
