@@ -16,8 +16,8 @@ process with the file in the page cache:
 
 and prints one JSON object: wall and CPU seconds and peak RSS (MiB, from ``wait4``) of
 each, median and best of ``--repeat`` runs, and the ratios. Goal: perflab ≤ 1.5× duckdb
-in wall time, peak RSS < 1 GiB (DuckDB held to 512 MB during an ingest; it was 1.5 GiB). The machine is shared: compare ratios from one run, and
-CPU seconds when the load average is high.
+in wall time, peak RSS < 1 GiB (DuckDB held to 512 MB during an ingest; it was 1.5 GiB).
+The machine is shared: compare ratios from one run, and CPU seconds when the load average is high.
 
     .venv/bin/python benchmarks/bench_k6.py                  # 4.24M lines, ≈1.06 GB
     .venv/bin/python benchmarks/bench_k6.py --lines 200000 --big-lines 0  # quick check

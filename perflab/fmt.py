@@ -168,6 +168,16 @@ def scaled(v: float, unit: str) -> str:
     return sig(v, 6) + (f" {unit}" if unit and unit != "count" else "")
 
 
+# How a profile diff's basis (perflab.analysis.profile_diff) reads after a value.
+PER_SUFFIXES = {"second of profile": "/s", "request": "/req", "profile": ""}
+
+
+def per_basis(v: float, unit: str, per: str | None, signed: bool = False) -> str:
+    """A profile diff's value: ``-1.2 ms/req``, ``+350 ms/s``; a change carries its sign."""
+    text = ("0" if v == 0 else scaled(v, unit)) + PER_SUFFIXES.get(per or "", f" per {per}")
+    return f"+{text}" if signed and v > 0 else text
+
+
 def cell(v: Any, column: str = "") -> str:
     """A value in a CLI table: ``-`` for None, else as :func:`by_name` reads its column's name."""
     return "-" if v is None else by_name(column, v)

@@ -1,7 +1,8 @@
 """Before and after: two runs side by side, each change judged against the noise.
 
 Contract: ``compare_runs(run_a, run_b) -> Comparison`` (A is "before", B "after") and
-``profile_diff(store, source_a, source_b) -> polars.DataFrame``; pure reads of the store.
+``profile_diff(store, source_a, source_b) -> polars.DataFrame`` (perflab.analysis.profile_diff);
+pure reads of the store.
 
 One rule decides every row (perflab.analysis.noise): a change is **beyond noise exactly
 when its 95 % interval of B − A excludes zero**, and a row without an interval says "not
@@ -36,13 +37,11 @@ from scipy import stats
 from perflab.analysis import noise
 from perflab.analysis.loadtest import k6_points, k6_summary
 from perflab.analysis.noise import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, beyond_noise
-from perflab.analysis.profiles import top_frame
+from perflab.analysis.profile_diff import PROFILE_DIFF_LIMIT, diff_basis, profile_diff
 from perflab.analysis.roles import counter_steps, gauge_levels
 from perflab.analysis.run import Run
 from perflab.analysis.runs import calls_per_request
 from perflab.jsonable import optional
-from perflab.store import Store
-from perflab.vocab import PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 Ref = str | int | os.PathLike[str]
 
@@ -60,9 +59,6 @@ EDGE_SECONDS = 1
 
 LATENCY_STATS = (("p50", "med", 0.5), ("p95", "p(95)", 0.95), ("p99", "p(99)", 0.99), ("mean", "avg", None))
 MIB = 1024.0 * 1024.0
-# Fifteen functions cover every share that moved by more than a fraction of a percent in
-# the lab's profiles; the rest of a diff is sampling noise in functions of < 0.1 %.
-PROFILE_DIFF_LIMIT = 15
 
 
 CALLS_PER_REQUEST = "downstream calls per request"
@@ -153,9 +149,14 @@ class LatencyGroup:
 
 @dataclass
 class ProfileDiff:
+    """The CPU profiles' diff (perflab.analysis.profile_diff): rows of flat and cum in
+    ``unit`` per ``per`` (a request, or a second of profile), shares beside them."""
+
     a_source: int | None
     b_source: int | None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    unit: str | None = optional()
+    per: str | None = optional()
     note: str | None = optional()
 
 
@@ -402,7 +403,8 @@ def compare_runs(run_a: Run, run_b: Run, profile_limit: int | None = None) -> Co
         a=replace(run_info(run_a), offered_rps=offered_rps(run_a, k6a["summary"] if k6a else None)),
         b=replace(run_info(run_b), offered_rps=offered_rps(run_b, k6b["summary"] if k6b else None)),
         k6_sources={"a": run_a.k6_source if k6a else None, "b": run_b.k6_source if k6b else None},
-        latency=latency, metrics=rows, profile=_profile_section(run_a, run_b, profile_limit), rule=RULE,
+        latency=latency, metrics=rows, rule=RULE,
+        profile=_profile_section(run_a, run_b, profile_limit, (_request_rate(k6a), _request_rate(k6b))),
         bootstrap={"resamples": BOOTSTRAP_RESAMPLES, "max_n": noise.BOOTSTRAP_MAX_N, "seed": BOOTSTRAP_SEED,
                    "level": BOOTSTRAP_LEVEL, "statistic": "stat(B) - stat(A)"},
     )
@@ -510,41 +512,23 @@ def _calls_row(run_a: Run, run_b: Run) -> MetricRow:
 # -- profiles ---------------------------------------------------------------------------------
 
 
-def profile_diff(store: Store, source_a: Ref, source_b: Ref, sample_type: str | int | None = None,
-                 limit: int | None = PROFILE_DIFF_LIMIT) -> pl.DataFrame:
-    """Per function: flat and cum share (% of each profile's own total) in A and B, and B − A.
-
-    Shares, not values, so two profiles of different lengths, rates or even formats (a
-    pprof and a cProfile dump) compare. A function missing from one side has share 0
-    there. Sorted by |flat_delta|, then |cum_delta|, then name; ``limit`` None or 0
-    keeps every row.
-    """
-    def shares(ref: Ref) -> pl.DataFrame:
-        sid = store.find_source(ref, kinds=PROFILE_KINDS)
-        # A cProfile dump has one sample type (cpu), whatever the pprof side is read by.
-        st = sample_type if store.source(sid)["kind"] in PPROF_SHAPED_KINDS else None
-        df = top_frame(store, sid, sample_type=st)
-        return df.select("name", pl.col("flat_pct").cast(pl.Float64), pl.col("cum_pct").cast(pl.Float64))
-
-    a = shares(source_a).rename({"flat_pct": "flat_a", "cum_pct": "cum_a"})
-    b = shares(source_b).rename({"flat_pct": "flat_b", "cum_pct": "cum_b"})
-    df = (a.join(b, on="name", how="full", coalesce=True)
-          .with_columns(pl.col("flat_a", "cum_a", "flat_b", "cum_b").fill_null(0.0))
-          .with_columns((pl.col("flat_b") - pl.col("flat_a")).alias("flat_delta"),
-                        (pl.col("cum_b") - pl.col("cum_a")).alias("cum_delta"))
-          .sort([pl.col("flat_delta").abs(), pl.col("cum_delta").abs(), pl.col("name")],
-                descending=[True, True, False]))
-    df = df.select("name", "flat_a", "flat_b", "flat_delta", "cum_a", "cum_b", "cum_delta")
-    return df.head(limit) if limit else df
+def _request_rate(k6: dict[str, Any] | None) -> float | None:
+    rate = (k6 or {}).get("summary", {}).get("metrics", {}).get("http_reqs", {}).get("rate") if k6 else None
+    return float(rate) if rate is not None and math.isfinite(rate) and rate > 0 else None
 
 
-def _profile_section(run_a: Run, run_b: Run, limit: int | None) -> ProfileDiff:
+def _profile_section(run_a: Run, run_b: Run, limit: int | None,
+                     requests_per_s: tuple[float | None, float | None]) -> ProfileDiff:
+    """Per request when both runs have a k6 request rate (the profile's per-second cost over
+    the requests served per second), else per second of profile."""
     pa_, pb_ = run_a.cpu_profile_source, run_b.cpu_profile_source
     out = ProfileDiff(a_source=pa_, b_source=pb_)
     if pa_ is None or pb_ is None:
         missing = " and ".join(r.run_id for r, p in ((run_a, pa_), (run_b, pb_)) if p is None)
         out.note = f"not measured: no CPU profile in run {missing}"
         return out
-    out.rows = profile_diff(run_a.store, pa_, pb_,
+    basis = diff_basis(run_a.store, pa_, pb_, requests_per_s=requests_per_s)
+    out.unit, out.per, out.note = basis.unit, basis.per, basis.note
+    out.rows = profile_diff(run_a.store, pa_, pb_, basis=basis,
                             limit=PROFILE_DIFF_LIMIT if limit is None else limit).to_dicts()
     return out

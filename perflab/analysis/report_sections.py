@@ -198,6 +198,8 @@ class RunComparison:
     rule: str  # when a change is beyond noise (perflab.analysis.compare)
     twin: str | None = None
     previous: str | None = None
+    profile_unit: str | None = None  # the profile rows' values are profile_unit per profile_per
+    profile_per: str | None = None
 
 
 @dataclass

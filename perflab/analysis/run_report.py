@@ -255,4 +255,5 @@ def comparison_section(run: Run) -> RunComparison | NoComparison:
     result = compare_runs(other, run)
     return RunComparison(against=other.run_id, relation=relation, metrics=result.metrics,
                          profile=result.profile.rows[:TOP_N], profile_note=result.profile.note, rule=result.rule,
-                         twin=twin.run_id if twin else None, previous=prev.run_id if prev else None)
+                         twin=twin.run_id if twin else None, previous=prev.run_id if prev else None,
+                         profile_unit=result.profile.unit, profile_per=result.profile.per)

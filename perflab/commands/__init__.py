@@ -66,7 +66,7 @@ HELPS: dict[str, str] = {
     'forget': 'remove a source or a run, with everything read from it, from the store',
     'k6': "k6's end-of-test summary of a k6 NDJSON/CSV/summary file, equal to k6's own numbers",
     'pg-top': "pg_stat_statements deltas between two snapshots, like PgHero's Queries page",
-    'export': "write a stored source in another tool's format (callgrind for KCachegrind/QCachegrind)",
+    'export': "write a stored source in another tool's format (callgrind, pprof, speedscope)",
     'snakeviz': 'view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)',
     'top': ('flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), like '
          '`go tool pprof -top`'),

@@ -105,15 +105,20 @@ def render(result: Comparison) -> None:
         print_table(ep_rows, list(ep_rows[0]), right={"n A", "n B", "p95 A", "p95 B", "change", "95 % interval"})
 
     prof = result.profile
-    print(f"\nCPU profile diff (share of each profile's total, %; A = source {prof.a_source}, "
-          f"B = source {prof.b_source}):")
+    unit, per = prof.unit or "", prof.per
+    what = f"{unit} per {per}; share = % of each profile's total" if per else "share of each profile's total"
+    print(f"\nCPU profile diff ({what}; A = source {prof.a_source}, B = source {prof.b_source}):")
     if not prof.rows:
         print(f"  {prof.note or 'no functions'}")
         return
+    if prof.note:
+        print(f"  {prof.note}")
     print_table([{
-        "function": r["name"], "flat A": fmt.number(r["flat_a"]), "flat B": fmt.number(r["flat_b"]),
-        "flat delta": f"{'+' if r['flat_delta'] > 0 else ''}{fmt.number(r['flat_delta'])}",
-        "cum A": fmt.number(r["cum_a"]), "cum B": fmt.number(r["cum_b"]),
-        "cum delta": f"{'+' if r['cum_delta'] > 0 else ''}{fmt.number(r['cum_delta'])}",
-    } for r in prof.rows], right={"flat A", "flat B", "flat delta", "cum A", "cum B", "cum delta"},
-        max_width=60)
+        "function": r["name"], "flat A": fmt.per_basis(r["flat_a"], unit, per),
+        "flat B": fmt.per_basis(r["flat_b"], unit, per),
+        "flat change": fmt.per_basis(r["flat_delta"], unit, per, signed=True),
+        "cum A": fmt.per_basis(r["cum_a"], unit, per), "cum B": fmt.per_basis(r["cum_b"], unit, per),
+        "cum change": fmt.per_basis(r["cum_delta"], unit, per, signed=True),
+        "flat share A → B": f"{fmt.number(r['flat_pct_a'])} → {fmt.number(r['flat_pct_b'])} %",
+    } for r in prof.rows], right={"flat A", "flat B", "flat change", "cum A", "cum B", "cum change",
+                                  "flat share A → B"}, max_width=60)

@@ -337,10 +337,16 @@ def _comparison_blocks(cmp: RunComparison | NoComparison, run_id: str) -> list[B
     out.append(Table(["metric", f"{cmp.relation} (A)", "this run (B)", "change", "change %", "beyond noise",
                       "direction"], rows))
     if cmp.profile:
-        out.append(Paragraph("**CPU profile, largest changes in share of the total (B − A):**"))
-        out.append(Table(["function", "flat A", "flat B", "flat Δ", "cum A", "cum B", "cum Δ"],
-                         [[f"`{r['name']}`", f"{r['flat_a']:.2f} %", f"{r['flat_b']:.2f} %", f"{r['flat_delta']:+.2f}",
-                           f"{r['cum_a']:.2f} %", f"{r['cum_b']:.2f} %", f"{r['cum_delta']:+.2f}"]
+        unit, per = cmp.profile_unit or "", cmp.profile_per
+        out.append(Paragraph(f"**CPU profile, largest changes (B − A, {unit} per {per}; share = % of each "
+                             "profile's total):**"))
+        out.append(Table(["function", "flat A", "flat B", "flat Δ", "cum A", "cum B", "cum Δ", "flat share A → B"],
+                         [[f"`{r['name']}`", fmt.per_basis(r["flat_a"], unit, per),
+                           fmt.per_basis(r["flat_b"], unit, per),
+                           fmt.per_basis(r["flat_delta"], unit, per, signed=True),
+                           fmt.per_basis(r["cum_a"], unit, per), fmt.per_basis(r["cum_b"], unit, per),
+                           fmt.per_basis(r["cum_delta"], unit, per, signed=True),
+                           f"{r['flat_pct_a']:.2f} → {r['flat_pct_b']:.2f} %"]
                           for r in cmp.profile]))
     elif cmp.profile_note:
         out.append(Paragraph(f"CPU profile: {cmp.profile_note}."))

@@ -25,6 +25,7 @@ from perflab.analysis.run_report import build_report
 from perflab.errors import PerflabError
 from perflab.report import charts as ch
 from perflab.report.document import Paragraph
+from perflab.report.flame_search import search_controls
 from perflab.report.html import render_html
 from perflab.report.loadtest_document import document
 from perflab.report.markdown import render_markdown
@@ -38,6 +39,9 @@ RENAMED_HASH_CHARS = 8
 ChartFn = Callable[[Run, RunReport], Figure]
 
 
+FLAME = "flame-graph"
+
+
 def _flame(run: Run, report: RunReport) -> Figure:
     if not isinstance(report.cpu_profile, CpuProfile):
         raise PerflabError(report.cpu_profile.reason)
@@ -49,7 +53,7 @@ CHART_SPECS: list[tuple[str, str, ChartFn]] = [
     ("latency-over-time", "requests", lambda run, r: ch.latency_over_time(run)),
     ("process-resources", "resources", lambda run, r: ch.process_resources(run)),
     ("cpu-vs-latency", "resources", lambda run, r: ch.cpu_vs_latency(run)),
-    ("flame-graph", "cpu", _flame),
+    (FLAME, "cpu", _flame),
     ("inflight-and-waiting", "alerts", lambda run, r: ch.inflight_and_waiting(run)),
     ("errors-by-kind", "alerts", lambda run, r: ch.errors_by_kind(run)),
     ("app-vs-db-rate", "alerts", lambda run, r: ch.app_vs_db_rate(run)),
@@ -79,6 +83,7 @@ def build_figures(run: Run, report: RunReport) -> tuple[list[ChartEntry], dict[s
 def figures_to_html(entries: list[ChartEntry], figures: dict[str, Figure]) -> dict[str, str]:
     """Each drawn figure as a div and its script; plotly.js is loaded by the page's head."""
     return {e.name: figures[e.name].to_html(full_html=False, include_plotlyjs=False, div_id=e.div_id)
+            + (search_controls(e.div_id) if e.name == FLAME else "")
             for e in entries if e.drawn}
 
 

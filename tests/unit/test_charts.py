@@ -24,6 +24,7 @@ from perflab.errors import PerflabError
 from perflab.ingest import ingest_path
 from perflab.report import charts as _charts
 from perflab.report.charts import _base
+from perflab.report.charts.flame import FOLDED_ID, FOLDED_LABEL
 from perflab.store import Store
 from perflab.vocab import SAMPLE_SERVICE_VARS_ROLES
 from tests.helpers import stored, via_files
@@ -388,7 +389,8 @@ def assert_valid_tree(tree: dict[str, Any], total_mode: bool = True) -> None:
     for node, parent, value in zip(ids, tree["parents"], tree["values"]):
         if parent:
             assert parent in pos and pos[parent] < pos[node]
-            assert node == f"{parent};{tree['labels'][pos[node]]}"
+            label = tree["labels"][pos[node]]
+            assert node == f"{parent};{label}" or (label == FOLDED_LABEL and node == f"{parent};{FOLDED_ID}")
             children[parent] = children.get(parent, 0) + value
     if total_mode:
         for parent, s in children.items():
@@ -441,6 +443,35 @@ def test_flame_graph_any_sample_type_and_cuts(lab: Store) -> None:
     assert "alloc_space" in fig.layout.title.text
 
 
+@pytest.mark.parametrize(("path", "min_share"), [(LARGE, 0.001), (LOGINSTORM_CPU, 0.01)])
+def test_flame_graph_folds_thin_paths_into_one_box_per_caller(lab: Store, path: Path, min_share: float) -> None:
+    # GIVEN a profile and a cut: WHEN drawn THEN under each node, a grey box
+    # holds what its thin children add up to: its value less its own samples (pprof's flat
+    # along the path, computed here from stacks()) and its drawn children.
+    fig = charts.flame_graph(lab, path, min_share=min_share)
+    tree = icicle(fig)
+    total = expected(path)["totals"]["cpu"]
+    sid = top(lab, path)["source_id"]
+    ends_at: Counter[str] = Counter()
+    for frames, value in stacks(lab, sid).iter_rows():
+        ends_at[";".join(["root", *reversed(frames)])] += value
+    value_of = dict(zip(tree["ids"], tree["values"]))
+    kids: Counter[str] = Counter()
+    for node, parent in zip(tree["ids"], tree["parents"]):
+        if parent and not node.endswith(FOLDED_ID):
+            kids[parent] += value_of[node]
+    folded = [(n, p) for n, p in zip(tree["ids"], tree["parents"]) if n.endswith(FOLDED_ID)]
+    assert folded
+    for node, parent in folded:
+        assert value_of[node] == value_of[parent] - ends_at[parent] - kids[parent] >= min_share * total
+    assert_valid_tree(tree)
+    # Labels: the short name in the box (the full one in the hover), hidden below 10 px.
+    t = fig.data[0]
+    assert t.textinfo == "text" and fig.layout.uniformtext.minsize == 10 and fig.layout.uniformtext.mode == "hide"
+    for label, text in zip(t.labels, t.text):
+        assert text == label.rsplit("/", 1)[-1]
+
+
 def test_flame_graph_of_large_cpu_stays_under_the_node_cap(lab: Store) -> None:
     exp = expected(LARGE)
     default = icicle(charts.flame_graph(lab, LARGE))
@@ -473,7 +504,8 @@ def test_flame_graph_refuses_delta_profiles(lab: Store) -> None:
         charts.flame_graph(lab, DELTA)
 
 
-def test_diff_flame_graph_deltas_are_share_differences(lab: Store) -> None:
+def test_diff_flame_graph_deltas_are_absolute_changes(lab: Store) -> None:
+    # Neither profile records a duration, so the change is of whole-profile totals, in seconds.
     fig = charts.diff_flame_graph(lab, BLOCK, MUTEX, sample_type="delay", min_share=0)
     t = fig.data[0]
     ids = list(t.ids)
@@ -488,10 +520,10 @@ def test_diff_flame_graph_deltas_are_share_differences(lab: Store) -> None:
         if not at_root:
             continue
         k = ids.index(f"root;{name}")
-        want = cum_b.get(name, 0) / top_b["total"] - cum_a.get(name, 0) / top_a["total"]
-        assert t.marker.colors[k] == pytest.approx(want, abs=1e-15), name
-        assert t.customdata[k][0] == cum_a.get(name, 0) / top_a["total"]
-        assert t.customdata[k][1] == cum_b.get(name, 0) / top_b["total"]
+        want = (cum_b.get(name, 0) - cum_a.get(name, 0)) * 1e-9
+        assert t.marker.colors[k] == pytest.approx(want, rel=1e-12, abs=1e-18), name
+        assert t.customdata[k][3] == cum_a.get(name, 0) / top_a["total"]
+        assert t.customdata[k][4] == cum_b.get(name, 0) / top_b["total"]
         checked += 1
     assert checked >= 3  # main.client (in both), main.dbServerLoop (A only), janitor loops (B only)
     assert t.marker.cmid == 0 and t.marker.cmin == -t.marker.cmax
@@ -519,7 +551,7 @@ def test_diff_flame_graph_of_cprofiles(lab: Store) -> None:
     assert len(both) >= 5
     for name in both:
         k = labels.index(name)
-        assert t.marker.colors[k] == pytest.approx(fb[name] / tb["total"] - fa[name] / ta["total"], abs=1e-15)
+        assert t.marker.colors[k] == pytest.approx(fb[name] - fa[name], abs=1e-15)
 
 
 def test_diff_flame_graph_refuses_mixed_formats(lab: Store) -> None:

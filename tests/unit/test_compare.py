@@ -278,15 +278,17 @@ def test_profile_diff_shares_are_each_profiles_own(store: Store):
     tb = {r["name"]: r for r in top_frame(store, GO_CPU_PPROF).to_dicts()}
     assert set(full["name"]) == set(ta) | set(tb)
     for r in full.to_dicts():
-        assert r["flat_a"] == (ta[r["name"]]["flat_pct"] if r["name"] in ta else 0.0)
-        assert r["cum_b"] == (tb[r["name"]]["cum_pct"] if r["name"] in tb else 0.0)
+        assert r["flat_pct_a"] == (ta[r["name"]]["flat_pct"] if r["name"] in ta else 0.0)
+        assert r["cum_pct_b"] == (tb[r["name"]]["cum_pct"] if r["name"] in tb else 0.0)
+        assert r["flat_pct_delta"] == r["flat_pct_b"] - r["flat_pct_a"]
+        assert r["raw_flat_a"] == (ta[r["name"]]["flat"] if r["name"] in ta else 0)
         assert r["flat_delta"] == r["flat_b"] - r["flat_a"]
     deltas = full["flat_delta"].abs().to_list()
     assert deltas == sorted(deltas, reverse=True)
     capped = profile_diff(store, CPU_PPROF, GO_CPU_PPROF)
     assert capped.height == compare.PROFILE_DIFF_LIMIT
     assert capped.to_dicts() == full.head(compare.PROFILE_DIFF_LIMIT).to_dicts()
-    assert capped.columns == ["name", "flat_a", "flat_b", "flat_delta", "cum_a", "cum_b", "cum_delta"]
+    assert capped.columns[:7] == ["name", "flat_a", "flat_b", "flat_delta", "cum_a", "cum_b", "cum_delta"]
 
 
 # -- the command --------------------------------------------------------------------------------

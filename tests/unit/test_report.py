@@ -414,6 +414,9 @@ def test_html_embeds_every_drawn_figure_offline(built):
     for c in drawn:
         assert f'id="{c["div_id"]}"' in page
         assert f"`#{c['div_id']}`" in built["md"]
+    # The flame graph, and it only, has its search box (perflab.report.flame_search).
+    flame = next(c for c in drawn if c["name"] == "flame-graph")
+    assert re.findall(r'<input type="search" id="([^"]+)-search"', page) == [flame["div_id"]]
     # plotly.js is not inlined: one script loads the report's own copy, beside the page
     # (the folder stands alone, offline), and it is the installed plotly's bundle.
     assert re.findall(r"<script[^>]+src=\"([^\"]*)\"", page) == ["plotly.min.js"]

@@ -97,7 +97,7 @@ def test_diff_flame_graph_refuses_a_cprofile_against_stacks(store: Store, tmp_pa
 def test_profile_diff_between_a_go_profile_and_a_collapsed_one(store: Store, login: int) -> None:
     df = profile_diff(store, ingest_path(store, LOGIN_CPU).source_id, login)
     row = df.filter(df["name"] == "PKCS5_PBKDF2_HMAC (/usr/lib/libcrypto.so.3)").to_dicts()[0]
-    assert (row["flat_a"], row["flat_b"]) == (0.0, pytest.approx(30.0))
+    assert (row["flat_pct_a"], row["flat_pct_b"]) == (0.0, pytest.approx(30.0))
 
 
 def test_top_json_is_the_same_shape_for_every_pprof_shaped_kind(tmp_path: Path) -> None:

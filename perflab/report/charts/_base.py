@@ -34,6 +34,9 @@ DEFAULT_MAX_DEPTH = 100
 # Nodes below 0.1 % of the total are folded into their parent: invisible at any zoom a
 # reader starts from, and they are what makes a 20,000-sample profile a 50,000-node tree.
 DEFAULT_MIN_SHARE = 0.001
+# Box labels in flame graphs: below 10 px a label is hidden rather than shrunk; zooming
+# into a frame widens its boxes and shows their labels.
+READABLE_TEXT = {"minsize": 10, "mode": "hide"}
 # Bars per bar chart (statements, indexes, tables): a screen's height of readable labels.
 MAX_BARS = 60
 # A statement's label on the axis; the hover carries a longer text.

@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 import zlib
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
 from perflab import fmt
+from perflab.analysis.call_tree import StackArrays, one_level, path_tree, stack_arrays
 from perflab.analysis.categories import OTHER, categorize_frame
-from perflab.analysis.profiles import resolve_sample_type, stacks
+from perflab.analysis.profile_diff import diff_basis
+from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.report.charts._base import (
@@ -22,10 +25,17 @@ from perflab.report.charts._base import (
     DEFAULT_MIN_SHARE,
     FLAME_COLORS,
     MAX_NODES,
+    READABLE_TEXT,
     finish,
 )
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
+
+# Thin paths are drawn as one box per caller: invisible one by one, they can add up. Its id
+# part holds a bare '%', which no frame's escaped id part (_id_part) can.
+FOLDED_LABEL = "(thinner paths)"
+FOLDED_ID = "%folded"
+FOLDED_COLOR = "#d9d9d9"
 
 
 def _profile_source(store: Store, source: int) -> tuple[int, str]:
@@ -40,52 +50,6 @@ def _pprof_total(store: Store, sid: int, idx: int) -> int:
         "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
         {"idx": idx + 1, "sid": sid},
     ).fetchall()[0][0])
-
-
-def _path_tree(df: pl.DataFrame, value_cols: list[str], score: pl.Expr, min_score: float,
-               max_depth: int, max_nodes: int) -> pl.DataFrame:
-    """The nodes of the call tree of ``df``'s stacks (``frames`` leaf first + value columns).
-
-    Level by level from the root: a node is (parent node, function name) and holds the
-    summed values of the stacks through it (pprof's cum along that path). A node whose
-    ``score`` is below ``min_score`` is dropped with everything under it; its value stays
-    in its parent. At most ``max_nodes`` nodes are kept, by score (then depth, then id):
-    a child never outscores its parent, so the kept set is always a tree.
-    Returns id (> 0; the root is 0), parent, depth, name and the value columns.
-    """
-    work = df.select(pl.col("frames").list.reverse().alias("path"), *value_cols).with_columns(
-        pl.lit(0, pl.Int64).alias("parent"))
-    levels: list[pl.DataFrame] = []
-    next_id = 1
-    for depth in range(1, max_depth + 1):
-        work = work.filter(pl.col("path").list.len() >= depth)
-        if work.is_empty():
-            break
-        work = work.with_columns(pl.col("path").list.get(depth - 1).alias("name"))
-        nodes = (
-            work.group_by("parent", "name").agg(*[pl.col(c).sum() for c in value_cols])
-            .filter((score >= min_score) & (score > 0))
-            .sort("parent", "name")
-            .with_row_index("id", offset=next_id).with_columns(pl.col("id").cast(pl.Int64))
-        )
-        next_id += nodes.height
-        if nodes.height > max_nodes:
-            # No node beyond the max_nodes best of its own level can be among the best overall.
-            nodes = nodes.with_columns(score.alias("_s")).sort(["_s", "id"], descending=[True, False]) \
-                .head(max_nodes).drop("_s").sort("id")
-        if nodes.is_empty():
-            break
-        levels.append(nodes.with_columns(pl.lit(depth, pl.Int64).alias("depth")))
-        work = work.join(nodes.select("parent", "name", "id"), on=["parent", "name"], how="inner") \
-            .select("path", *value_cols, pl.col("id").alias("parent"))
-    if not levels:
-        return pl.DataFrame(schema={"id": pl.Int64, "parent": pl.Int64, "name": pl.String,
-                                    **{c: pl.Float64 for c in value_cols}, "depth": pl.Int64})
-    tree = pl.concat(levels)
-    if tree.height > max_nodes:
-        tree = tree.with_columns(score.alias("_s")).sort(["_s", "depth", "id"], descending=[True, False, False]) \
-            .head(max_nodes).drop("_s")
-    return tree.sort("id")
 
 
 def _id_part(name: str) -> str:
@@ -111,8 +75,8 @@ def _frame_color(name: str) -> str:
     return FLAME_COLORS[zlib.crc32(package.encode()) % len(FLAME_COLORS)]
 
 
-def _check_signs(df: pl.DataFrame, sid: int) -> None:
-    if not df.is_empty() and df["value"].to_numpy().min() < 0:
+def _check_signs(arrays: StackArrays, sid: int) -> None:
+    if arrays.values.size and arrays.values.min() < 0:
         raise PerflabError(
             f"source {sid} has negative values (a delta profile); a flame graph needs sizes >= 0. "
             "Compare the two profiles it was made from with diff_flame_graph instead")
@@ -137,11 +101,12 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
         return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
     total = _pprof_total(store, sid, idx)
-    df = stacks(store, sid, sample_type=idx)
-    _check_signs(df, sid)
+    arrays = stack_arrays(store, sid, idx)
+    _check_signs(arrays, sid)
     if total == 0:
         raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
-    tree = _path_tree(df, ["value"], pl.col("value"), min_share * total, max_depth, max_nodes - 1)
+    tree = path_tree([arrays], lambda v: v[:, 0].astype(np.float64), min_share * total, max_depth,
+                     max_nodes - 1).rename({"v0": "value", "self0": "self"})
     root = "root"
     ids = [root, *_paths(tree, root)]
     index = {n: i + 1 for i, n in enumerate(tree["id"].to_list())}
@@ -150,16 +115,54 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     values = [total, *tree["value"].to_list()]
     cats = ["", *[categorize_frame(n) or OTHER for n in names]]
     colors = ["#e0e0e0", *[_frame_color(n) for n in names]]
+    labels, texts = [root, *names], [root, *[short_name(n) for n in names]]
+    in_stacks = int(arrays.values[arrays.lens > 0].sum())
+    for parent, value in _folded(tree.filter(pl.col("depth") < max_depth), tree, in_stacks, min_share * total,
+                                 max_nodes - len(ids)):
+        parent_id = root if parent == 0 else ids[index[parent]]
+        ids.append(f"{parent_id};{FOLDED_ID}")
+        parents.append(parent_id)
+        labels.append(FOLDED_LABEL)
+        texts.append(FOLDED_LABEL)
+        values.append(value)
+        cats.append("")
+        colors.append(FOLDED_COLOR)
     custom = [[v / total, fmt.scaled(v, unit), c] for v, c in zip(values, cats, strict=True)]
     fig = go.Figure(go.Icicle(
-        ids=ids, labels=[root, *names], parents=parents, values=values, branchvalues="total",
-        marker={"colors": colors}, customdata=custom, tiling={"orientation": "v"}, sort=False,
-        hovertemplate="%{label}<br>%{customdata[1]} (%{customdata[0]:.2%} of total)"
-                      "<br>%{customdata[2]}<extra></extra>",
+        ids=ids, labels=labels, text=texts, textinfo="text", parents=parents, values=values,
+        branchvalues="total", marker={"colors": colors}, customdata=custom, tiling={"orientation": "v"},
+        sort=False, hovertemplate="%{label}<br>%{customdata[1]} (%{customdata[0]:.2%} of total)"
+                                  "<br>%{customdata[2]}<extra></extra>",
     ))
-    folded = f"; paths under {min_share:.2%} folded into their callers" if min_share else ""
+    folded = f"; paths under {min_share:.2%} folded into '{FOLDED_LABEL}'" if min_share else ""
     return finish(fig, f"Flame graph of source {sid}: {stype}, {fmt.scaled(total, unit)} total{folded}",
-                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+                  margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
+
+
+def short_name(name: str) -> str:
+    """What a box shows of a frame: the name after its last '/' (``pkg.(*T).Method``,
+    ``encoder.py:205(iterencode)``); the hover keeps the full name."""
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _folded(parents: pl.DataFrame, tree: pl.DataFrame, in_stacks: int, min_value: float,
+            budget: int) -> list[tuple[int, int]]:
+    """(parent id, value) for each of ``parents`` (and the root) whose folded children (thin,
+    or cut by the node cap) add up to ``min_value`` or more, largest first, at most
+    ``budget``: a node's value less its self value and its drawn children in ``tree``."""
+    if budget <= 0:
+        return []
+    kids = tree.group_by("parent").agg(pl.col("value").sum().cast(pl.Int64).alias("kids")).rename({"parent": "id"})
+    nodes = pl.concat([
+        pl.DataFrame({"id": [0], "value": [in_stacks], "self": [0]}, schema={"id": pl.Int64, "value": pl.Int64,
+                                                                            "self": pl.Int64}),
+        parents.select("id", "value", "self"),
+    ])
+    other = (nodes.join(kids, on="id", how="left").with_columns(pl.col("kids").fill_null(0))
+             .select("id", (pl.col("value") - pl.col("self") - pl.col("kids")).alias("other"))
+             .filter((pl.col("other") > 0) & (pl.col("other") >= min_value))
+             .sort(["other", "id"], descending=[True, False]).head(budget).sort("id"))
+    return list(other.iter_rows())
 
 
 def _cprofile_functions(store: Store, sid: int, sample_type: str | int | None) -> tuple[float, pl.DataFrame]:
@@ -201,14 +204,16 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
                      max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
                      max_nodes: int = MAX_NODES) -> go.Figure:
     """A differential flame graph: the union of both profiles' call paths, each node
-    coloured by its change in share of its profile's total (B − A, in percentage points;
-    red grew, blue shrank, white unchanged) and sized by the larger of its two shares, so
-    a path that vanished in B stays visible. Shares (not raw values) make profiles of
-    different lengths or sample counts comparable. The hover shows A, B and the change.
+    coloured by its absolute change B − A in the sample type's unit per second of profile
+    (perflab.analysis.profile_diff: CPU seconds per second, or whole-profile totals when a
+    side records no duration; red grew, blue shrank, white unchanged), as pprof's
+    -diff_base reads: a path that became 4× cheaper is deep blue even when its share of a
+    smaller total barely moved. Each node is sized by the larger of its two values, so a
+    path that vanished in B stays visible. The hover shows A, B, the change and the shares.
 
-    A node's own size is the larger of its two self shares; a node below ``min_share`` in
-    both profiles is folded into its parent. cProfile sources give one level (functions by
-    self time), as in :func:`flame_graph`.
+    A node's own size is the larger of its two self values; a node below ``min_share`` of
+    its profile's total in both profiles is folded into its parent. cProfile sources give
+    one level (functions by self time), as in :func:`flame_graph`.
     """
     if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
         raise PerflabError("diff_flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
@@ -220,12 +225,8 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
         total_a, fa = _cprofile_functions(store, sid_a, sample_type)
         total_b, fb = _cprofile_functions(store, sid_b, sample_type)
         unit, stype = "seconds", "cpu"
-        df = pl.concat([
-            fa.select(pl.concat_list("name").alias("frames"), pl.col("value").cast(pl.Float64).alias("va"),
-                      pl.lit(0.0).alias("vb")),
-            fb.select(pl.concat_list("name").alias("frames"), pl.lit(0.0).alias("va"),
-                      pl.col("value").cast(pl.Float64).alias("vb")),
-        ])
+        sa = one_level(dict(zip(fa["name"].to_list(), fa["value"].to_list(), strict=True)))
+        sb = one_level(dict(zip(fb["name"].to_list(), fb["value"].to_list(), strict=True)))
         max_depth = 1
     else:
         idx_a, stype, unit = resolve_sample_type(store, sid_a, sample_type)
@@ -234,30 +235,25 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
             raise PerflabError(f"source {sid_a} shows {stype} ({unit}) and source {sid_b} {stype_b} ({unit_b}); "
                                "pass sample_type to compare the same thing")
         total_a, total_b = _pprof_total(store, sid_a, idx_a), _pprof_total(store, sid_b, idx_b)
-        sa, sb = stacks(store, sid_a, sample_type=idx_a), stacks(store, sid_b, sample_type=idx_b)
+        sa, sb = stack_arrays(store, sid_a, idx_a), stack_arrays(store, sid_b, idx_b)
         _check_signs(sa, sid_a)
         _check_signs(sb, sid_b)
-        df = pl.concat([
-            sa.select("frames", pl.col("value").cast(pl.Float64).alias("va"), pl.lit(0.0).alias("vb")),
-            sb.select("frames", pl.lit(0.0).alias("va"), pl.col("value").cast(pl.Float64).alias("vb")),
-        ])
     for sid, total in ((sid_a, total_a), (sid_b, total_b)):
         if total <= 0:
             raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
-    share_a = pl.col("va") / total_a
-    share_b = pl.col("vb") / total_b
-    tree = _path_tree(df, ["va", "vb"], pl.max_horizontal(share_a, share_b), min_share, max_depth, max_nodes - 1)
-    # Remainder sizes: a node's own part is the larger of its two self shares, so the
+    tree = path_tree([sa, sb], lambda v: np.maximum(v[:, 0] / total_a, v[:, 1] / total_b), min_share,
+                     max_depth, max_nodes - 1).rename({"v0": "va", "v1": "vb"}).with_columns(
+        pl.col("va").cast(pl.Float64), pl.col("vb").cast(pl.Float64))
+    basis = diff_basis(store, sid_a, sid_b, None if kind_a == CPROFILE else sample_type)
+    # Remainder sizes: a node's own part is the larger of its two self values, so the
     # drawn size of a node (own part + children) is never less than what it holds.
-    children = tree.group_by("parent").agg(pl.col("va").sum().alias("ca"), pl.col("vb").sum().alias("cb"))
+    tree = tree.with_columns((pl.col("va") * basis.scale_a).alias("na"), (pl.col("vb") * basis.scale_b).alias("nb"))
+    children = tree.group_by("parent").agg(pl.col("na").sum().alias("ca"), pl.col("nb").sum().alias("cb"))
     tree = tree.join(children.rename({"parent": "id"}), on="id", how="left").with_columns(
         pl.col("ca").fill_null(0.0), pl.col("cb").fill_null(0.0)).sort("id")
-    root_a, root_b = float(df["va"].sum()), float(df["vb"].sum())
-    top_a = float(tree.filter(pl.col("parent") == 0)["va"].sum())
-    top_b = float(tree.filter(pl.col("parent") == 0)["vb"].sum())
-
-    def own(a: float, b: float, ca: float, cb: float) -> float:
-        return max((a - ca) / total_a, (b - cb) / total_b, 0.0)
+    root_a, root_b = float(sa.values.sum()), float(sb.values.sum())
+    top_a = float(tree.filter(pl.col("parent") == 0)["na"].sum())
+    top_b = float(tree.filter(pl.col("parent") == 0)["nb"].sum())
 
     root = "root"
     ids = [root, *_paths(tree, root)]
@@ -265,24 +261,30 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
     parents = [""] + [root if p == 0 else ids[index[p]] for p in tree["parent"].to_list()]
     names = tree["name"].to_list()
     va, vb = [root_a, *tree["va"].to_list()], [root_b, *tree["vb"].to_list()]
-    sizes = [own(root_a, root_b, top_a, top_b),
-             *[own(a, b, ca, cb) for a, b, ca, cb in zip(tree["va"].to_list(), tree["vb"].to_list(),
-                                                        tree["ca"].to_list(), tree["cb"].to_list(), strict=True)]]
-    a_share = [a / total_a for a in va]
-    b_share = [b / total_b for b in vb]
-    delta = [b - a for a, b in zip(a_share, b_share, strict=True)]
+    na = [root_a * basis.scale_a, *tree["na"].to_list()]
+    nb = [root_b * basis.scale_b, *tree["nb"].to_list()]
+    own_a = [na[0] - top_a, *(tree["na"] - tree["ca"]).to_list()]
+    own_b = [nb[0] - top_b, *(tree["nb"] - tree["cb"]).to_list()]
+    sizes = [max(a, b, 0.0) for a, b in zip(own_a, own_b, strict=True)]
+    delta = [b - a for a, b in zip(na, nb, strict=True)]
     bound = max((abs(d) for d in delta), default=0.0) or 1e-9
-    custom = [[a, b, d, fmt.scaled(x, unit), fmt.scaled(y, unit)]
-              for a, b, d, x, y in zip(a_share, b_share, delta, va, vb, strict=True)]
+    per = fmt.PER_SUFFIXES.get(basis.per, "")
+    custom = [[fmt.per_basis(x, basis.unit, basis.per), fmt.per_basis(y, basis.unit, basis.per),
+               fmt.per_basis(d, basis.unit, basis.per, signed=True), a / total_a, b / total_b,
+               b / total_b - a / total_a]
+              for x, y, d, a, b in zip(na, nb, delta, va, vb, strict=True)]
     fig = go.Figure(go.Icicle(
-        ids=ids, labels=[root, *names], parents=parents, values=sizes, branchvalues="remainder",
+        ids=ids, labels=[root, *names], text=[root, *[short_name(n) for n in names]], textinfo="text",
+        parents=parents, values=sizes, branchvalues="remainder",
         marker={"colors": delta, "colorscale": "RdBu_r", "cmid": 0.0, "cmin": -bound, "cmax": bound,
-                "colorbar": {"title": {"text": "B − A<br>(share of total)"}, "tickformat": "+.1%"}},
+                "colorbar": {"title": {"text": f"B − A<br>({basis.unit}{per})"},
+                             "tickformat": "+.3~s"}},
         customdata=custom, tiling={"orientation": "v"}, sort=False,
-        hovertemplate="%{label}<br>A: %{customdata[3]} (%{customdata[0]:.2%})"
-                      "<br>B: %{customdata[4]} (%{customdata[1]:.2%})"
-                      "<br>change: %{customdata[2]:+.2%} of total<extra></extra>",
+        hovertemplate="%{label}<br>A: %{customdata[0]} (%{customdata[3]:.2%} of A)"
+                      "<br>B: %{customdata[1]} (%{customdata[4]:.2%} of B)"
+                      "<br>change: %{customdata[2]} (share %{customdata[5]:+.2%})<extra></extra>",
     ))
+    note = f"; {basis.note}" if basis.note else ""
     return finish(fig, f"What changed from source {sid_a} (A) to source {sid_b} (B): {stype}, "
-                        "share of each profile's total (red grew, blue shrank)",
-                   margin={"t": 60, "l": 10, "r": 10, "b": 10})
+                        f"{basis.label} (red grew, blue shrank){note}",
+                   margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
