@@ -11,7 +11,8 @@ sources the numbers equal ``go tool pprof -top``'s exactly (fixtures/pprof/READM
 * flat  = the signed sum of the values of the samples whose leaf frame is the function;
 * cum   = the signed sum of the values of the samples whose stack holds the function;
 * frames are the Line entries of each location (inlined calls expanded), nodes are
-  keyed by function name, and a node whose flat and cum are both 0 is not listed.
+  keyed by function name, and a node whose flat and cum are both 0 is not listed;
+* which rows :func:`top` keeps and their order are pprof's too (perflab.analysis.pprof_view).
 
 Collapsed stacks and speedscope files are stored in the same tables
 (perflab.ingest._stacks) and read by the same code: every kind of
@@ -28,42 +29,11 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
-
-# One aggregation for flat and cum: per stack first (stacks are shared by many samples),
-# then per node. list_distinct makes a recursive function count once per sample in cum;
-# it is slow, so only the stacks flagged recursive at ingest go through it.
-_NODE_TOTALS_SQL = """
-WITH per_stack AS (
-    SELECT stack_id, sum(value[$idx]) AS v
-    FROM pprof_samples WHERE source_id = $sid
-    GROUP BY stack_id
-),
-st AS (
-    SELECT s.node_ids, s.recursive, p.v
-    FROM pprof_stacks s JOIN per_stack p USING (stack_id)
-    WHERE s.source_id = $sid AND p.v <> 0
-),
-flat AS (
-    SELECT node_ids[1] AS node_id, sum(v) AS flat FROM st WHERE len(node_ids) > 0 GROUP BY 1
-),
-cum AS (
-    SELECT node_id, sum(v) AS cum
-    FROM (
-        SELECT unnest(CASE WHEN recursive THEN list_distinct(node_ids) ELSE node_ids END) AS node_id, v
-        FROM st
-    )
-    GROUP BY 1
-)
-SELECT n.name, coalesce(f.flat, 0) AS flat, c.cum
-FROM cum c
-LEFT JOIN flat f USING (node_id)
-JOIN pprof_nodes n ON n.source_id = $sid AND n.node_id = c.node_id
-WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
-"""
 
 
 def _source_format(store: Store, ref: str | int | os.PathLike[str]) -> tuple[int, str]:
@@ -95,6 +65,11 @@ def profile_info(store: Store, source_id: int) -> dict[str, Any]:
     df = store.sql("SELECT * FROM pprof_profiles WHERE source_id = ?", [sid])
     info = df.drop("source_id").to_dicts()[0]
     info["sample_types"] = sample_types(store, sid)
+    # The file's first mapping (the main binary for Go), which pprof's header names.
+    first = store.con.execute(
+        "SELECT filename, build_id FROM pprof_mappings WHERE source_id = ? LIMIT 1", [sid]
+    ).fetchall()
+    info["main_mapping"] = {"filename": first[0][0], "build_id": first[0][1]} if first else None
     return info
 
 
@@ -131,17 +106,6 @@ def resolve_sample_type(store: Store, source_id: int, sample_type: str | int | N
     return idx, types[idx]["type"], types[idx]["unit"]
 
 
-def _pprof_nodes(store: Store, sid: int, idx: int) -> tuple[int, list[tuple[str, int, int]]]:
-    total_row = store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
-        {"idx": idx + 1, "sid": sid},
-    ).fetchall()
-    rows = store.con.execute(_NODE_TOTALS_SQL, {"idx": idx + 1, "sid": sid}).fetchall()
-    out = [(name, int(flat), int(cum)) for name, flat, cum in rows]
-    out.sort(key=lambda r: (-r[1], -r[2], r[0]))
-    return int(total_row[0][0]), out
-
-
 def _pct(value: float, total: float) -> float:
     return 100.0 * value / total if total else 0.0
 
@@ -151,34 +115,61 @@ def top(
     ref: str | int | os.PathLike[str],
     sample_type: str | int | None = None,
     limit: int | None = None,
+    *,
+    nodecount: int | None = None,
+    nodefraction: float | None = None,
+    edgefraction: float | None = None,
+    cum: bool = False,
+    mean: bool = False,
 ) -> dict[str, Any]:
-    """Flat and cum per function, like ``go tool pprof -top`` (or pstats for cProfile).
+    """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
-    Returns {"source_id", "format", "sample_type", "unit", "total", "rows": [{"name",
-    "flat", "cum", "flat_pct", "cum_pct"}]} with rows sorted by flat, then cum
-    (both descending), then name; ``limit`` None or 0 keeps every row. pprof values
-    are exact ints in the sample type's own unit; cProfile's are seconds and its rows
-    also carry calls and primitive_calls.
+    Returns {"source_id", "format", "sample_type", "unit", "mean", "total", "rows":
+    [{"name", "flat", "cum", "flat_pct", "cum_pct", "inline"}], "dropped_nodes",
+    "node_cutoff", "nodes_before_nodecount"}. Rows are pprof's: nodes whose |cum| is
+    under ``nodefraction`` (pprof's default 0.005) of the total are dropped, the rest
+    sorted by |flat| descending then name (``cum``: by |cum| then name), and the first
+    ``nodecount`` kept (``limit`` is its older name; None or 0 keeps every row).
+    ``edgefraction`` (pprof's 0.001) only decides the rows' "inline" labels.
+    pprof values are exact ints in the sample type's unit (``mean``: divided by the
+    first sample type, as pprof's -mean); cProfile's are seconds and its rows also carry
+    calls and primitive_calls (no nodefraction, no mean: pstats has no samples).
     """
+    count = nodecount if nodecount is not None else (limit or 0)
+    if count < 0:
+        raise PerflabError("nodecount must be 0 (all) or more")
     sid, kind = _source_format(store, ref)
     if kind == CPROFILE:
+        if mean or nodefraction or edgefraction:
+            raise PerflabError(
+                f"source {sid} is a cProfile dump: --mean, --nodefraction and --edgefraction apply to pprof only"
+            )
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
+        if cum:
+            rows.sort(key=lambda r: (-abs(r["cum"]), r["name"], -abs(r["flat"])))
+        extra: dict[str, Any] = {"dropped_nodes": 0, "node_cutoff": 0, "nodes_before_nodecount": len(rows)}
+        if count:
+            rows = rows[:count]
     else:
         idx, stype, unit = resolve_sample_type(store, sid, sample_type)
-        total, nodes = _pprof_nodes(store, sid, idx)
-        rows = [
-            {"name": n, "flat": f, "cum": c, "flat_pct": _pct(f, total), "cum_pct": _pct(c, total)}
-            for n, f, c in nodes
-        ]
-    if limit:
-        rows = rows[:limit]
+        query = TopQuery(nodecount=count, cum=cum, mean=mean,
+                         nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
+                         edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
+        if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
+            raise PerflabError("nodefraction and edgefraction must be between 0 and 1")
+        result = pprof_top(store, sid, idx, query)
+        total = result.pop("total")
+        rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
+        extra = result
     return {
         "source_id": sid,
         "format": kind,
         "sample_type": stype,
         "unit": unit,
+        "mean": mean,
         "total": total,
         "rows": rows,
+        **extra,
     }
 
 
@@ -208,8 +199,8 @@ def top_frame(
     store: Store, ref: str | int | os.PathLike[str], sample_type: str | int | None = None
 ) -> pl.DataFrame:
     """The rows of :func:`top` (all of them) as a DataFrame, for notebooks."""
-    result = top(store, ref, sample_type=sample_type)
-    rows = result["rows"]
+    result = top(store, ref, sample_type=sample_type, nodefraction=0)
+    rows = [{k: v for k, v in r.items() if k != "inline"} for r in result["rows"]]
     if result["format"] == PPROF:
         schema: dict[str, Any] = {"name": pl.String, "flat": pl.Int64, "cum": pl.Int64,
                                   "flat_pct": pl.Float64, "cum_pct": pl.Float64}

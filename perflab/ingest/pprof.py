@@ -245,7 +245,7 @@ class _Loader:
             i = int(missing[0])
             self.fail(f"location {int(ids[i])} refers to mapping {int(mapping_ids[i])}, which does not exist")
         objfiles = [
-            _go_base(mappings["filenames"][j]) if j >= 0 and mappings["filenames"][j] else ""
+            go_base(mappings["filenames"][j]) if j >= 0 and mappings["filenames"][j] else ""
             for j in map_pos.tolist()
         ]
 
@@ -427,7 +427,7 @@ def _node(nodes: dict[str, int], function_name: str, objfile: str) -> int:
     return node
 
 
-def _go_base(path: str) -> str:
+def go_base(path: str) -> str:
     """Go's filepath.Base on Unix, which pprof uses for the [mapping] node names."""
     trimmed = path.rstrip("/")
     if not trimmed:

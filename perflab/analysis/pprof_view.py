@@ -1,0 +1,193 @@
+"""`go tool pprof -top` over the stored pprof tables: which rows, in which order, with
+which labels, computed in bulk by DuckDB.
+
+pprof builds a graph of nodes and caller->callee edges from the samples, then
+(report.newTrimmedGraph):
+
+1. drops every node whose |cum| is below ``nodefraction`` x the sum of all flats
+   (the cut is truncated to an integer; the header says ``Dropped N nodes (cum <= X)``
+   with X taken from the report's total instead);
+2. sorts the rest, by |flat| descending, then printable name, then |cum| (``-cum``:
+   |cum|, name, |flat|), and keeps the first ``nodecount``;
+3. rebuilds the graph from the kept nodes only. A kept node's flat and cum do not
+   change, but its in-edges now come from the nearest *kept* caller, and a node
+   is labelled ``(inline)`` when some caller reaches it only through inlined
+   frames, ``(partial-inline)`` when another caller reaches it through a real call;
+   only edges whose |weight| reaches ``edgefraction`` x the flats' sum count.
+
+Values are raw sums for the sort and the cuts; with ``mean`` each shown value is
+divided (Go's truncating integer division) by the matching sum of the profile's
+first sample type, as pprof's -mean does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from perflab.store import Store
+
+# flat and cum per node in one aggregation: per stack first (stacks are shared by many
+# samples), then per node. list_distinct makes a recursive function count once per
+# sample in cum; it is slow, so only the stacks flagged recursive at ingest go through it.
+# $div is the value that -mean divides by (the first sample type), 0 without -mean.
+_NODE_TOTALS_SQL = """
+WITH per_stack AS (
+    SELECT stack_id, sum(value[$idx]) AS v,
+           sum(CASE WHEN $mean THEN value[1] ELSE 0 END) AS d
+    FROM pprof_samples WHERE source_id = $sid
+    GROUP BY stack_id
+),
+st AS (
+    SELECT s.node_ids, s.recursive, p.v, p.d
+    FROM pprof_stacks s JOIN per_stack p USING (stack_id)
+    WHERE s.source_id = $sid AND (p.v <> 0 OR p.d <> 0)
+),
+flat AS (
+    SELECT node_ids[1] AS node_id, sum(v) AS flat, sum(d) AS flat_div
+    FROM st WHERE len(node_ids) > 0 GROUP BY 1
+),
+cum AS (
+    SELECT node_id, sum(v) AS cum, sum(d) AS cum_div
+    FROM (
+        SELECT unnest(CASE WHEN recursive THEN list_distinct(node_ids) ELSE node_ids END) AS node_id, v, d
+        FROM st
+    )
+    GROUP BY 1
+)
+SELECT c.node_id, n.name, coalesce(f.flat, 0) AS flat, c.cum,
+       coalesce(f.flat_div, 0) AS flat_div, c.cum_div
+FROM cum c
+LEFT JOIN flat f USING (node_id)
+JOIN pprof_nodes n ON n.source_id = $sid AND n.node_id = c.node_id
+WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
+"""
+
+_TOTAL_SQL = """
+SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0)
+FROM pprof_samples WHERE source_id = $sid
+"""
+
+# The inline labels of the kept nodes ($kept): the frames of every stack that has a
+# sample pprof reads (value, or -mean's divisor, not 0), walked root to leaf over kept
+# nodes only. A frame is an inlined call when it is not the last Line of its location.
+# An edge (caller, callee) counts once per stack, with the flag of its first (rootmost)
+# occurrence, and is inline only if every stack reaches it inlined; edges whose |weight|
+# is under the edgefraction cut are dropped before the labels are read, as pprof does.
+_INLINE_SQL = """
+WITH live AS (
+    SELECT stack_id, sum(value[$idx]) AS v FROM pprof_samples
+    WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0))
+    GROUP BY stack_id
+),
+loc AS (
+    SELECT lo.location_id, greatest(count(li.line_idx), 1) AS n
+    FROM pprof_locations lo
+    LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
+    WHERE lo.source_id = $sid
+    GROUP BY lo.location_id
+),
+st AS (
+    SELECT s.stack_id, s.node_ids, s.location_ids, live.v
+    FROM pprof_stacks s JOIN live USING (stack_id)
+    WHERE s.source_id = $sid
+),
+flags AS (
+    SELECT stack_id, flatten(list([i < n - 1 FOR i IN range(n)] ORDER BY p)) AS inl
+    FROM (
+        SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS p
+        FROM st
+    ) JOIN loc USING (location_id)
+    GROUP BY stack_id
+),
+frames AS (
+    SELECT stack_id, v, unnest(node_ids) AS node_id, unnest(inl) AS inl, generate_subscripts(node_ids, 1) AS pos
+    FROM st JOIN flags USING (stack_id)
+),
+kept AS (
+    SELECT stack_id, v, node_id, inl, pos,
+           lag(node_id) OVER (PARTITION BY stack_id ORDER BY pos DESC) AS caller
+    FROM frames WHERE node_id IN (SELECT unnest($kept::INTEGER[]))
+),
+per_stack AS (
+    SELECT node_id, caller, arg_max(inl, pos) AS inl, any_value(v) AS v
+    FROM kept WHERE caller IS NOT NULL AND caller <> node_id
+    GROUP BY stack_id, node_id, caller
+),
+edges AS (
+    SELECT node_id, caller, bool_and(inl) AS inl FROM per_stack
+    GROUP BY node_id, caller HAVING abs(sum(v)) >= $edge_cutoff
+)
+SELECT node_id, bool_or(inl), bool_or(NOT inl) FROM edges GROUP BY node_id
+"""
+
+DEFAULT_NODEFRACTION = 0.005
+DEFAULT_EDGEFRACTION = 0.001
+
+
+@dataclass(frozen=True)
+class TopQuery:
+    """The options of `go tool pprof -top` that perflab honours (pprof's defaults)."""
+
+    nodecount: int = 0  # 0: every row left after the nodefraction cut
+    nodefraction: float = DEFAULT_NODEFRACTION
+    edgefraction: float = DEFAULT_EDGEFRACTION
+    cum: bool = False
+    mean: bool = False
+
+
+def go_div(a: int, b: int) -> int:
+    """Go's integer division: truncated toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _value(raw: int, div: int, mean: bool) -> int:
+    return go_div(raw, div) if mean and div else raw
+
+
+def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
+    """The rows of `go tool pprof -top` for sample type ``idx`` of source ``sid``.
+
+    Returns {"total", "rows": [{"name", "flat", "cum", "inline"}], "dropped_nodes",
+    "node_cutoff", "nodes_before_nodecount"}; "inline" is "", "inline" or "partial-inline".
+    """
+    params = {"idx": idx + 1, "sid": sid, "mean": q.mean}
+    raw_total, total_div = store.con.execute(_TOTAL_SQL, params).fetchall()[0]
+    total = _value(int(raw_total), int(total_div), q.mean)
+    nodes = [
+        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv))
+        for nid, name, flat, cum, fdiv, cdiv in store.con.execute(_NODE_TOTALS_SQL, params).fetchall()
+    ]
+    # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
+    flat_sum = float(sum(n[2] for n in nodes))
+    cutoff = abs(int(flat_sum * q.nodefraction))
+    edge_cutoff = abs(int(flat_sum * q.edgefraction))
+    kept = [n for n in nodes if abs(n[3]) >= cutoff] if cutoff > 0 else nodes
+    dropped = len(nodes) - len(kept)
+    if q.cum:
+        kept.sort(key=lambda n: (-abs(n[3]), n[1], -abs(n[2])))
+    else:
+        kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3])))
+    shown = kept[: q.nodecount] if q.nodecount > 0 else kept
+    inline = _inline_labels(store, {**params, "edge_cutoff": edge_cutoff}, [n[0] for n in shown]) if shown else {}
+    rows = [
+        {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
+         "inline": inline.get(nid, "")}
+        for nid, name, flat, cum, fdiv, cdiv in shown
+    ]
+    return {
+        "total": total,
+        "rows": rows,
+        "dropped_nodes": dropped,
+        "node_cutoff": abs(int(float(total) * q.nodefraction)),
+        "nodes_before_nodecount": len(kept),
+    }
+
+
+def _inline_labels(store: Store, params: dict[str, Any], kept: list[int]) -> dict[int, str]:
+    out = {}
+    for nid, inline, real in store.con.execute(_INLINE_SQL, {**params, "kept": kept}).fetchall():
+        if inline:
+            out[int(nid)] = "partial-inline" if real else "inline"
+    return out
