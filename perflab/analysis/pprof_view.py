@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from perflab.analysis.pprof_frames import FrameFilters, build
 from perflab.store import Store
 
 # flat and cum per node in one aggregation: per stack first (stacks are shared by many
@@ -40,8 +41,8 @@ WITH per_stack AS (
 ),
 st AS (
     SELECT s.node_ids, s.recursive, p.v, p.d
-    FROM pprof_stacks s JOIN per_stack p USING (stack_id)
-    WHERE s.source_id = $sid AND (p.v <> 0 OR p.d <> 0)
+    FROM {stacks} s JOIN per_stack p USING (stack_id)
+    WHERE p.v <> 0 OR p.d <> 0
 ),
 flat AS (
     SELECT node_ids[1] AS node_id, sum(v) AS flat, sum(d) AS flat_div
@@ -59,7 +60,7 @@ SELECT c.node_id, n.name, coalesce(f.flat, 0) AS flat, c.cum,
        coalesce(f.flat_div, 0) AS flat_div, c.cum_div
 FROM cum c
 LEFT JOIN flat f USING (node_id)
-JOIN pprof_nodes n ON n.source_id = $sid AND n.node_id = c.node_id
+JOIN {nodes} n ON n.node_id = c.node_id
 WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
 """
 
@@ -70,7 +71,7 @@ FROM pprof_samples WHERE source_id = $sid
 
 # The inline labels of the kept nodes ($kept): the frames of every stack that has a
 # sample pprof reads (value, or -mean's divisor, not 0), walked root to leaf over kept
-# nodes only. A frame is an inlined call when it is not the last Line of its location.
+# nodes only ({stacks} has node_ids and their inline flags).
 # An edge (caller, callee) counts once per stack, with the flag of its first (rootmost)
 # occurrence, and is inline only if every stack reaches it inlined; edges whose |weight|
 # is under the edgefraction cut are dropped before the labels are read, as pprof does.
@@ -80,29 +81,9 @@ WITH live AS (
     WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0))
     GROUP BY stack_id
 ),
-loc AS (
-    SELECT lo.location_id, greatest(count(li.line_idx), 1) AS n
-    FROM pprof_locations lo
-    LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
-    WHERE lo.source_id = $sid
-    GROUP BY lo.location_id
-),
-st AS (
-    SELECT s.stack_id, s.node_ids, s.location_ids, live.v
-    FROM pprof_stacks s JOIN live USING (stack_id)
-    WHERE s.source_id = $sid
-),
-flags AS (
-    SELECT stack_id, flatten(list([i < n - 1 FOR i IN range(n)] ORDER BY p)) AS inl
-    FROM (
-        SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS p
-        FROM st
-    ) JOIN loc USING (location_id)
-    GROUP BY stack_id
-),
 frames AS (
     SELECT stack_id, v, unnest(node_ids) AS node_id, unnest(inl) AS inl, generate_subscripts(node_ids, 1) AS pos
-    FROM st JOIN flags USING (stack_id)
+    FROM {stacks} JOIN live USING (stack_id)
 ),
 kept AS (
     SELECT stack_id, v, node_id, inl, pos,
@@ -121,6 +102,30 @@ edges AS (
 SELECT node_id, bool_or(inl), bool_or(NOT inl) FROM edges GROUP BY node_id
 """
 
+# The stored stacks with the inline flag of each frame: a frame is an inlined call when
+# it is not the last Line of its location.
+_STORED_STACKS_SQL = """(
+    WITH loc AS (
+        SELECT lo.location_id, greatest(count(li.line_idx), 1) AS n
+        FROM pprof_locations lo
+        LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
+        WHERE lo.source_id = $sid
+        GROUP BY lo.location_id
+    ),
+    flags AS (
+        SELECT stack_id, flatten(list([i < n - 1 FOR i IN range(n)] ORDER BY p)) AS inl
+        FROM (
+            SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS p
+            FROM pprof_stacks WHERE source_id = $sid
+        ) JOIN loc USING (location_id)
+        GROUP BY stack_id
+    )
+    SELECT s.stack_id, s.node_ids, f.inl FROM pprof_stacks s JOIN flags f USING (stack_id)
+    WHERE s.source_id = $sid
+)"""
+_STORED_STACKS = "(SELECT stack_id, node_ids, recursive FROM pprof_stacks WHERE source_id = $sid)"
+_STORED_NODES = "(SELECT node_id, name FROM pprof_nodes WHERE source_id = $sid)"
+
 DEFAULT_NODEFRACTION = 0.005
 DEFAULT_EDGEFRACTION = 0.001
 
@@ -134,6 +139,7 @@ class TopQuery:
     edgefraction: float = DEFAULT_EDGEFRACTION
     cum: bool = False
     mean: bool = False
+    filters: FrameFilters = FrameFilters()
 
 
 def go_div(a: int, b: int) -> int:
@@ -152,12 +158,31 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
     Returns {"total", "rows": [{"name", "flat", "cum", "inline"}], "dropped_nodes",
     "node_cutoff", "nodes_before_nodecount"}; "inline" is "", "inline" or "partial-inline".
     """
+    drop, keep = store.con.execute(
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
+    ).fetchall()[0]
+    frames = build(store, sid, q.filters, drop, keep)
+    try:
+        if frames is None:
+            tables = {"stacks": _STORED_STACKS, "nodes": _STORED_NODES, "inline_stacks": _STORED_STACKS_SQL}
+        else:
+            st, nodes = frames.finish_tables()
+            tables = {"stacks": st, "nodes": nodes, "inline_stacks": st}
+        return _top(store, sid, idx, q, tables)
+    finally:
+        if frames is not None:
+            frames.drop()
+
+
+def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
     params = {"idx": idx + 1, "sid": sid, "mean": q.mean}
+    # The total is the whole profile's, before any filter, as pprof's report takes it.
     raw_total, total_div = store.con.execute(_TOTAL_SQL, params).fetchall()[0]
     total = _value(int(raw_total), int(total_div), q.mean)
+    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"])
     nodes = [
         (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv))
-        for nid, name, flat, cum, fdiv, cdiv in store.con.execute(_NODE_TOTALS_SQL, params).fetchall()
+        for nid, name, flat, cum, fdiv, cdiv in store.con.execute(sql, params).fetchall()
     ]
     # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
     flat_sum = float(sum(n[2] for n in nodes))
@@ -170,7 +195,10 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
     else:
         kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3])))
     shown = kept[: q.nodecount] if q.nodecount > 0 else kept
-    inline = _inline_labels(store, {**params, "edge_cutoff": edge_cutoff}, [n[0] for n in shown]) if shown else {}
+    inline = {}
+    if shown:
+        inline_sql = _INLINE_SQL.format(stacks=tables["inline_stacks"])
+        inline = _inline_labels(store, inline_sql, {**params, "edge_cutoff": edge_cutoff}, [n[0] for n in shown])
     rows = [
         {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
          "inline": inline.get(nid, "")}
@@ -185,9 +213,9 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
     }
 
 
-def _inline_labels(store: Store, params: dict[str, Any], kept: list[int]) -> dict[int, str]:
+def _inline_labels(store: Store, sql: str, params: dict[str, Any], kept: list[int]) -> dict[int, str]:
     out = {}
-    for nid, inline, real in store.con.execute(_INLINE_SQL, {**params, "kept": kept}).fetchall():
+    for nid, inline, real in store.con.execute(sql, {**params, "kept": kept}).fetchall():
         if inline:
             out[int(nid)] = "partial-inline" if real else "inline"
     return out

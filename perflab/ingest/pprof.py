@@ -21,7 +21,8 @@ a location expands to its Line entries, line[0] (the innermost inlined call)
 first; a node is keyed by function name; a location without Lines, or a Line
 whose function has no name, is named ``[basename of the mapping file]``, or
 ``<unknown>`` when there is no mapping file. drop_frames/keep_frames are stored
-but not applied: pprof applies them only to the legacy formats it converts.
+as they are; readers apply them (perflab.analysis.pprof_frames), as pprof does on
+every profile it reads.
 
 Legacy pprof formats (gperftools binary CPU, text heapz/contentionz/threadz, Go
 text heap and count profiles) are recognised (perflab.ingest.pprof_detect) and refused

@@ -49,9 +49,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
-    assert len(profiles) == 9
+    assert len(profiles) == 10
     assert {_case(o)[0] for o in ORACLES} == profiles
-    assert len(ORACLES) == 31
+    assert len(ORACLES) == 34
 
 
 @pytest.mark.parametrize("oracle", ORACLES, ids=lambda p: p.name)
@@ -78,3 +78,16 @@ def test_json_keeps_exact_values_in_the_sample_unit(store: Store) -> None:
     assert sum(r["flat"] for r in result["rows"]) == 23420000000
     assert result["dropped_nodes"] == 612
     assert all(type(r["flat"]) is int and type(r["cum"]) is int for r in result["rows"])
+
+
+def test_drop_frames_prunes_as_pprof_does(store: Store) -> None:
+    # the same CPU profile, once with drop_frames = runtime\.mallocgc: pprof prunes the
+    # matching frames and every frame leafward of them (728 functions instead of 798)
+    plain = ingest_path(store, WILD / "mtg__default.pgo").source_id
+    dropped = ingest_path(store, WILD / "mtg__default.pgo.dropframes_mallocgc.pb.gz").source_id
+    assert profile_info(store, dropped)["drop_frames"] == "runtime\\.mallocgc"
+    rows = {r["name"]: r for r in top(store, plain, nodefraction=0)["rows"]}
+    pruned = {r["name"]: r for r in top(store, dropped, nodefraction=0)["rows"]}
+    assert (len(rows), len(pruned)) == (798, 728)
+    assert "runtime.mallocgc" in rows and "runtime.mallocgc" not in pruned
+    assert top(store, dropped)["total"] == top(store, plain)["total"]  # samples are cut, not dropped

@@ -1,0 +1,314 @@
+"""The stacks `go tool pprof` reports on, after it has rewritten the profile it read.
+
+pprof changes the profile before it builds a graph, in this order:
+
+1. ``drop_frames``/``keep_frames`` (the profile's own fields; every profile it fetches,
+   driver ``RemoveUninteresting``): a location whose outermost matching Line matches
+   ``drop_frames`` (and not ``keep_frames``), full match on the simplified function
+   name, keeps only the Lines outside it (or is dropped whole when that Line is the
+   physical frame); a sample loses such a location, and every frame leafward, when
+   some frame rootward of it is not one of them;
+2. ``focus``/``ignore`` (a sample is kept when some location matches focus and none
+   matches ignore), ``hide`` (Lines removed), ``show`` (only matching Lines kept); a
+   location left without Lines leaves its samples, a sample left empty is dropped;
+3. ``show_from``: each sample is cut rootward of its rootmost matching location,
+   and that location keeps its Lines up to the last matching one; samples without a
+   match are dropped;
+4. tag filters (per sample, perflab.analysis.pprof_tags);
+5. ``prune_from``: each sample is cut leafward of its leafmost matching location,
+   which keeps its Lines from the first matching one;
+6. the granularity: each remaining Line becomes a node named as pprof names it.
+
+Regexps are RE2's (DuckDB's), as Go's are; name filters match anywhere in a function
+name, its file name or (per location) its mapping's file, unless said otherwise above.
+
+Everything is computed by DuckDB on temporary tables: one row per (location, Line),
+one per (stack, location position); samples are rewritten as their distinct stacks are.
+The result is a pair of temporary tables shaped like pprof_stacks and pprof_nodes
+(plus each frame's inline flag) that perflab.analysis.pprof_view reads.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, fields
+from typing import Any
+
+import duckdb
+
+from perflab.errors import PerflabError
+from perflab.store import Store
+
+GRANULARITIES = ("functions", "filefunctions", "files", "lines", "addresses")
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class FrameFilters:
+    """pprof's frame options; None leaves a filter out."""
+
+    focus: str | None = None
+    ignore: str | None = None
+    hide: str | None = None
+    show: str | None = None
+    show_from: str | None = None
+    prune_from: str | None = None
+
+    def active(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    def legend(self) -> list[str]:
+        """pprof's "Active filters" lines, in its order (``name=regexp``)."""
+        return [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                if f.name != "prune_from" and getattr(self, f.name)]
+
+
+def simplified(col: str) -> str:
+    """SQL for pprof's simplifyFunc: one leading '.' cut, then everything from the first
+    '(' that does not open ``(anonymous namespace)`` or belong to ``operator()``."""
+    trimmed = f"(CASE WHEN starts_with({col}, '.') THEN substr({col}, 2) ELSE {col} END)"
+    masked = (f"replace(replace({trimmed}, 'operator()', 'operator__'), "
+              "'(anonymous namespace)', '_anonymous namespace_')")
+    return f"(CASE WHEN instr({masked}, '(') > 0 THEN left({trimmed}, instr({masked}, '(') - 1) ELSE {trimmed} END)"
+
+
+def check_regexp(store: Store, option: str, rx: str | None) -> None:
+    """One line for a regexp RE2 (so Go) refuses, as pprof refuses it."""
+    if rx is None:
+        return
+    try:
+        store.con.execute("SELECT regexp_matches('', $rx)", {"rx": rx}).fetchall()
+    except duckdb.Error as e:
+        raise PerflabError(f"--{option.replace('_', '-')}: not a valid regexp {rx!r}: "
+                           f"{str(e).splitlines()[0].split(': ', 1)[-1]}") from None
+
+
+def _valid(store: Store, rx: str) -> bool:
+    try:
+        store.con.execute("SELECT regexp_matches('', $rx)", {"rx": rx}).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+class Frames:
+    """Temporary tables {t}_l (Lines), {t}_loc (locations), {t}_s (stack rows) for one
+    source, rewritten step by step; :meth:`finish` leaves {t}_st and {t}_n."""
+
+    def __init__(self, store: Store, sid: int) -> None:
+        self.con = store.con
+        self.store = store
+        self.sid = sid
+        self.t = f"_perflab_frames_{next(_counter)}"
+        self.tables: list[str] = []
+        t = self.t
+        self._create(f"{t}_l", """
+            SELECT li.location_id, li.line_idx, li.function_id IS NOT NULL AS has_fn,
+                   coalesce(f.name, '') AS fn, coalesce(f.filename, '') AS file, li.line, li."column",
+                   TRUE AS keep
+            FROM pprof_lines li
+            LEFT JOIN pprof_functions f ON f.source_id = li.source_id AND f.function_id = li.function_id
+            WHERE li.source_id = $sid""")
+        self._create(f"{t}_loc", f"""
+            SELECT lo.location_id, lo.mapping_id IS NOT NULL AS has_map, coalesce(m.filename, '') AS mapfile,
+                   lo.address, (SELECT count(*) FROM {t}_l l WHERE l.location_id = lo.location_id) AS nlines,
+                   FALSE AS hidden
+            FROM pprof_locations lo
+            LEFT JOIN pprof_mappings m ON m.source_id = lo.source_id AND m.mapping_id = lo.mapping_id
+            WHERE lo.source_id = $sid""")
+        self._create(f"{t}_s", """
+            SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS pos
+            FROM pprof_stacks WHERE source_id = $sid""")
+
+    def _create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
+        if name not in self.tables:
+            self.tables.append(name)
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", {"sid": self.sid, **(params or {})})
+
+    def _run(self, sql: str, params: dict[str, Any]) -> None:
+        # DuckDB refuses a parameter the statement does not use.
+        self.con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+    def drop(self) -> None:
+        for name in self.tables:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    # -- 1. drop_frames / keep_frames ------------------------------------------------
+    def prune(self, drop: str, keep: str | None) -> None:
+        if not _valid(self.store, drop) or (keep is not None and not _valid(self.store, keep)):
+            return  # pprof ignores the error of RemoveUninteresting: nothing is pruned
+        t = self.t
+        name = simplified("fn")
+        self._create(f"{t}_p", f"""
+            SELECT location_id, max(line_idx) AS last,
+                   max(line_idx) FILTER (WHERE has_fn AND fn <> '' AND regexp_full_match({name}, $drop)
+                                         AND NOT coalesce(regexp_full_match({name}, $keep), FALSE)) AS cut
+            FROM {t}_l GROUP BY location_id""", {"drop": drop, "keep": keep})
+        self._run(f"""
+            UPDATE {t}_l SET keep = FALSE FROM {t}_p p
+            WHERE {t}_l.location_id = p.location_id AND p.cut < p.last AND {t}_l.line_idx <= p.cut""", {})
+        # The cut: the rootmost flagged location that has an unflagged one rootward of it.
+        self._create(f"{t}_s", f"""
+            WITH f AS (
+                SELECT s.stack_id, s.location_id, s.pos, p.cut IS NOT NULL AS beneath,
+                       coalesce(p.cut = p.last, FALSE) AS whole
+                FROM {t}_s s LEFT JOIN {t}_p p USING (location_id)
+            ),
+            top_user AS (SELECT stack_id, max(pos) FILTER (WHERE NOT beneath) AS u FROM f GROUP BY stack_id),
+            cut AS (
+                SELECT f.stack_id, max(f.pos) FILTER (WHERE f.beneath AND f.pos < t.u) AS c
+                FROM f JOIN top_user t USING (stack_id) GROUP BY f.stack_id
+            )
+            SELECT f.stack_id, f.location_id, f.pos FROM f JOIN cut USING (stack_id)
+            WHERE cut.c IS NULL OR f.pos > cut.c OR (f.pos = cut.c AND NOT f.whole)""")
+
+    # -- 2.-5. pprof's focus options ---------------------------------------------------
+    def _loc_matches(self, rx_param: str) -> str:
+        """SQL (per location, over its kept Lines ``l`` joined to ``lo``) for pprof's matchesName."""
+        return (f"(coalesce(bool_or(l.keep AND l.has_fn AND (regexp_matches(l.fn, ${rx_param}) "
+                f"OR regexp_matches(l.file, ${rx_param}))), FALSE) "
+                f"OR (any_value(lo.has_map) AND regexp_matches(any_value(lo.mapfile), ${rx_param})))")
+
+    def by_name(self, f: FrameFilters) -> None:
+        """pprof's FilterSamplesByName: focus, ignore, hide, show."""
+        if all(x is None for x in (f.focus, f.ignore, f.hide, f.show)):
+            return
+        t = self.t
+        params = {"focus": f.focus, "ignore": f.ignore, "hide": f.hide, "show": f.show}
+        cols = []
+        for name in params:
+            if params[name] is not None:
+                cols.append(f"{self._loc_matches(name)} AS {name}_m")
+                cols.append(f"(any_value(lo.has_map) AND regexp_matches(any_value(lo.mapfile), ${name})) AS {name}_map")
+            else:
+                cols.append(f"FALSE AS {name}_m")
+                cols.append(f"FALSE AS {name}_map")
+        used = {k: v for k, v in params.items() if v is not None}
+        self._create(f"{t}_m", f"""
+            SELECT lo.location_id, {", ".join(cols)}
+            FROM {t}_loc lo LEFT JOIN {t}_l l USING (location_id)
+            GROUP BY lo.location_id""", used)
+        if f.hide is not None:
+            self._run(f"""
+                UPDATE {t}_l SET keep = FALSE FROM {t}_m m
+                WHERE {t}_l.location_id = m.location_id AND {t}_l.keep AND m.hide_m
+                  AND (m.hide_map OR ({t}_l.has_fn AND (regexp_matches({t}_l.fn, $hide)
+                                                         OR regexp_matches({t}_l.file, $hide))))""",
+                      {"hide": f.hide})
+        if f.show is not None:
+            self._run(f"""
+                UPDATE {t}_l SET keep = FALSE FROM {t}_m m
+                WHERE {t}_l.location_id = m.location_id AND {t}_l.keep AND NOT m.show_map
+                  AND {t}_l.has_fn AND NOT regexp_matches({t}_l.fn, $show)
+                  AND NOT regexp_matches({t}_l.file, $show)""", {"show": f.show})
+        # A location left without Lines is hidden (a location that had none is hidden by
+        # show always, by hide when its mapping matches).
+        self._run(f"""
+            UPDATE {t}_loc SET hidden = TRUE FROM {t}_m m
+            WHERE {t}_loc.location_id = m.location_id
+              AND ({"TRUE" if f.show is not None else "m.hide_m"})
+              AND NOT EXISTS (SELECT 1 FROM {t}_l l WHERE l.location_id = m.location_id AND l.keep)""", {})
+        focus = "TRUE" if f.focus is None else "m.focus_m"
+        self._create(f"{t}_s", f"""
+            WITH f AS (
+                SELECT s.*, CASE WHEN m.ignore_m THEN FALSE WHEN {focus} THEN TRUE END AS fi, lo.hidden
+                FROM {t}_s s JOIN {t}_m m USING (location_id) JOIN {t}_loc lo USING (location_id)
+            ),
+            ok AS (
+                SELECT stack_id FROM f GROUP BY stack_id
+                HAVING NOT coalesce(bool_or(fi = FALSE), FALSE) AND coalesce(bool_or(fi), FALSE)
+            )
+            SELECT stack_id, location_id, pos FROM f SEMI JOIN ok USING (stack_id) WHERE NOT hidden""")
+
+    def show_from(self, rx: str) -> None:
+        t = self.t
+        self._create(f"{t}_sf", f"""
+            SELECT lo.location_id, lo.has_map AND regexp_matches(lo.mapfile, $rx) AS map_m,
+                   max(l.line_idx) FILTER (WHERE l.keep AND l.has_fn AND (regexp_matches(l.fn, $rx)
+                                                                    OR regexp_matches(l.file, $rx))) AS i
+            FROM {t}_loc lo LEFT JOIN {t}_l l USING (location_id)
+            GROUP BY lo.location_id, lo.has_map, lo.mapfile""", {"rx": rx})
+        self._run(f"""
+            UPDATE {t}_l SET keep = FALSE FROM {t}_sf m
+            WHERE {t}_l.location_id = m.location_id AND NOT m.map_m AND {t}_l.line_idx > m.i""", {})
+        self._create(f"{t}_s", f"""
+            WITH f AS (
+                SELECT s.*, m.map_m OR m.i IS NOT NULL AS shown FROM {t}_s s JOIN {t}_sf m USING (location_id)
+            ),
+            top AS (SELECT stack_id, max(pos) FILTER (WHERE shown) AS c FROM f GROUP BY stack_id)
+            SELECT f.stack_id, f.location_id, f.pos FROM f JOIN top USING (stack_id) WHERE f.pos <= top.c""")
+
+    def prune_from(self, rx: str) -> None:
+        t = self.t
+        self._create(f"{t}_pf", f"""
+            SELECT location_id,
+                   min(line_idx) FILTER (WHERE keep AND has_fn AND fn <> ''
+                                         AND regexp_matches({simplified("fn")}, $rx)) AS i
+            FROM {t}_l GROUP BY location_id""", {"rx": rx})
+        self._run(f"""
+            UPDATE {t}_l SET keep = FALSE FROM {t}_pf m
+            WHERE {t}_l.location_id = m.location_id AND {t}_l.line_idx < m.i""", {})
+        self._create(f"{t}_s", f"""
+            WITH f AS (
+                SELECT s.*, m.i IS NOT NULL AS beneath FROM {t}_s s LEFT JOIN {t}_pf m USING (location_id)
+            ),
+            leaf AS (SELECT stack_id, min(pos) FILTER (WHERE beneath) AS c FROM f GROUP BY stack_id)
+            SELECT f.stack_id, f.location_id, f.pos FROM f JOIN leaf USING (stack_id)
+            WHERE leaf.c IS NULL OR f.pos >= leaf.c""")
+
+    def finish_tables(self) -> tuple[str, str]:
+        return f"{self.t}_st", f"{self.t}_n"
+
+    # -- 6. nodes -------------------------------------------------------------------------
+    def finish(self) -> tuple[str, str]:
+        """({t}_st: stack_id, node_ids, inl, recursive; {t}_n: node_id, name)."""
+        t = self.t
+        base = ("CASE WHEN rtrim(lo.mapfile, '/') = '' THEN '/' "
+                "ELSE regexp_extract(rtrim(lo.mapfile, '/'), '[^/]*$') END")
+        name = (f"CASE WHEN l.has_fn AND l.fn <> '' THEN l.fn WHEN lo.mapfile <> '' THEN '[' || {base} || ']' "
+                "ELSE '<unknown>' END")
+        self._create(f"{t}_f", f"""
+            WITH lines AS (
+                SELECT l.*, max(line_idx) OVER (PARTITION BY location_id) AS last FROM {t}_l l WHERE keep
+            )
+            SELECT s.stack_id, s.pos, coalesce(l.line_idx, 0) AS line_idx,
+                   {name} AS name, coalesce(l.line_idx < l.last, FALSE) AS inl
+            FROM {t}_s s JOIN {t}_loc lo USING (location_id)
+            LEFT JOIN lines l ON l.location_id = s.location_id
+            WHERE l.location_id IS NOT NULL OR lo.nlines = 0""")
+        self._create(f"{t}_n", f"""
+            SELECT (row_number() OVER (ORDER BY name) - 1)::INTEGER AS node_id, name
+            FROM (SELECT DISTINCT name FROM {t}_f)""")
+        self._create(f"{t}_st", f"""
+            SELECT stack_id, node_ids, inl, len(list_distinct(node_ids)) < len(node_ids) AS recursive
+            FROM (
+                SELECT stack_id, list(n.node_id ORDER BY pos, line_idx) AS node_ids,
+                       list(inl ORDER BY pos, line_idx) AS inl
+                FROM {t}_f JOIN {t}_n n USING (name) GROUP BY stack_id
+            )""")
+        return f"{t}_st", f"{t}_n"
+
+
+def build(store: Store, sid: int, filters: FrameFilters, drop_frames: str | None,
+          keep_frames: str | None) -> Frames | None:
+    """The rewritten stacks for these options, or None when pprof would change nothing
+    (the stored stacks then serve as they are)."""
+    if not drop_frames and not filters.active():
+        return None
+    for f in fields(filters):
+        check_regexp(store, f.name, getattr(filters, f.name))
+    frames = Frames(store, sid)
+    try:
+        if drop_frames:
+            frames.prune(drop_frames, keep_frames or None)
+        frames.by_name(filters)
+        if filters.show_from is not None:
+            frames.show_from(filters.show_from)
+        if filters.prune_from is not None:
+            frames.prune_from(filters.prune_from)
+        frames.finish()
+    except BaseException:
+        frames.drop()
+        raise
+    return frames
