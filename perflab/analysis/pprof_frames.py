@@ -35,8 +35,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from perflab.errors import PerflabError
+from perflab.ingest.pprof_arrays import arrow_table, lookup, recursive_stacks, to_arrow, to_numpy
 from perflab.store import Store
 
 GRANULARITIES = ("functions", "filefunctions", "files", "lines", "addresses")
@@ -262,32 +265,70 @@ class Frames:
 
     # -- 6. nodes -------------------------------------------------------------------------
     def finish(self) -> tuple[str, str]:
-        """({t}_st: stack_id, node_ids, inl, recursive; {t}_n: node_id, name)."""
+        """({t}_st: stack_id, node_ids, inl, recursive; {t}_n: node_id, name).
+
+        Every step above cut a stack to a range of its positions, less the hidden
+        locations, so the frames are gathered from the stored location lists in bulk
+        (Arrow), each location bringing its kept Lines as nodes.
+        """
         t = self.t
         base = ("CASE WHEN rtrim(lo.mapfile, '/') = '' THEN '/' "
                 "ELSE regexp_extract(rtrim(lo.mapfile, '/'), '[^/]*$') END")
         name = (f"CASE WHEN l.has_fn AND l.fn <> '' THEN l.fn WHEN lo.mapfile <> '' THEN '[' || {base} || ']' "
                 "ELSE '<unknown>' END")
-        self._create(f"{t}_f", f"""
-            WITH lines AS (
-                SELECT l.*, max(line_idx) OVER (PARTITION BY location_id) AS last FROM {t}_l l WHERE keep
-            )
-            SELECT s.stack_id, s.pos, coalesce(l.line_idx, 0) AS line_idx,
-                   {name} AS name, coalesce(l.line_idx < l.last, FALSE) AS inl
-            FROM {t}_s s JOIN {t}_loc lo USING (location_id)
-            LEFT JOIN lines l ON l.location_id = s.location_id
-            WHERE l.location_id IS NOT NULL OR lo.nlines = 0""")
+        # One row per frame a location brings: its kept Lines, or the location itself
+        # when it never had any (an address only).
+        self._create(f"{t}_lf", f"""
+            SELECT lo.location_id, coalesce(l.line_idx, 0) AS line_idx, {name} AS name,
+                   coalesce(l.line_idx < max(l.line_idx) OVER (PARTITION BY lo.location_id), FALSE) AS inl
+            FROM {t}_loc lo LEFT JOIN (SELECT * FROM {t}_l WHERE keep) l USING (location_id)
+            WHERE NOT lo.hidden AND (l.location_id IS NOT NULL OR lo.nlines = 0)""")
         self._create(f"{t}_n", f"""
             SELECT (row_number() OVER (ORDER BY name) - 1)::INTEGER AS node_id, name
-            FROM (SELECT DISTINCT name FROM {t}_f)""")
-        self._create(f"{t}_st", f"""
-            SELECT stack_id, node_ids, inl, len(list_distinct(node_ids)) < len(node_ids) AS recursive
-            FROM (
-                SELECT stack_id, list(n.node_id ORDER BY pos, line_idx) AS node_ids,
-                       list(inl ORDER BY pos, line_idx) AS inl
-                FROM {t}_f JOIN {t}_n n USING (name) GROUP BY stack_id
-            )""")
+            FROM (SELECT DISTINCT name FROM {t}_lf)""")
+        locs = self.con.sql(f"""
+            SELECT location_id, list(n.node_id ORDER BY line_idx) AS frames, list(inl ORDER BY line_idx) AS inl
+            FROM {t}_lf JOIN {t}_n n USING (name) GROUP BY location_id""").to_arrow_table()
+        ranges = self.con.sql(f"""
+            SELECT stack_id, min(pos) AS lo, max(pos) AS hi FROM {t}_s GROUP BY stack_id""").to_arrow_table()
+        stored = self.con.sql("SELECT stack_id, location_ids FROM pprof_stacks WHERE source_id = $sid",
+                              params={"sid": self.sid}).to_arrow_table()
+        table = _gather_frames(locs, ranges, stored)
+        view = f"{t}_arrow"
+        self.con.register(view, table)
+        try:
+            self._create(f"{t}_st", f"SELECT * FROM {view}")
+        finally:
+            self.con.unregister(view)
         return f"{t}_st", f"{t}_n"
+
+
+def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Table:
+    """The stacks' frames: positions lo..hi (1-based, leaf first) of each stored stack
+    that has a range, less the locations ``locs`` does not hold (hidden ones), each
+    location expanded into its frames (node ids and inline flags)."""
+    stack_ids = to_numpy(ranges.column("stack_id").combine_chunks())
+    lo = to_numpy(ranges.column("lo").combine_chunks()).astype(np.int64)
+    hi = to_numpy(ranges.column("hi").combine_chunks()).astype(np.int64)
+    stored_ids = to_numpy(stored.column("stack_id").combine_chunks())
+    lists = stored.column("location_ids").combine_chunks().take(to_arrow(lookup(stored_ids, stack_ids)))
+    lengths = to_numpy(lists.value_lengths()).astype(np.int64)
+    loc_ids = to_numpy(lists.flatten()).astype(np.uint64)
+    owner = np.repeat(np.arange(stack_ids.size), lengths)
+    pos = np.arange(loc_ids.size) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
+    loc_pos = lookup(to_numpy(locs.column("location_id").combine_chunks()).astype(np.uint64), loc_ids)
+    keep = (pos >= lo[owner]) & (pos <= hi[owner]) & (loc_pos >= 0)
+    frames = locs.column("frames").combine_chunks().take(to_arrow(loc_pos[keep]))
+    inl = locs.column("inl").combine_chunks().take(to_arrow(loc_pos[keep]))
+    per_stack = np.bincount(owner[keep], weights=to_numpy(frames.value_lengths()), minlength=stack_ids.size)
+    offsets = np.concatenate(([0], np.cumsum(per_stack.astype(np.int64))))
+    node_ids = pa.LargeListArray.from_arrays(to_arrow(offsets), frames.flatten())
+    return arrow_table({
+        "stack_id": to_arrow(stack_ids.astype(np.int32)),
+        "node_ids": node_ids,
+        "inl": pa.LargeListArray.from_arrays(to_arrow(offsets), inl.flatten()),
+        "recursive": recursive_stacks(node_ids),
+    })
 
 
 def build(store: Store, sid: int, filters: FrameFilters, drop_frames: str | None,

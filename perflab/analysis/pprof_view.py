@@ -25,7 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
 from perflab.analysis.pprof_frames import FrameFilters, build
+from perflab.ingest.pprof_arrays import lookup, to_numpy
 from perflab.store import Store
 
 # flat and cum per node in one aggregation: per stack first (stacks are shared by many
@@ -69,61 +74,18 @@ SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN val
 FROM pprof_samples WHERE source_id = $sid
 """
 
-# The inline labels of the kept nodes ($kept): the frames of every stack that has a
-# sample pprof reads (value, or -mean's divisor, not 0), walked root to leaf over kept
-# nodes only ({stacks} has node_ids and their inline flags).
-# An edge (caller, callee) counts once per stack, with the flag of its first (rootmost)
-# occurrence, and is inline only if every stack reaches it inlined; edges whose |weight|
-# is under the edgefraction cut are dropped before the labels are read, as pprof does.
-_INLINE_SQL = """
+# The stacks pprof reads for the inline labels: those with a sample whose value (or
+# -mean's divisor) is not 0, with the summed value (an edge's weight is a sum of these;
+# int64, as pprof's own sums).
+_LIVE_STACKS_SQL = """
 WITH live AS (
-    SELECT stack_id, sum(value[$idx]) AS v FROM pprof_samples
+    SELECT stack_id, sum(value[$idx])::BIGINT AS v FROM pprof_samples
     WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0))
     GROUP BY stack_id
-),
-frames AS (
-    SELECT stack_id, v, unnest(node_ids) AS node_id, unnest(inl) AS inl, generate_subscripts(node_ids, 1) AS pos
-    FROM {stacks} JOIN live USING (stack_id)
-),
-kept AS (
-    SELECT stack_id, v, node_id, inl, pos,
-           lag(node_id) OVER (PARTITION BY stack_id ORDER BY pos DESC) AS caller
-    FROM frames WHERE node_id IN (SELECT unnest($kept::INTEGER[]))
-),
-per_stack AS (
-    SELECT node_id, caller, arg_max(inl, pos) AS inl, any_value(v) AS v
-    FROM kept WHERE caller IS NOT NULL AND caller <> node_id
-    GROUP BY stack_id, node_id, caller
-),
-edges AS (
-    SELECT node_id, caller, bool_and(inl) AS inl FROM per_stack
-    GROUP BY node_id, caller HAVING abs(sum(v)) >= $edge_cutoff
 )
-SELECT node_id, bool_or(inl), bool_or(NOT inl) FROM edges GROUP BY node_id
+SELECT s.stack_id, live.v, s.node_ids, {extra} FROM {stacks} s JOIN live USING (stack_id)
 """
-
-# The stored stacks with the inline flag of each frame: a frame is an inlined call when
-# it is not the last Line of its location.
-_STORED_STACKS_SQL = """(
-    WITH loc AS (
-        SELECT lo.location_id, greatest(count(li.line_idx), 1) AS n
-        FROM pprof_locations lo
-        LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
-        WHERE lo.source_id = $sid
-        GROUP BY lo.location_id
-    ),
-    flags AS (
-        SELECT stack_id, flatten(list([i < n - 1 FOR i IN range(n)] ORDER BY p)) AS inl
-        FROM (
-            SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS p
-            FROM pprof_stacks WHERE source_id = $sid
-        ) JOIN loc USING (location_id)
-        GROUP BY stack_id
-    )
-    SELECT s.stack_id, s.node_ids, f.inl FROM pprof_stacks s JOIN flags f USING (stack_id)
-    WHERE s.source_id = $sid
-)"""
-_STORED_STACKS = "(SELECT stack_id, node_ids, recursive FROM pprof_stacks WHERE source_id = $sid)"
+_STORED_STACKS = "(SELECT stack_id, node_ids, recursive, location_ids FROM pprof_stacks WHERE source_id = $sid)"
 _STORED_NODES = "(SELECT node_id, name FROM pprof_nodes WHERE source_id = $sid)"
 
 DEFAULT_NODEFRACTION = 0.005
@@ -164,10 +126,10 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
     frames = build(store, sid, q.filters, drop, keep)
     try:
         if frames is None:
-            tables = {"stacks": _STORED_STACKS, "nodes": _STORED_NODES, "inline_stacks": _STORED_STACKS_SQL}
+            tables = {"stacks": _STORED_STACKS, "nodes": _STORED_NODES}
         else:
             st, nodes = frames.finish_tables()
-            tables = {"stacks": st, "nodes": nodes, "inline_stacks": st}
+            tables = {"stacks": st, "nodes": nodes}
         return _top(store, sid, idx, q, tables)
     finally:
         if frames is not None:
@@ -196,9 +158,8 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
         kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3])))
     shown = kept[: q.nodecount] if q.nodecount > 0 else kept
     inline = {}
-    if shown:
-        inline_sql = _INLINE_SQL.format(stacks=tables["inline_stacks"])
-        inline = _inline_labels(store, inline_sql, {**params, "edge_cutoff": edge_cutoff}, [n[0] for n in shown])
+    if shown and _has_inlined_frames(store, sid):
+        inline = _inline_labels(store, tables["stacks"], params, [n[0] for n in shown], edge_cutoff)
     rows = [
         {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
          "inline": inline.get(nid, "")}
@@ -213,9 +174,74 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     }
 
 
-def _inline_labels(store: Store, sql: str, params: dict[str, Any], kept: list[int]) -> dict[int, str]:
-    out = {}
-    for nid, inline, real in store.con.execute(sql, {**params, "kept": kept}).fetchall():
-        if inline:
-            out[int(nid)] = "partial-inline" if real else "inline"
-    return out
+def _has_inlined_frames(store: Store, sid: int) -> bool:
+    """Whether some location has more than one Line (else no frame is an inlined call)."""
+    row = store.con.execute(
+        "SELECT coalesce(max(line_idx), 0) FROM pprof_lines WHERE source_id = ?", [sid]
+    ).fetchall()
+    return bool(row[0][0])
+
+
+def _inline_labels(store: Store, stacks: str, params: dict[str, Any], kept: list[int],
+                   edge_cutoff: int) -> dict[int, str]:
+    """{node id: "inline" | "partial-inline"} for the kept nodes, from their in-edges.
+
+    Over the frames of kept nodes only (leaf first), a frame's caller is the next kept
+    frame of its stack; an edge (caller, callee) counts once per stack with the flag of
+    its rootmost occurrence, is inline when every stack reaches it inlined, and is
+    dropped when its |weight| is under the edgefraction cut, as pprof trims edges.
+    """
+    stored = stacks == _STORED_STACKS
+    sql = _LIVE_STACKS_SQL.format(stacks=stacks, extra="s.location_ids" if stored else "s.inl")
+    tbl = store.con.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).to_arrow_table()
+    if tbl.num_rows == 0:
+        return {}
+    node_lists = tbl.column("node_ids").combine_chunks()
+    nodes = to_numpy(node_lists.flatten())
+    lengths = to_numpy(node_lists.value_lengths())
+    if stored:
+        inl = _stored_inline_flags(store, params["sid"], tbl.column("location_ids").combine_chunks())
+    else:
+        inl = to_numpy(tbl.column("inl").combine_chunks().flatten())
+    if inl.size != nodes.size:
+        raise AssertionError("inline flags and frames disagree")
+    stack = np.repeat(np.arange(tbl.num_rows), lengths)
+    mine = np.isin(nodes, np.asarray(kept, dtype=nodes.dtype))
+    nodes, stack, inl = nodes[mine], stack[mine], inl[mine]
+    has_caller = np.zeros(nodes.size, dtype=bool)
+    has_caller[:-1] = stack[:-1] == stack[1:]
+    caller = np.roll(nodes, -1)
+    ok = has_caller & (caller != nodes)
+    weights = to_numpy(tbl.column("v").combine_chunks())
+    occurrences = pl.DataFrame({
+        "stack": stack[ok], "node": nodes[ok], "caller": caller[ok], "inl": inl[ok], "v": weights[stack[ok]],
+    })
+    edges = (
+        # within a group rows keep the frames' order, leaf first: the last is the rootmost
+        occurrences.group_by("stack", "node", "caller")
+        .agg(pl.col("inl").last(), pl.col("v").first())
+        .group_by("node", "caller")
+        .agg(pl.col("inl").all(), pl.col("v").sum())
+        .filter(pl.col("v").abs() >= edge_cutoff)
+    )
+    labels = edges.group_by("node").agg(pl.col("inl").any().alias("inline"), (~pl.col("inl")).any().alias("real"))
+    return {int(n): "partial-inline" if real else "inline"
+            for n, inline, real in labels.iter_rows() if inline}
+
+
+def _stored_inline_flags(store: Store, sid: int, location_lists: pa.Array) -> np.ndarray:
+    """Each stored frame's inline flag: a frame is an inlined call when it is not the
+    last Line of its location (stored node_ids hold one frame per Line, leaf first)."""
+    counts = store.con.execute(
+        """SELECT lo.location_id, greatest(count(li.line_idx), 1)
+           FROM pprof_locations lo
+           LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
+           WHERE lo.source_id = ? GROUP BY lo.location_id""", [sid]
+    ).fetchnumpy()
+    ids = np.asarray(counts["location_id"], dtype=np.uint64)
+    n_lines = np.asarray(counts[list(counts)[1]], dtype=np.int64)
+    per_frame = n_lines[lookup(ids, to_numpy(location_lists.flatten()).astype(np.uint64))]
+    starts = np.cumsum(per_frame) - per_frame
+    within = np.arange(int(per_frame.sum())) - np.repeat(starts, per_frame)
+    flags: np.ndarray = within < np.repeat(per_frame, per_frame) - 1
+    return flags

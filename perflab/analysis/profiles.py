@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
@@ -121,6 +122,7 @@ def top(
     edgefraction: float | None = None,
     cum: bool = False,
     mean: bool = False,
+    filters: FrameFilters | None = None,
 ) -> dict[str, Any]:
     """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
@@ -131,6 +133,8 @@ def top(
     sorted by |flat| descending then name (``cum``: by |cum| then name), and the first
     ``nodecount`` kept (``limit`` is its older name; None or 0 keeps every row).
     ``edgefraction`` (pprof's 0.001) only decides the rows' "inline" labels.
+    ``filters`` are pprof's focus, ignore, hide, show, show_from and prune_from
+    (perflab.analysis.pprof_frames); the total stays the whole profile's, as pprof's.
     pprof values are exact ints in the sample type's unit (``mean``: divided by the
     first sample type, as pprof's -mean); cProfile's are seconds and its rows also carry
     calls and primitive_calls (no nodefraction, no mean: pstats has no samples).
@@ -140,19 +144,21 @@ def top(
         raise PerflabError("nodecount must be 0 (all) or more")
     sid, kind = _source_format(store, ref)
     if kind == CPROFILE:
-        if mean or nodefraction or edgefraction:
+        if mean or nodefraction or edgefraction or (filters is not None and filters.active()):
             raise PerflabError(
-                f"source {sid} is a cProfile dump: --mean, --nodefraction and --edgefraction apply to pprof only"
+                f"source {sid} is a cProfile dump: --mean, --nodefraction, --edgefraction and the frame "
+                "filters apply to pprof samples only"
             )
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
         if cum:
             rows.sort(key=lambda r: (-abs(r["cum"]), r["name"], -abs(r["flat"])))
-        extra: dict[str, Any] = {"dropped_nodes": 0, "node_cutoff": 0, "nodes_before_nodecount": len(rows)}
+        extra: dict[str, Any] = {"dropped_nodes": 0, "node_cutoff": 0, "nodes_before_nodecount": len(rows),
+                                 "filters": []}
         if count:
             rows = rows[:count]
     else:
         idx, stype, unit = resolve_sample_type(store, sid, sample_type)
-        query = TopQuery(nodecount=count, cum=cum, mean=mean,
+        query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
                          nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
                          edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
         if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
@@ -160,7 +166,7 @@ def top(
         result = pprof_top(store, sid, idx, query)
         total = result.pop("total")
         rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
-        extra = result
+        extra = dict(result, filters=query.filters.legend())
     return {
         "source_id": sid,
         "format": kind,

@@ -4,6 +4,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
 from perflab.analysis.profiles import profile_info, top
@@ -33,7 +34,21 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cum", action="store_true", help="order by cum (|cum| descending, then name), as pprof -cum")
     p.add_argument("--mean", action="store_true",
                    help="average per event: values divided by the first sample type's (pprof -mean)")
+    for option, what in _FILTERS.items():
+        p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
     add_json_flag(p)
+
+
+# pprof's frame filters (RE2 regexps, matched anywhere in a function's name, its file or
+# its location's mapping file; perflab.analysis.pprof_frames).
+_FILTERS = {
+    "focus": "only samples with a frame that matches",
+    "ignore": "no samples with a frame that matches",
+    "hide": "drop the matching frames from the stacks",
+    "show": "keep only the matching frames",
+    "show_from": "drop frames above (rootward of) the first match",
+    "prune_from": "drop frames below (leafward of) the match, whose function name matches",
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     result = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type,
                  nodecount=args.nodecount, nodefraction=args.nodefraction,
-                 edgefraction=args.edgefraction, cum=args.cum, mean=args.mean)
+                 edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
+                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}))
     if args.json:
         print_json(result)
         return 0
@@ -84,6 +100,11 @@ def render_pprof(result: dict[str, Any], info: dict[str, Any]) -> list[str]:
         nanos = in_nanoseconds(total, unit)
         ratio = f"({percentage(nanos, info['duration_nanos'])})" if nanos else ""
         lines.append(f"Duration: {duration_label(info['duration_nanos'])}, Total samples = {fmt(total)} {ratio}")
+    if result["filters"]:
+        lines.append("Active filters:")
+        # pprof cuts a filter at 80 bytes
+        lines += [f"   {f.encode()[:80].decode(errors='ignore')}…" if len(f.encode()) > 80 else f"   {f}"
+                  for f in result["filters"]]
     shown = sum(r["flat"] for r in rows)
     lines.append(f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total")
     if total:

@@ -4,11 +4,16 @@ unit pprof picks, the nodefraction cut, the rows it keeps (ties ordered by name)
 
 from __future__ import annotations
 
+import cProfile
+import json
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands.top import render_pprof
 from perflab.ingest import ingest_path
@@ -16,28 +21,40 @@ from perflab.store import Store
 from tests.helpers import run_cli
 
 WILD = Path(__file__).resolve().parent.parent / "fixtures" / "pprof" / "wild"
-ORACLES = sorted(p for p in (WILD / "oracle").glob("*.txt") if p.name != "cmd.txt")
 
-# The options behind each named oracle (cmd.txt), as top()'s keywords.
-_OPTIONS: dict[str, dict[str, Any]] = {
-    "cum20": {"cum": True, "nodecount": 20},
-    "all": {},
-    "all_nf0": {"nodefraction": 0, "edgefraction": 0},
-    "nf05": {"nodefraction": 0.05},
-    "mean": {"mean": True},
-    "mean_cum": {"mean": True, "cum": True, "nodecount": 15},
+# pprof's flags as top()'s keywords (the filters go into FrameFilters).
+_FLAGS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "nodecount": ("nodecount", int), "sample_index": ("sample_type", str), "nodefraction": ("nodefraction", float),
+    "edgefraction": ("edgefraction", float), "cum": ("cum", bool), "mean": ("mean", bool),
 }
-_SAMPLE_INDEX = {"eno__heap.pprof.cum20": "alloc_space", "eno__heap.pprof.nf05": "inuse_space",
-                 "ddtracego__block.after.pprof.mean": "delay", "eno__heap.pprof.mean_cum": "alloc_space"}
+_FILTER_FLAGS = {"focus", "ignore", "hide", "show", "show_from", "prune_from"}
 
 
-def _case(oracle: Path) -> tuple[str, str | None, dict[str, Any]]:
-    """(profile file, sample type, options) of one oracle file name."""
-    stem = oracle.name.removesuffix(".txt")
-    profile, tail = stem.rsplit(".", 1)
-    if tail.isdigit():
-        return profile, tail, {"nodecount": 20}
-    return profile, _SAMPLE_INDEX.get(stem), _OPTIONS[tail]
+def _commands() -> list[tuple[str, str, dict[str, Any]]]:
+    """(oracle file, profile, top() keywords) for each line of oracle/cmd.txt."""
+    out = []
+    for line in (WILD / "oracle" / "cmd.txt").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        argv = shlex.split(line)
+        assert argv[:4] == ["go", "tool", "pprof", "-top"] and argv[-2] == ">", line
+        kwargs: dict[str, Any] = {}
+        filters: dict[str, str] = {}
+        for flag in argv[4:-3]:
+            name, _, value = flag.lstrip("-").partition("=")
+            if name == "symbolize":
+                continue
+            if name in _FILTER_FLAGS:
+                filters[name] = value
+            else:
+                key, cast = _FLAGS[name]
+                kwargs[key] = cast(value) if value else True
+        kwargs["filters"] = FrameFilters(**filters)
+        out.append((argv[-1], argv[-3], kwargs))
+    return out
+
+
+COMMANDS = _commands()
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +66,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
-    assert len(profiles) == 10
-    assert {_case(o)[0] for o in ORACLES} == profiles
-    assert len(ORACLES) == 34
+    assert len(profiles) == 11
+    assert {profile for _, profile, _ in COMMANDS} == profiles
+    assert len(COMMANDS) == 53
+    assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
-@pytest.mark.parametrize("oracle", ORACLES, ids=lambda p: p.name)
-def test_top_text_is_go_tool_pprof_top(store: Store, oracle: Path) -> None:
-    profile, sample_type, options = _case(oracle)
+@pytest.mark.parametrize(("oracle", "profile", "kwargs"), COMMANDS, ids=[Path(c[0]).name for c in COMMANDS])
+def test_top_text_is_go_tool_pprof_top(store: Store, oracle: str, profile: str, kwargs: dict[str, Any]) -> None:
     sid = ingest_path(store, WILD / profile).source_id
-    result = top(store, sid, sample_type, **options)
-    assert render_pprof(result, profile_info(store, sid)) == oracle.read_text().splitlines()
+    result = top(store, sid, **kwargs)
+    assert render_pprof(result, profile_info(store, sid)) == (WILD / oracle).read_text().splitlines()
 
 
 def test_cli_options_are_pprofs(tmp_path: Path) -> None:
@@ -68,6 +85,11 @@ def test_cli_options_are_pprofs(tmp_path: Path) -> None:
                      "--nodecount", "15", store=tmp_path / "s.duckdb")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (WILD / "oracle" / "eno__heap.pprof.mean_cum.txt").read_text()
+    # ... and the frame filters
+    result = run_cli("top", str(WILD / "mtg__default.pgo"), "--focus", "net", "--ignore", "tls", "--hide",
+                     "internal/poll", store=tmp_path / "s.duckdb")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (WILD / "oracle" / "mtg__default.pgo.filters.txt").read_text()
 
 
 def test_json_keeps_exact_values_in_the_sample_unit(store: Store) -> None:
@@ -91,3 +113,24 @@ def test_drop_frames_prunes_as_pprof_does(store: Store) -> None:
     assert (len(rows), len(pruned)) == (798, 728)
     assert "runtime.mallocgc" in rows and "runtime.mallocgc" not in pruned
     assert top(store, dropped)["total"] == top(store, plain)["total"]  # samples are cut, not dropped
+
+
+def test_bad_regexp_and_cprofile_options_are_one_line(tmp_path: Path) -> None:
+    store_path = tmp_path / "s.duckdb"
+    bad = run_cli("top", str(WILD / "parca__fib.pb.gz"), "--focus", "main.(", store=store_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["perflab: --focus: not a valid regexp 'main.(': missing ): main.("]
+    prof = cProfile.Profile()
+    prof.enable()
+    sorted(range(1000))
+    prof.disable()
+    prof.dump_stats(str(tmp_path / "run.pstats"))
+    for option in (["--hide", "x"], ["--mean"], ["--nodefraction", "0.1"]):
+        result = run_cli("top", str(tmp_path / "run.pstats"), *option, store=store_path)
+        assert result.returncode == 2, option
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "apply to pprof samples only" in result.stderr
+    # --cum applies to pstats too: cumtime order
+    result = run_cli("top", str(tmp_path / "run.pstats"), "--cum", "--json", store=store_path)
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["cum"] for r in rows] == sorted((r["cum"] for r in rows), reverse=True)
