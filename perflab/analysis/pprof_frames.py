@@ -17,7 +17,10 @@ pprof changes the profile before it builds a graph, in this order:
 4. tag filters (per sample, perflab.analysis.pprof_tags);
 5. ``prune_from``: each sample is cut leafward of its leafmost matching location,
    which keeps its Lines from the first matching one;
-6. the granularity: each remaining Line becomes a node named as pprof names it.
+6. the granularity: each remaining Line becomes a node, keyed by the fields pprof
+   keeps at that granularity (its NodeInfo) and named as pprof names it:
+   ``function``, ``function file``, ``file``, ``function file:line``,
+   ``address function file:line:column``.
 
 Regexps are RE2's (DuckDB's), as Go's are; name filters match anywhere in a function
 name, its file name or (per location) its mapping's file, unless said otherwise above.
@@ -36,6 +39,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from perflab.errors import PerflabError
@@ -43,6 +47,7 @@ from perflab.ingest.pprof_arrays import arrow_table, lookup, recursive_stacks, t
 from perflab.store import Store
 
 GRANULARITIES = ("functions", "filefunctions", "files", "lines", "addresses")
+GRANULARITY_ALIASES = {"filenames": "files"}
 
 _counter = itertools.count()
 
@@ -108,7 +113,7 @@ class Frames:
         t = self.t
         self._create(f"{t}_l", """
             SELECT li.location_id, li.line_idx, li.function_id IS NOT NULL AS has_fn,
-                   coalesce(f.name, '') AS fn, coalesce(f.filename, '') AS file, li.line, li."column",
+                   coalesce(f.name, '') AS fn, coalesce(f.filename, '') AS file, f.start_line, li.line, li."column",
                    TRUE AS keep
             FROM pprof_lines li
             LEFT JOIN pprof_functions f ON f.source_id = li.source_id AND f.function_id = li.function_id
@@ -264,43 +269,116 @@ class Frames:
         return f"{self.t}_st", f"{self.t}_n"
 
     # -- 6. nodes -------------------------------------------------------------------------
-    def finish(self) -> tuple[str, str]:
-        """({t}_st: stack_id, node_ids, inl, recursive; {t}_n: node_id, name).
+    def finish(self, granularity: str = "functions") -> tuple[str, str]:
+        """({t}_st: stack_id, node_ids, inl, recursive; {t}_n: node_id, name, info).
 
+        A node is pprof's NodeInfo at the granularity (the fields it keeps), ``name``
+        its printed name and ``info`` its Go ``%v`` text, pprof's last tie-breaker.
         Every step above cut a stack to a range of its positions, less the hidden
         locations, so the frames are gathered from the stored location lists in bulk
         (Arrow), each location bringing its kept Lines as nodes.
         """
+        if granularity not in GRANULARITIES:
+            raise PerflabError(f"--granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
         t = self.t
-        base = ("CASE WHEN rtrim(lo.mapfile, '/') = '' THEN '/' "
-                "ELSE regexp_extract(rtrim(lo.mapfile, '/'), '[^/]*$') END")
-        name = (f"CASE WHEN l.has_fn AND l.fn <> '' THEN l.fn WHEN lo.mapfile <> '' THEN '[' || {base} || ']' "
-                "ELSE '<unknown>' END")
-        # One row per frame a location brings: its kept Lines, or the location itself
-        # when it never had any (an address only).
-        self._create(f"{t}_lf", f"""
-            SELECT lo.location_id, coalesce(l.line_idx, 0) AS line_idx, {name} AS name,
-                   coalesce(l.line_idx < max(l.line_idx) OVER (PARTITION BY lo.location_id), FALSE) AS inl
-            FROM {t}_loc lo LEFT JOIN (SELECT * FROM {t}_l WHERE keep) l USING (location_id)
-            WHERE NOT lo.hidden AND (l.location_id IS NOT NULL OR lo.nlines = 0)""")
+        function = granularity in ("functions", "filefunctions", "lines", "addresses")
+        filename = granularity != "functions"
+        line = granularity in ("lines", "addresses")
+        address = granularity == "addresses"  # pprof keeps every field (and columns) at this one
+        self._clean_filenames()
+        fn_name = "l.fn" if function else "''"
+        info = f"""
+            SELECT lo.location_id, coalesce(l.line_idx, 0) AS line_idx,
+                   coalesce(l.line_idx < max(l.line_idx) OVER (PARTITION BY lo.location_id), FALSE) AS inl,
+                   CASE WHEN l.has_fn THEN {fn_name} ELSE '' END AS i_name,
+                   {"lo.address" if address else "0::UBIGINT"} AS i_address,
+                   CASE WHEN l.has_fn AND {"TRUE" if filename else "FALSE"} THEN coalesce(c.clean, '') ELSE '' END
+                       AS i_file,
+                   CASE WHEN l.has_fn AND {fn_name} = '' THEN coalesce(l.start_line, 0) ELSE 0 END AS i_start,
+                   CASE WHEN l.has_fn THEN {"l.line" if line else "0"} ELSE 0 END AS i_line,
+                   CASE WHEN l.has_fn THEN {'l."column"' if address else "0"} ELSE 0 END AS i_column,
+                   CASE WHEN NOT coalesce(l.has_fn, FALSE) OR {fn_name} = '' THEN lo.mapfile ELSE '' END AS i_objfile
+            FROM {t}_loc lo
+            LEFT JOIN (SELECT * FROM {t}_l WHERE keep) l USING (location_id)
+            LEFT JOIN {t}_clean c ON c.file = l.file
+            WHERE NOT lo.hidden AND (l.location_id IS NOT NULL OR lo.nlines = 0)"""
+        self._create(f"{t}_lf", info)
+        base = ("CASE WHEN rtrim(i_objfile, '/') = '' THEN '/' "
+                "ELSE regexp_extract(rtrim(i_objfile, '/'), '[^/]*$') END")
+        # pprof's NameComponents: address, function, then file:line[:column], file,
+        # [mapping base name] or <unknown>, joined by spaces.
+        printed = f"""concat_ws(' ',
+            CASE WHEN i_address <> 0 THEN printf('%016x', i_address) END,
+            nullif(i_name, ''),
+            CASE WHEN i_line <> 0
+                 THEN i_file || ':' || i_line || CASE WHEN i_column <> 0 THEN ':' || i_column ELSE '' END
+                 WHEN i_file <> '' THEN i_file
+                 WHEN i_name <> '' THEN NULL
+                 WHEN i_objfile <> '' THEN '[' || {base} || ']'
+                 ELSE '<unknown>' END)"""
+        go_v = ("'{' || concat_ws(' ', i_name, '', i_address::VARCHAR, i_file, i_start::VARCHAR, i_line::VARCHAR, "
+                "i_column::VARCHAR, i_objfile) || '}'")
+        keys = "i_name, i_address, i_file, i_start, i_line, i_column, i_objfile"
         self._create(f"{t}_n", f"""
-            SELECT (row_number() OVER (ORDER BY name) - 1)::INTEGER AS node_id, name
-            FROM (SELECT DISTINCT name FROM {t}_lf)""")
+            SELECT (row_number() OVER (ORDER BY info) - 1)::INTEGER AS node_id, {printed} AS name, {go_v} AS info,
+                   {keys}
+            FROM (SELECT DISTINCT {keys}, {go_v} AS info FROM {t}_lf)""")
         locs = self.con.sql(f"""
             SELECT location_id, list(n.node_id ORDER BY line_idx) AS frames, list(inl ORDER BY line_idx) AS inl
-            FROM {t}_lf JOIN {t}_n n USING (name) GROUP BY location_id""").to_arrow_table()
+            FROM {t}_lf JOIN {t}_n n USING ({keys}) GROUP BY location_id""").to_arrow_table()
         ranges = self.con.sql(f"""
             SELECT stack_id, min(pos) AS lo, max(pos) AS hi FROM {t}_s GROUP BY stack_id""").to_arrow_table()
         stored = self.con.sql("SELECT stack_id, location_ids FROM pprof_stacks WHERE source_id = $sid",
                               params={"sid": self.sid}).to_arrow_table()
-        table = _gather_frames(locs, ranges, stored)
-        view = f"{t}_arrow"
+        self._create_from_arrow(f"{t}_st", _gather_frames(locs, ranges, stored))
+        return f"{t}_st", f"{t}_n"
+
+    def _create_from_arrow(self, name: str, table: pa.Table) -> None:
+        view = f"{name}_arrow"
         self.con.register(view, table)
         try:
-            self._create(f"{t}_st", f"SELECT * FROM {view}")
+            self._create(name, f"SELECT * FROM {view}")
         finally:
             self.con.unregister(view)
-        return f"{t}_st", f"{t}_n"
+
+    def _clean_filenames(self) -> None:
+        """{t}_clean(file, clean): each function file name as pprof prints it (its
+        report's trimPath, then Go's filepath.Clean), computed once per distinct name."""
+        files = [r[0] for r in self.con.execute(f"SELECT DISTINCT file FROM {self.t}_l WHERE file <> ''").fetchall()]
+        self._create_from_arrow(f"{self.t}_clean", arrow_table({
+            "file": to_arrow(files, pl.String),
+            "clean": to_arrow([go_clean(trim_path(f)) for f in files], pl.String),
+        }))
+
+
+def trim_path(path: str) -> str:
+    """pprof's trimPath with no -trim_path and no -source_path: the prefixes a process
+    sees of its own working directory go."""
+    for prefix in ("/proc/self/cwd/./", "/proc/self/cwd/"):
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
+def go_clean(path: str) -> str:
+    """Go's path/filepath.Clean on Unix: one slash between names, no '.' names, '..'
+    resolved lexically, no trailing slash; '' becomes '.'."""
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    out: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(part)
+    text = "/".join(out)
+    return ("/" + text) if rooted else (text or ".")
 
 
 def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Table:
@@ -332,10 +410,10 @@ def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Tab
 
 
 def build(store: Store, sid: int, filters: FrameFilters, drop_frames: str | None,
-          keep_frames: str | None) -> Frames | None:
+          keep_frames: str | None, granularity: str = "functions") -> Frames | None:
     """The rewritten stacks for these options, or None when pprof would change nothing
-    (the stored stacks then serve as they are)."""
-    if not drop_frames and not filters.active():
+    (the stored stacks, named by function at ingest, then serve as they are)."""
+    if not drop_frames and not filters.active() and granularity == "functions" and _names_are_keys(store, sid):
         return None
     for f in fields(filters):
         check_regexp(store, f.name, getattr(filters, f.name))
@@ -348,8 +426,24 @@ def build(store: Store, sid: int, filters: FrameFilters, drop_frames: str | None
             frames.show_from(filters.show_from)
         if filters.prune_from is not None:
             frames.prune_from(filters.prune_from)
-        frames.finish()
+        frames.finish(granularity)
     except BaseException:
         frames.drop()
         raise
     return frames
+
+
+def _names_are_keys(store: Store, sid: int) -> bool:
+    """Whether a function name alone keys pprof's function nodes here, as at ingest.
+
+    pprof keys a node by more than its printed name: a Line whose function has no name
+    is keyed by the full mapping path and the function's start line, so two of them can
+    print the same ``[binary]``; such profiles take the rewritten path."""
+    row = store.con.execute(
+        """SELECT
+               (SELECT count(*) FROM pprof_functions WHERE source_id = $sid AND name = '' AND start_line <> 0),
+               (SELECT count(DISTINCT filename) - count(DISTINCT regexp_extract(rtrim(filename, '/'), '[^/]*$'))
+                FROM pprof_mappings WHERE source_id = $sid AND filename <> '')""",
+        {"sid": sid},
+    ).fetchall()[0]
+    return not any(row)

@@ -61,7 +61,7 @@ cum AS (
     )
     GROUP BY 1
 )
-SELECT c.node_id, n.name, coalesce(f.flat, 0) AS flat, c.cum,
+SELECT c.node_id, n.name, n.info, coalesce(f.flat, 0) AS flat, c.cum,
        coalesce(f.flat_div, 0) AS flat_div, c.cum_div
 FROM cum c
 LEFT JOIN flat f USING (node_id)
@@ -86,7 +86,7 @@ WITH live AS (
 SELECT s.stack_id, live.v, s.node_ids, {extra} FROM {stacks} s JOIN live USING (stack_id)
 """
 _STORED_STACKS = "(SELECT stack_id, node_ids, recursive, location_ids FROM pprof_stacks WHERE source_id = $sid)"
-_STORED_NODES = "(SELECT node_id, name FROM pprof_nodes WHERE source_id = $sid)"
+_STORED_NODES = "(SELECT node_id, name, name AS info FROM pprof_nodes WHERE source_id = $sid)"
 
 DEFAULT_NODEFRACTION = 0.005
 DEFAULT_EDGEFRACTION = 0.001
@@ -102,6 +102,7 @@ class TopQuery:
     cum: bool = False
     mean: bool = False
     filters: FrameFilters = FrameFilters()
+    granularity: str = "functions"
 
 
 def go_div(a: int, b: int) -> int:
@@ -123,7 +124,7 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
     drop, keep = store.con.execute(
         "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
     ).fetchall()[0]
-    frames = build(store, sid, q.filters, drop, keep)
+    frames = build(store, sid, q.filters, drop, keep, q.granularity)
     try:
         if frames is None:
             tables = {"stacks": _STORED_STACKS, "nodes": _STORED_NODES}
@@ -143,8 +144,8 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     total = _value(int(raw_total), int(total_div), q.mean)
     sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"])
     nodes = [
-        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv))
-        for nid, name, flat, cum, fdiv, cdiv in store.con.execute(sql, params).fetchall()
+        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
+        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, params).fetchall()
     ]
     # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
     flat_sum = float(sum(n[2] for n in nodes))
@@ -152,10 +153,11 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     edge_cutoff = abs(int(flat_sum * q.edgefraction))
     kept = [n for n in nodes if abs(n[3]) >= cutoff] if cutoff > 0 else nodes
     dropped = len(nodes) - len(kept)
+    # Names can repeat (files, [binary]): pprof's last tie-breaker is the node's %v text.
     if q.cum:
-        kept.sort(key=lambda n: (-abs(n[3]), n[1], -abs(n[2])))
+        kept.sort(key=lambda n: (-abs(n[3]), n[1], -abs(n[2]), n[6]))
     else:
-        kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3])))
+        kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3]), n[6]))
     shown = kept[: q.nodecount] if q.nodecount > 0 else kept
     inline = {}
     if shown and _has_inlined_frames(store, sid):
@@ -163,7 +165,7 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     rows = [
         {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
          "inline": inline.get(nid, "")}
-        for nid, name, flat, cum, fdiv, cdiv in shown
+        for nid, name, flat, cum, fdiv, cdiv, _ in shown
     ]
     return {
         "total": total,

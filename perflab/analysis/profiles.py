@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_frames import GRANULARITY_ALIASES, FrameFilters
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
@@ -123,6 +123,7 @@ def top(
     cum: bool = False,
     mean: bool = False,
     filters: FrameFilters | None = None,
+    granularity: str = "functions",
 ) -> dict[str, Any]:
     """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
@@ -135,6 +136,8 @@ def top(
     ``edgefraction`` (pprof's 0.001) only decides the rows' "inline" labels.
     ``filters`` are pprof's focus, ignore, hide, show, show_from and prune_from
     (perflab.analysis.pprof_frames); the total stays the whole profile's, as pprof's.
+    ``granularity`` is pprof's: functions, filefunctions, files (or filenames), lines
+    or addresses; rows are then named as pprof names them ("function file:line"...).
     pprof values are exact ints in the sample type's unit (``mean``: divided by the
     first sample type, as pprof's -mean); cProfile's are seconds and its rows also carry
     calls and primitive_calls (no nodefraction, no mean: pstats has no samples).
@@ -144,21 +147,23 @@ def top(
         raise PerflabError("nodecount must be 0 (all) or more")
     sid, kind = _source_format(store, ref)
     if kind == CPROFILE:
-        if mean or nodefraction or edgefraction or (filters is not None and filters.active()):
+        if mean or nodefraction or edgefraction or (filters is not None and filters.active()) \
+                or granularity != "functions":
             raise PerflabError(
-                f"source {sid} is a cProfile dump: --mean, --nodefraction, --edgefraction and the frame "
-                "filters apply to pprof samples only"
+                f"source {sid} is a cProfile dump: --mean, --nodefraction, --edgefraction, --granularity and "
+                "the frame filters apply to pprof samples only"
             )
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
         if cum:
             rows.sort(key=lambda r: (-abs(r["cum"]), r["name"], -abs(r["flat"])))
         extra: dict[str, Any] = {"dropped_nodes": 0, "node_cutoff": 0, "nodes_before_nodecount": len(rows),
-                                 "filters": []}
+                                 "filters": [], "granularity": "functions"}
         if count:
             rows = rows[:count]
     else:
         idx, stype, unit = resolve_sample_type(store, sid, sample_type)
         query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
+                         granularity=GRANULARITY_ALIASES.get(granularity, granularity),
                          nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
                          edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
         if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
@@ -166,7 +171,7 @@ def top(
         result = pprof_top(store, sid, idx, query)
         total = result.pop("total")
         rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
-        extra = dict(result, filters=query.filters.legend())
+        extra = dict(result, filters=query.filters.legend(), granularity=query.granularity)
     return {
         "source_id": sid,
         "format": kind,

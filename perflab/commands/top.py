@@ -4,7 +4,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
 from perflab.analysis.profiles import profile_info, top
@@ -34,6 +34,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cum", action="store_true", help="order by cum (|cum| descending, then name), as pprof -cum")
     p.add_argument("--mean", action="store_true",
                    help="average per event: values divided by the first sample type's (pprof -mean)")
+    p.add_argument("--granularity", default="functions", metavar="G",
+                   choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
+                   help="rows per functions (default), filefunctions, files, lines or addresses, as pprof's")
     for option, what in _FILTERS.items():
         p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
     add_json_flag(p)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     result = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type,
                  nodecount=args.nodecount, nodefraction=args.nodefraction,
                  edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
-                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}))
+                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity)
     if args.json:
         print_json(result)
         return 0

@@ -28,6 +28,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "edgefraction": ("edgefraction", float), "cum": ("cum", bool), "mean": ("mean", bool),
 }
 _FILTER_FLAGS = {"focus", "ignore", "hide", "show", "show_from", "prune_from"}
+_GRANULARITY_FLAGS = {"functions", "filefunctions", "files", "lines", "addresses"}
 
 
 def _commands() -> list[tuple[str, str, dict[str, Any]]]:
@@ -43,6 +44,9 @@ def _commands() -> list[tuple[str, str, dict[str, Any]]]:
         for flag in argv[4:-3]:
             name, _, value = flag.lstrip("-").partition("=")
             if name == "symbolize":
+                continue
+            if name in _GRANULARITY_FLAGS:
+                kwargs["granularity"] = name
                 continue
             if name in _FILTER_FLAGS:
                 filters[name] = value
@@ -68,7 +72,7 @@ def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
     assert len(profiles) == 11
     assert {profile for _, profile, _ in COMMANDS} == profiles
-    assert len(COMMANDS) == 53
+    assert len(COMMANDS) == 61
     assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
