@@ -90,6 +90,18 @@ def scale(value: int, from_unit: str, to_unit: str) -> tuple[float, str]:
     return float(value), to_unit
 
 
+def conversion(from_unit: str, to_unit: str) -> tuple[float, float, str]:
+    """(factor, divisor, unit) with ``scale(v, from_unit, to_unit)`` equal to
+    ``(v * factor) / divisor`` in that unit, for an explicit ``to_unit`` (not "auto")."""
+    for family in _FAMILIES:
+        src = _sniff(family, from_unit)
+        if src is None:
+            continue
+        dst = _sniff(family, to_unit)
+        return (src.factor, dst.factor, dst.name) if dst else (src.factor, family.default.factor, family.default.name)
+    return 1.0, 1.0, "" if to_unit in ("count", "sample", "unit", *_AUTO) else to_unit
+
+
 def label(value: int, from_unit: str, to_unit: str) -> str:
     """pprof's ScaledLabel: two decimals, ``.00`` cut, ``0`` for a zero."""
     v, u = scale(value, from_unit, to_unit)

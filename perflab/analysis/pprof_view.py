@@ -22,6 +22,7 @@ first sample type, as pprof's -mean does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from perflab.analysis.pprof_frames import FrameFilters, build
+from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.ingest.pprof_arrays import lookup, to_numpy
 from perflab.store import Store
 
@@ -41,7 +43,7 @@ _NODE_TOTALS_SQL = """
 WITH per_stack AS (
     SELECT stack_id, sum(value[$idx]) AS v,
            sum(CASE WHEN $mean THEN value[1] ELSE 0 END) AS d
-    FROM pprof_samples WHERE source_id = $sid
+    FROM pprof_samples WHERE source_id = $sid AND {samples}
     GROUP BY stack_id
 ),
 st AS (
@@ -80,7 +82,7 @@ FROM pprof_samples WHERE source_id = $sid
 _LIVE_STACKS_SQL = """
 WITH live AS (
     SELECT stack_id, sum(value[$idx])::BIGINT AS v FROM pprof_samples
-    WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0))
+    WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0)) AND {samples}
     GROUP BY stack_id
 )
 SELECT s.stack_id, live.v, s.node_ids, {extra} FROM {stacks} s JOIN live USING (stack_id)
@@ -103,6 +105,7 @@ class TopQuery:
     mean: bool = False
     filters: FrameFilters = FrameFilters()
     granularity: str = "functions"
+    tags: TagFilters = TagFilters()
 
 
 def go_div(a: int, b: int) -> int:
@@ -138,14 +141,19 @@ def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
 
 
 def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
-    params = {"idx": idx + 1, "sid": sid, "mean": q.mean}
+    params: dict[str, Any] = {"idx": idx + 1, "sid": sid, "mean": q.mean}
+    tagged = kept_samples_sql(store, sid, q.tags)
+    if tagged is not None:
+        tables = dict(tables, samples=tagged[0])
+        params.update(tagged[1])
     # The total is the whole profile's, before any filter, as pprof's report takes it.
-    raw_total, total_div = store.con.execute(_TOTAL_SQL, params).fetchall()[0]
+    raw_total, total_div = store.con.execute(_TOTAL_SQL, _used(_TOTAL_SQL, params)).fetchall()[0]
     total = _value(int(raw_total), int(total_div), q.mean)
-    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"])
+    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
+                                  samples=tables.get("samples", "TRUE"))
     nodes = [
         (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
-        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, params).fetchall()
+        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, _used(sql, params)).fetchall()
     ]
     # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
     flat_sum = float(sum(n[2] for n in nodes))
@@ -153,7 +161,10 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     edge_cutoff = abs(int(flat_sum * q.edgefraction))
     kept = [n for n in nodes if abs(n[3]) >= cutoff] if cutoff > 0 else nodes
     dropped = len(nodes) - len(kept)
-    # Names can repeat (files, [binary]): pprof's last tie-breaker is the node's %v text.
+    # Names can repeat (files, [binary]). pprof's comparator finds two such nodes with
+    # the same |flat| equivalent and its unstable sort leaves them in Go's map order, so
+    # pprof itself orders them differently from run to run; perflab takes |cum|, then
+    # the node's %v text (pprof's own last tie-breaker), one of pprof's orders.
     if q.cum:
         kept.sort(key=lambda n: (-abs(n[3]), n[1], -abs(n[2]), n[6]))
     else:
@@ -161,7 +172,7 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
     shown = kept[: q.nodecount] if q.nodecount > 0 else kept
     inline = {}
     if shown and _has_inlined_frames(store, sid):
-        inline = _inline_labels(store, tables["stacks"], params, [n[0] for n in shown], edge_cutoff)
+        inline = _inline_labels(store, tables, params, [n[0] for n in shown], edge_cutoff)
     rows = [
         {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
          "inline": inline.get(nid, "")}
@@ -184,7 +195,12 @@ def _has_inlined_frames(store: Store, sid: int) -> bool:
     return bool(row[0][0])
 
 
-def _inline_labels(store: Store, stacks: str, params: dict[str, Any], kept: list[int],
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters ``sql`` names (DuckDB refuses the others)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any], kept: list[int],
                    edge_cutoff: int) -> dict[int, str]:
     """{node id: "inline" | "partial-inline"} for the kept nodes, from their in-edges.
 
@@ -193,9 +209,10 @@ def _inline_labels(store: Store, stacks: str, params: dict[str, Any], kept: list
     its rootmost occurrence, is inline when every stack reaches it inlined, and is
     dropped when its |weight| is under the edgefraction cut, as pprof trims edges.
     """
-    stored = stacks == _STORED_STACKS
-    sql = _LIVE_STACKS_SQL.format(stacks=stacks, extra="s.location_ids" if stored else "s.inl")
-    tbl = store.con.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).to_arrow_table()
+    stored = tables["stacks"] == _STORED_STACKS
+    sql = _LIVE_STACKS_SQL.format(stacks=tables["stacks"], extra="s.location_ids" if stored else "s.inl",
+                                  samples=tables.get("samples", "TRUE"))
+    tbl = store.con.sql(sql, params=_used(sql, params)).to_arrow_table()
     if tbl.num_rows == 0:
         return {}
     node_lists = tbl.column("node_ids").combine_chunks()

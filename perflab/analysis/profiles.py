@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from perflab.analysis.pprof_frames import GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
@@ -124,6 +125,7 @@ def top(
     mean: bool = False,
     filters: FrameFilters | None = None,
     granularity: str = "functions",
+    tags: TagFilters | None = None,
 ) -> dict[str, Any]:
     """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
@@ -136,6 +138,7 @@ def top(
     ``edgefraction`` (pprof's 0.001) only decides the rows' "inline" labels.
     ``filters`` are pprof's focus, ignore, hide, show, show_from and prune_from
     (perflab.analysis.pprof_frames); the total stays the whole profile's, as pprof's.
+    ``tags`` are pprof's tagfocus, tagignore, tagshow and taghide (perflab.analysis.pprof_tags).
     ``granularity`` is pprof's: functions, filefunctions, files (or filenames), lines
     or addresses; rows are then named as pprof names them ("function file:line"...).
     pprof values are exact ints in the sample type's unit (``mean``: divided by the
@@ -148,10 +151,10 @@ def top(
     sid, kind = _source_format(store, ref)
     if kind == CPROFILE:
         if mean or nodefraction or edgefraction or (filters is not None and filters.active()) \
-                or granularity != "functions":
+                or granularity != "functions" or (tags is not None and tags.active()):
             raise PerflabError(
                 f"source {sid} is a cProfile dump: --mean, --nodefraction, --edgefraction, --granularity and "
-                "the frame filters apply to pprof samples only"
+                "the frame and tag filters apply to pprof samples only"
             )
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
         if cum:
@@ -163,7 +166,7 @@ def top(
     else:
         idx, stype, unit = resolve_sample_type(store, sid, sample_type)
         query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
-                         granularity=GRANULARITY_ALIASES.get(granularity, granularity),
+                         granularity=GRANULARITY_ALIASES.get(granularity, granularity), tags=tags or TagFilters(),
                          nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
                          edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
         if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
@@ -171,7 +174,7 @@ def top(
         result = pprof_top(store, sid, idx, query)
         total = result.pop("total")
         rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
-        extra = dict(result, filters=query.filters.legend(), granularity=query.granularity)
+        extra = dict(result, filters=query.filters.legend() + query.tags.legend(), granularity=query.granularity)
     return {
         "source_id": sid,
         "format": kind,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
 from perflab.analysis.profiles import profile_info, top
@@ -39,8 +40,18 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
                    help="rows per functions (default), filefunctions, files, lines or addresses, as pprof's")
     for option, what in _FILTERS.items():
         p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
+    for option, what in _TAG_FILTERS.items():
+        p.add_argument(f"--{option}", metavar="[KEY=]VALUES", help=what)
     add_json_flag(p)
 
+
+# pprof's tag filters: regexps (comma-separated) or a numeric range with units (64kb:1mb).
+_TAG_FILTERS = {
+    "tagfocus": "only samples with a label that matches (key=regexps, regexps, or key=N:M with units)",
+    "tagignore": "no samples with a label that matches",
+    "tagshow": "listed among the active filters (labels are not shown by top)",
+    "taghide": "listed among the active filters (labels are not shown by top)",
+}
 
 # pprof's frame filters (RE2 regexps, matched anywhere in a function's name, its file or
 # its location's mapping file; perflab.analysis.pprof_frames).
@@ -61,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     result = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type,
                  nodecount=args.nodecount, nodefraction=args.nodefraction,
                  edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
-                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity)
+                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity,
+                 tags=TagFilters(**{f: getattr(args, f) for f in _TAG_FILTERS}))
     if args.json:
         print_json(result)
         return 0

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands.top import render_pprof
 from perflab.ingest import ingest_path
@@ -28,6 +29,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "edgefraction": ("edgefraction", float), "cum": ("cum", bool), "mean": ("mean", bool),
 }
 _FILTER_FLAGS = {"focus", "ignore", "hide", "show", "show_from", "prune_from"}
+_TAG_FLAGS = {"tagfocus", "tagignore", "tagshow", "taghide"}
 _GRANULARITY_FLAGS = {"functions", "filefunctions", "files", "lines", "addresses"}
 
 
@@ -41,6 +43,7 @@ def _commands() -> list[tuple[str, str, dict[str, Any]]]:
         assert argv[:4] == ["go", "tool", "pprof", "-top"] and argv[-2] == ">", line
         kwargs: dict[str, Any] = {}
         filters: dict[str, str] = {}
+        tags: dict[str, str] = {}
         for flag in argv[4:-3]:
             name, _, value = flag.lstrip("-").partition("=")
             if name == "symbolize":
@@ -50,10 +53,13 @@ def _commands() -> list[tuple[str, str, dict[str, Any]]]:
                 continue
             if name in _FILTER_FLAGS:
                 filters[name] = value
+            elif name in _TAG_FLAGS:
+                tags[name] = value
             else:
                 key, cast = _FLAGS[name]
                 kwargs[key] = cast(value) if value else True
         kwargs["filters"] = FrameFilters(**filters)
+        kwargs["tags"] = TagFilters(**tags)
         out.append((argv[-1], argv[-3], kwargs))
     return out
 
@@ -71,8 +77,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
     assert len(profiles) == 11
-    assert {profile for _, profile, _ in COMMANDS} == profiles
-    assert len(COMMANDS) == 61
+    # (the tag filters also read two labelled profiles of ../generated)
+    assert {profile for _, profile, _ in COMMANDS if "/" not in profile} == profiles
+    assert len(COMMANDS) == 69
     assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
