@@ -104,35 +104,46 @@ class Frames:
     """Temporary tables {t}_l (Lines), {t}_loc (locations), {t}_s (stack rows) for one
     source, rewritten step by step; :meth:`finish` leaves {t}_st and {t}_n."""
 
-    def __init__(self, store: Store, sid: int) -> None:
+    def __init__(self, store: Store, sids: list[int]) -> None:
         self.con = store.con
         self.store = store
-        self.sid = sid
+        self.sids = sids
         self.t = f"_perflab_frames_{next(_counter)}"
         self.tables: list[str] = []
         t = self.t
-        self._create(f"{t}_l", """
-            SELECT li.location_id, li.line_idx, li.function_id IS NOT NULL AS has_fn,
+        # Several sources (pprof merges the profiles it is given) share the tables: each
+        # location gets a number of its own, each stack (src << 32 | its stack_id).
+        self._create(f"{t}_locmap", " UNION ALL ".join(
+            f"SELECT {i} AS src, location_id AS old_id FROM pprof_locations WHERE source_id = {int(sid)}"
+            for i, sid in enumerate(sids)) + " ORDER BY src, old_id")
+        self._run(f"ALTER TABLE {t}_locmap ADD COLUMN location_id BIGINT", {})
+        self._run(f"UPDATE {t}_locmap SET location_id = rowid", {})
+        self._create(f"{t}_l", f"""
+            SELECT m.location_id, li.line_idx, li.function_id IS NOT NULL AS has_fn,
                    coalesce(f.name, '') AS fn, coalesce(f.filename, '') AS file, f.start_line, li.line, li."column",
                    TRUE AS keep
             FROM pprof_lines li
-            LEFT JOIN pprof_functions f ON f.source_id = li.source_id AND f.function_id = li.function_id
-            WHERE li.source_id = $sid""")
+            JOIN (SELECT * FROM {t}_locmap) m ON m.old_id = li.location_id
+                 AND li.source_id = [{", ".join(str(int(x)) for x in sids)}][m.src + 1]
+            LEFT JOIN pprof_functions f ON f.source_id = li.source_id AND f.function_id = li.function_id""")
         self._create(f"{t}_loc", f"""
-            SELECT lo.location_id, lo.mapping_id IS NOT NULL AS has_map, coalesce(m.filename, '') AS mapfile,
-                   lo.address, (SELECT count(*) FROM {t}_l l WHERE l.location_id = lo.location_id) AS nlines,
+            SELECT m.location_id, lo.mapping_id IS NOT NULL AS has_map, coalesce(mp.filename, '') AS mapfile,
+                   lo.address, (SELECT count(*) FROM {t}_l l WHERE l.location_id = m.location_id) AS nlines,
                    FALSE AS hidden
             FROM pprof_locations lo
-            LEFT JOIN pprof_mappings m ON m.source_id = lo.source_id AND m.mapping_id = lo.mapping_id
-            WHERE lo.source_id = $sid""")
-        self._create(f"{t}_s", """
-            SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS pos
-            FROM pprof_stacks WHERE source_id = $sid""")
+            JOIN {t}_locmap m ON m.old_id = lo.location_id
+                 AND lo.source_id = [{", ".join(str(int(x)) for x in sids)}][m.src + 1]
+            LEFT JOIN pprof_mappings mp ON mp.source_id = lo.source_id AND mp.mapping_id = lo.mapping_id""")
+        self._create(f"{t}_s", " UNION ALL ".join(f"""
+            SELECT ({i}::BIGINT << 32) | s.stack_id AS stack_id, m.location_id, s.pos
+            FROM (SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS pos
+                  FROM pprof_stacks WHERE source_id = {int(sid)}) s
+            JOIN {t}_locmap m ON m.src = {i} AND m.old_id = s.location_id""" for i, sid in enumerate(sids)))
 
     def _create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
         if name not in self.tables:
             self.tables.append(name)
-        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", {"sid": self.sid, **(params or {})})
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
 
     def _run(self, sql: str, params: dict[str, Any]) -> None:
         # DuckDB refuses a parameter the statement does not use.
@@ -328,10 +339,23 @@ class Frames:
             FROM {t}_lf JOIN {t}_n n USING ({keys}) GROUP BY location_id""").to_arrow_table()
         ranges = self.con.sql(f"""
             SELECT stack_id, min(pos) AS lo, max(pos) AS hi FROM {t}_s GROUP BY stack_id""").to_arrow_table()
-        stored = self.con.sql("SELECT stack_id, location_ids FROM pprof_stacks WHERE source_id = $sid",
-                              params={"sid": self.sid}).to_arrow_table()
+        stored = pa.concat_tables([self._stored_stacks(i, sid) for i, sid in enumerate(self.sids)])
         self._create_from_arrow(f"{t}_st", _gather_frames(locs, ranges, stored))
         return f"{t}_st", f"{t}_n"
+
+    def _stored_stacks(self, i: int, sid: int) -> pa.Table:
+        """Source ``sid``'s stored stacks with this object's stack and location numbers."""
+        tbl = self.con.sql(f"SELECT stack_id, location_ids FROM pprof_stacks WHERE source_id = {int(sid)}"
+                           ).to_arrow_table()
+        ids = self.con.execute(f"SELECT old_id, location_id FROM {self.t}_locmap WHERE src = {i}").fetchnumpy()
+        lists = tbl.column("location_ids").combine_chunks()
+        new = np.asarray(ids["location_id"], dtype=np.int64)[
+            lookup(np.asarray(ids["old_id"], dtype=np.uint64), to_numpy(lists.flatten()).astype(np.uint64))]
+        offsets = np.concatenate(([0], np.cumsum(to_numpy(lists.value_lengths()).astype(np.int64))))
+        return arrow_table({
+            "stack_id": to_arrow((i << 32) | to_numpy(tbl.column("stack_id").combine_chunks()).astype(np.int64)),
+            "location_ids": pa.LargeListArray.from_arrays(to_arrow(offsets), to_arrow(new)),
+        })
 
     def _create_from_arrow(self, name: str, table: pa.Table) -> None:
         view = f"{name}_arrow"
@@ -391,10 +415,10 @@ def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Tab
     stored_ids = to_numpy(stored.column("stack_id").combine_chunks())
     lists = stored.column("location_ids").combine_chunks().take(to_arrow(lookup(stored_ids, stack_ids)))
     lengths = to_numpy(lists.value_lengths()).astype(np.int64)
-    loc_ids = to_numpy(lists.flatten()).astype(np.uint64)
+    loc_ids = to_numpy(lists.flatten()).astype(np.int64)
     owner = np.repeat(np.arange(stack_ids.size), lengths)
     pos = np.arange(loc_ids.size) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
-    loc_pos = lookup(to_numpy(locs.column("location_id").combine_chunks()).astype(np.uint64), loc_ids)
+    loc_pos = lookup(to_numpy(locs.column("location_id").combine_chunks()).astype(np.int64), loc_ids)
     keep = (pos >= lo[owner]) & (pos <= hi[owner]) & (loc_pos >= 0)
     frames = locs.column("frames").combine_chunks().take(to_arrow(loc_pos[keep]))
     inl = locs.column("inl").combine_chunks().take(to_arrow(loc_pos[keep]))
@@ -402,22 +426,23 @@ def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Tab
     offsets = np.concatenate(([0], np.cumsum(per_stack.astype(np.int64))))
     node_ids = pa.LargeListArray.from_arrays(to_arrow(offsets), frames.flatten())
     return arrow_table({
-        "stack_id": to_arrow(stack_ids.astype(np.int32)),
+        "stack_id": to_arrow(stack_ids.astype(np.int64)),
         "node_ids": node_ids,
         "inl": pa.LargeListArray.from_arrays(to_arrow(offsets), inl.flatten()),
         "recursive": recursive_stacks(node_ids),
     })
 
 
-def build(store: Store, sid: int, filters: FrameFilters, drop_frames: str | None,
+def build(store: Store, sids: list[int], filters: FrameFilters, drop_frames: str | None,
           keep_frames: str | None, granularity: str = "functions") -> Frames | None:
     """The rewritten stacks for these options, or None when pprof would change nothing
-    (the stored stacks, named by function at ingest, then serve as they are)."""
-    if not drop_frames and not filters.active() and granularity == "functions" and _names_are_keys(store, sid):
+    (one source whose stored stacks, named by function at ingest, serve as they are)."""
+    if (len(sids) == 1 and not drop_frames and not filters.active() and granularity == "functions"
+            and _names_are_keys(store, sids[0])):
         return None
     for f in fields(filters):
         check_regexp(store, f.name, getattr(filters, f.name))
-    frames = Frames(store, sid)
+    frames = Frames(store, sids)
     try:
         if drop_frames:
             frames.prune(drop_frames, keep_frames or None)

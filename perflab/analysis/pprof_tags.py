@@ -74,7 +74,8 @@ def _scaled(number: int, unit: str) -> tuple[float, str]:
     return (number * f) / d, out
 
 
-def _matching_samples_sql(store: Store, sid: int, option: str, value: str) -> tuple[str, dict[str, object]]:
+def _matching_samples_sql(store: Store, sid: int, units: dict[str, str], option: str,
+                          value: str) -> tuple[str, dict[str, object]]:
     """SQL selecting the sample_idx of the samples that ``value`` matches, and its params."""
     key: str | None = None
     if "=" in value:
@@ -83,7 +84,6 @@ def _matching_samples_sql(store: Store, sid: int, option: str, value: str) -> tu
     rng = _range(value)
     if rng is not None:
         low, high, unit = rng
-        units = _key_units(store, sid)
         wanted = [k for k in units if key is None or k == key]
         conds = []
         for i, k in enumerate(wanted):
@@ -117,33 +117,40 @@ def _matching_samples_sql(store: Store, sid: int, option: str, value: str) -> tu
                 GROUP BY sample_idx HAVING {each}""", params)
 
 
-def _key_units(store: Store, sid: int) -> dict[str, str]:
+def _key_units(store: Store, sids: list[int]) -> dict[str, str]:
     """pprof's NumLabelUnits: each numeric key's first non-empty unit, in sample order."""
+    order = " ".join(f"WHEN {int(sid)} THEN {i}" for i, sid in enumerate(sids))
     rows = store.con.execute(
-        """SELECT key, first(num_unit ORDER BY sample_idx, rowid) FILTER (WHERE num_unit <> '')
-           FROM pprof_labels
-           WHERE source_id = ? AND str IS NULL AND (num <> 0 OR num_unit IS NOT NULL)
-           GROUP BY key""", [sid]
+        f"""SELECT key, first(num_unit ORDER BY CASE source_id {order} END, sample_idx, rowid)
+                   FILTER (WHERE num_unit <> '')
+            FROM pprof_labels
+            WHERE source_id IN ({", ".join(str(int(x)) for x in sids)})
+              AND str IS NULL AND (num <> 0 OR num_unit IS NOT NULL)
+            GROUP BY key"""
     ).fetchall()
     return {k: u or ("bytes" if k in ("alignment", "request") else k) for k, u in rows}
 
 
-def kept_samples_sql(store: Store, sid: int, tags: TagFilters) -> tuple[str, dict[str, object]] | None:
-    """A condition on pprof_samples rows keeping the samples tagfocus/tagignore keep
-    (None when neither is set), with its parameters."""
+def kept_samples_sql(store: Store, sids: list[int], tags: TagFilters) -> tuple[str, dict[str, object]] | None:
+    """A condition on the merged samples (src, sample_idx) keeping those tagfocus and
+    tagignore keep (None when neither is set), with its parameters."""
     parts = []
     params: dict[str, object] = {}
+    units = _key_units(store, sids)
     for option, negate in (("tagfocus", False), ("tagignore", True)):
         value = getattr(tags, option)
         if not value:
             continue
-        sql, p = _matching_samples_sql(store, sid, option, value)
-        for name in list(p):
-            if name != "sid":
-                sql = re.sub(rf"\${name}\b", f"${option}_{name}", sql)
-                p[f"{option}_{name}"] = p.pop(name)
-        params.update(p)
-        parts.append(f"sample_idx {'NOT IN' if negate else 'IN'} ({sql})")
+        selects = []
+        for i, sid in enumerate(sids):
+            sql, p = _matching_samples_sql(store, sid, units, option, value)
+            for name in list(p):
+                sql = re.sub(rf"\${name}\b", f"${option}_{i}_{name}", sql)
+                p[f"{option}_{i}_{name}"] = p.pop(name)
+            params.update(p)
+            selects.append(f"SELECT ({i}::BIGINT << 40) | sample_idx FROM ({sql})")
+        parts.append(f"((src::BIGINT << 40) | sample_idx) {'NOT IN' if negate else 'IN'} "
+                     f"({' UNION ALL '.join(selects)})")
     if not parts:
         return None
     return " AND ".join(parts), params

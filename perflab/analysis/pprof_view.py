@@ -31,6 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from perflab.analysis.pprof_frames import FrameFilters, build
+from perflab.analysis.pprof_merge import merged_total
 from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.ingest.pprof_arrays import lookup, to_numpy
 from perflab.store import Store
@@ -41,9 +42,8 @@ from perflab.store import Store
 # $div is the value that -mean divides by (the first sample type), 0 without -mean.
 _NODE_TOTALS_SQL = """
 WITH per_stack AS (
-    SELECT stack_id, sum(value[$idx]) AS v,
-           sum(CASE WHEN $mean THEN value[1] ELSE 0 END) AS d
-    FROM pprof_samples WHERE source_id = $sid AND {samples}
+    SELECT stack_id, sum(v) AS v, sum(CASE WHEN $mean THEN d ELSE 0 END) AS d
+    FROM {sample_rows} WHERE {samples}
     GROUP BY stack_id
 ),
 st AS (
@@ -72,8 +72,7 @@ WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
 """
 
 _TOTAL_SQL = """
-SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0)
-FROM pprof_samples WHERE source_id = $sid
+SELECT coalesce(sum(abs(v)), 0), coalesce(sum(CASE WHEN $mean THEN d ELSE 0 END), 0) FROM {sample_rows}
 """
 
 # The stacks pprof reads for the inline labels: those with a sample whose value (or
@@ -81,8 +80,8 @@ FROM pprof_samples WHERE source_id = $sid
 # int64, as pprof's own sums).
 _LIVE_STACKS_SQL = """
 WITH live AS (
-    SELECT stack_id, sum(value[$idx])::BIGINT AS v FROM pprof_samples
-    WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0)) AND {samples}
+    SELECT stack_id, sum(v)::BIGINT AS v FROM {sample_rows}
+    WHERE (v <> 0 OR ($mean AND d <> 0)) AND {samples}
     GROUP BY stack_id
 )
 SELECT s.stack_id, live.v, s.node_ids, {extra} FROM {stacks} s JOIN live USING (stack_id)
@@ -118,39 +117,75 @@ def _value(raw: int, div: int, mean: bool) -> int:
     return go_div(raw, div) if mean and div else raw
 
 
-def pprof_top(store: Store, sid: int, idx: int, q: TopQuery) -> dict[str, Any]:
-    """The rows of `go tool pprof -top` for sample type ``idx`` of source ``sid``.
+@dataclass(frozen=True)
+class Part:
+    """One profile of the merge pprof makes of all it reads: ``sign`` -1 for a base
+    (subtracted), ``ratios`` its values' factor to the merged unit per sample type
+    (pprof's ScaleProfiles), ``base`` True for a -diff_base profile."""
+
+    sid: int
+    sign: int = 1
+    ratios: tuple[float, ...] = ()
+    base: bool = False
+
+
+def _value_sql(i: int, part: Part, column: str) -> str:
+    """A sample's value as pprof's merged profile holds it: negated for a base, then
+    scaled to the merged unit and rounded (pprof's ScaleN)."""
+    expr = f"value[{column}]" if part.sign == 1 else f"(-value[{column}])"
+    ratio = part.ratios[i] if i < len(part.ratios) else 1.0
+    return expr if ratio == 1.0 else f"round({expr}::DOUBLE * {float(ratio)!r})::BIGINT"
+
+
+def _sample_rows(parts: list[Part], idx: int) -> str:
+    """The merged profile's samples: (stack_id, src, sample_idx, v, d, base)."""
+    return "(" + " UNION ALL ".join(
+        f"""SELECT ({i}::BIGINT << 32) | stack_id AS stack_id, {i} AS src, sample_idx,
+                   {_value_sql(idx, part, str(idx + 1))} AS v, {_value_sql(0, part, "1")} AS d, {part.base} AS base
+            FROM pprof_samples WHERE source_id = {int(part.sid)}"""
+        for i, part in enumerate(parts)) + ")"
+
+
+def pprof_top(store: Store, parts: list[Part], idx: int, q: TopQuery) -> dict[str, Any]:
+    """The rows of `go tool pprof -top` for sample type ``idx`` of the merge of ``parts``.
 
     Returns {"total", "rows": [{"name", "flat", "cum", "inline"}], "dropped_nodes",
     "node_cutoff", "nodes_before_nodecount"}; "inline" is "", "inline" or "partial-inline".
     """
+    sids = [p.sid for p in parts]
+    # The merged profile keeps the first profile's drop_frames.
     drop, keep = store.con.execute(
-        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
     ).fetchall()[0]
-    frames = build(store, sid, q.filters, drop, keep, q.granularity)
+    frames = build(store, sids, q.filters, drop, keep, q.granularity)
     try:
+        tables = {"sample_rows": _sample_rows(parts, idx)}
         if frames is None:
-            tables = {"stacks": _STORED_STACKS, "nodes": _STORED_NODES}
+            tables.update(stacks=_STORED_STACKS, nodes=_STORED_NODES)
         else:
             st, nodes = frames.finish_tables()
-            tables = {"stacks": st, "nodes": nodes}
-        return _top(store, sid, idx, q, tables)
+            tables.update(stacks=st, nodes=nodes)
+        return _top(store, parts, q, tables)
     finally:
         if frames is not None:
             frames.drop()
 
 
-def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
-    params: dict[str, Any] = {"idx": idx + 1, "sid": sid, "mean": q.mean}
-    tagged = kept_samples_sql(store, sid, q.tags)
+def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {"sid": parts[0].sid, "mean": q.mean}
+    tagged = kept_samples_sql(store, [p.sid for p in parts], q.tags)
     if tagged is not None:
         tables = dict(tables, samples=tagged[0])
         params.update(tagged[1])
     # The total is the whole profile's, before any filter, as pprof's report takes it.
-    raw_total, total_div = store.con.execute(_TOTAL_SQL, _used(_TOTAL_SQL, params)).fetchall()[0]
+    if len(parts) == 1:
+        sql = _TOTAL_SQL.format(sample_rows=tables["sample_rows"])
+        raw_total, total_div = store.con.execute(sql, _used(sql, params)).fetchall()[0]
+    else:
+        raw_total, total_div = merged_total(store, parts, tables["sample_rows"], q.mean)
     total = _value(int(raw_total), int(total_div), q.mean)
     sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
-                                  samples=tables.get("samples", "TRUE"))
+                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
     nodes = [
         (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
         for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, _used(sql, params)).fetchall()
@@ -171,7 +206,7 @@ def _top(store: Store, sid: int, idx: int, q: TopQuery, tables: dict[str, str]) 
         kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3]), n[6]))
     shown = kept[: q.nodecount] if q.nodecount > 0 else kept
     inline = {}
-    if shown and _has_inlined_frames(store, sid):
+    if shown and any(_has_inlined_frames(store, p.sid) for p in parts):
         inline = _inline_labels(store, tables, params, [n[0] for n in shown], edge_cutoff)
     rows = [
         {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
@@ -211,7 +246,7 @@ def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any],
     """
     stored = tables["stacks"] == _STORED_STACKS
     sql = _LIVE_STACKS_SQL.format(stacks=tables["stacks"], extra="s.location_ids" if stored else "s.inl",
-                                  samples=tables.get("samples", "TRUE"))
+                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
     tbl = store.con.sql(sql, params=_used(sql, params)).to_arrow_table()
     if tbl.num_rows == 0:
         return {}

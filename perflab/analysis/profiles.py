@@ -24,16 +24,19 @@ cProfile sources are answered by perflab.analysis.pstats (flat = tottime, cum = 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
 
 from perflab.analysis.pprof_frames import GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_merge import merged_info, merged_types
 from perflab.analysis.pprof_tags import TagFilters
-from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, TopQuery, pprof_top
+from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, Part, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
+from perflab.ingest.pprof import default_sample_index
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
@@ -84,26 +87,31 @@ def resolve_sample_type(store: Store, source_id: int, sample_type: str | int | N
     """
     sid = _pprof_source(store, source_id)
     types = sample_types(store, sid)
+    row = store.con.execute(
+        "SELECT default_sample_index FROM pprof_profiles WHERE source_id = ?", [sid]
+    ).fetchall()
+    return _resolve(types, row[0][0], sample_type, f"source {sid}")
+
+
+def _resolve(types: list[dict[str, str]], default: int | None, sample_type: str | int | None,
+             what: str) -> tuple[int, str, str]:
     if not types:
-        raise PerflabError(f"source {sid} has no sample types")
+        raise PerflabError(f"{what} has no sample types")
     names = ", ".join(t["type"] or "''" for t in types)
     if sample_type is None:
-        row = store.con.execute(
-            "SELECT default_sample_index FROM pprof_profiles WHERE source_id = ?", [sid]
-        ).fetchall()
-        idx = int(row[0][0])
+        idx = int(default if default is not None else len(types) - 1)
     elif isinstance(sample_type, int) or (isinstance(sample_type, str) and sample_type.isdigit()):
         idx = int(sample_type)
         if not 0 <= idx < len(types):
             raise PerflabError(
-                f"sample type index {idx} is outside 0..{len(types) - 1} for source {sid} ({names})"
+                f"sample type index {idx} is outside 0..{len(types) - 1} for {what} ({names})"
             )
     else:
         wanted = str(sample_type)
         bare = wanted.removeprefix("inuse_")
         matches = [i for i, t in enumerate(types) if t["type"] in (wanted, bare)]
         if not matches:
-            raise PerflabError(f"source {sid} has no sample type {wanted!r}; it has: {names}")
+            raise PerflabError(f"{what} has no sample type {wanted!r}; it has: {names}")
         idx = matches[0]
     return idx, types[idx]["type"], types[idx]["unit"]
 
@@ -112,9 +120,12 @@ def _pct(value: float, total: float) -> float:
     return 100.0 * value / total if total else 0.0
 
 
+Ref = str | int | os.PathLike[str]
+
+
 def top(
     store: Store,
-    ref: str | int | os.PathLike[str],
+    ref: Ref | Sequence[Ref],
     sample_type: str | int | None = None,
     limit: int | None = None,
     *,
@@ -126,6 +137,8 @@ def top(
     filters: FrameFilters | None = None,
     granularity: str = "functions",
     tags: TagFilters | None = None,
+    base: Sequence[Ref] = (),
+    diff_base: Sequence[Ref] = (),
 ) -> dict[str, Any]:
     """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
@@ -139,6 +152,9 @@ def top(
     ``filters`` are pprof's focus, ignore, hide, show, show_from and prune_from
     (perflab.analysis.pprof_frames); the total stays the whole profile's, as pprof's.
     ``tags`` are pprof's tagfocus, tagignore, tagshow and taghide (perflab.analysis.pprof_tags).
+    Several profiles (``ref`` a list) are merged, ``base`` profiles subtracted and
+    ``diff_base`` ones too with their total as the total, as pprof does
+    (perflab.analysis.pprof_merge); "source_id" is then the first profile's.
     ``granularity`` is pprof's: functions, filefunctions, files (or filenames), lines
     or addresses; rows are then named as pprof names them ("function file:line"...).
     pprof values are exact ints in the sample type's unit (``mean``: divided by the
@@ -148,7 +164,15 @@ def top(
     count = nodecount if nodecount is not None else (limit or 0)
     if count < 0:
         raise PerflabError("nodecount must be 0 (all) or more")
-    sid, kind = _source_format(store, ref)
+    refs: list[Ref] = list(ref) if isinstance(ref, list | tuple) else [cast(Ref, ref)]
+    if not refs:
+        raise PerflabError("top needs a profile")
+    found = [_source_format(store, r) for r in [*refs, *base, *diff_base]]
+    sid, kind = found[0]
+    if kind == CPROFILE and len(found) > 1:
+        raise PerflabError(f"source {sid} is a cProfile dump: several profiles and bases apply to pprof only")
+    if len(found) > 1 and any(k == CPROFILE for _, k in found):
+        raise PerflabError("a cProfile dump cannot be merged with pprof profiles")
     if kind == CPROFILE:
         if mean or nodefraction or edgefraction or (filters is not None and filters.active()) \
                 or granularity != "functions" or (tags is not None and tags.active()):
@@ -164,19 +188,28 @@ def top(
         if count:
             rows = rows[:count]
     else:
-        idx, stype, unit = resolve_sample_type(store, sid, sample_type)
+        sids = [f[0] for f in found]
+        types, ratios = merged_types([sample_types(store, x) for x in sids], [f"source {x}" for x in sids])
+        infos = merged_info([profile_info(store, x) for x in sids])
+        default_name = infos["default_sample_type"]
+        default = default_sample_index([t["type"] for t in types], default_name or "")
+        idx, stype, unit = _resolve(types, default, sample_type, f"source {sid}")
+        n_src = len(refs)
+        parts = [Part(x, sign=1 if i < n_src else -1, ratios=ratios[i], base=i >= n_src + len(base))
+                 for i, x in enumerate(sids)]
         query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
                          granularity=GRANULARITY_ALIASES.get(granularity, granularity), tags=tags or TagFilters(),
                          nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
                          edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
         if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
             raise PerflabError("nodefraction and edgefraction must be between 0 and 1")
-        result = pprof_top(store, sid, idx, query)
+        result = pprof_top(store, parts, idx, query)
         total = result.pop("total")
         rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
         extra = dict(result, filters=query.filters.legend() + query.tags.legend(), granularity=query.granularity)
     return {
         "source_id": sid,
+        "source_ids": [f[0] for f in found],
         "format": kind,
         "sample_type": stype,
         "unit": unit,

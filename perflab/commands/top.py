@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
@@ -23,7 +24,12 @@ DEFAULT_LIMIT = 20
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ref", metavar="FILE_OR_SOURCE", help="a profile file (ingested first) or a source id")
+    p.add_argument("ref", metavar="FILE_OR_SOURCE", nargs="+",
+                   help="a profile file (ingested first) or a source id; several are merged, as pprof merges them")
+    p.add_argument("--base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile (pprof -base); may repeat")
+    p.add_argument("--diff-base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile and show percentages of its total (pprof -diff_base); may repeat")
     p.add_argument("--sample-index", "--sample-type", dest="sample_type", metavar="TYPE",
                    help="sample type by name (alloc_space, cpu, ...) or index (default: the profile's default)")
     p.add_argument("--nodecount", "--limit", dest="nodecount", type=int, default=DEFAULT_LIMIT, metavar="N",
@@ -69,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.nodecount < 0:
         raise PerflabError("--nodecount (--limit) must be 0 (all) or more")
     store = open_store(args)
-    result = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type,
+    def ids(refs: list[str]) -> list[int]:
+        return [resolve(args, store, r, PROFILE_KINDS) for r in refs]
+
+    result = top(store, ids(args.ref), sample_type=args.sample_type,
+                 base=ids(args.base), diff_base=ids(args.diff_base),
                  nodecount=args.nodecount, nodefraction=args.nodefraction,
                  edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
                  filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity,
@@ -78,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     if result["format"] == PPROF:
-        lines = render_pprof(result, profile_info(store, result["source_id"]))
+        lines = render_pprof(result, merged_info([profile_info(store, x) for x in result["source_ids"]]))
     else:
         lines = render_cprofile(result)
     for line in lines:

@@ -383,7 +383,7 @@ def test_cli_json_shape_and_values(tmp_path: Path) -> None:
     out = json.loads(result.stdout)
     want = expected(LOGIN_HEAP)
     assert set(out) == {"source_id", "format", "sample_type", "unit", "mean", "total", "rows", "dropped_nodes",
-                        "node_cutoff", "nodes_before_nodecount", "filters", "granularity"}
+                        "node_cutoff", "nodes_before_nodecount", "filters", "granularity", "source_ids"}
     assert (out["format"], out["sample_type"], out["unit"]) == ("pprof", "alloc_space", "bytes")
     assert out["total"] == want["totals"]["alloc_space"]
     assert len(out["rows"]) == 5

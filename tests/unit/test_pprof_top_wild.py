@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands.top import render_pprof
@@ -33,25 +34,30 @@ _TAG_FLAGS = {"tagfocus", "tagignore", "tagshow", "taghide"}
 _GRANULARITY_FLAGS = {"functions", "filefunctions", "files", "lines", "addresses"}
 
 
-def _commands() -> list[tuple[str, str, dict[str, Any]]]:
-    """(oracle file, profile, top() keywords) for each line of oracle/cmd.txt."""
+def _commands() -> list[tuple[str, list[str], dict[str, Any]]]:
+    """(oracle file, profiles, top() keywords) for each line of oracle/cmd.txt."""
     out = []
     for line in (WILD / "oracle" / "cmd.txt").read_text().splitlines():
         if line.startswith("#"):
             continue
         argv = shlex.split(line)
         assert argv[:4] == ["go", "tool", "pprof", "-top"] and argv[-2] == ">", line
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"base": [], "diff_base": []}
         filters: dict[str, str] = {}
         tags: dict[str, str] = {}
-        for flag in argv[4:-3]:
+        profiles = []
+        for flag in argv[4:-2]:
+            if not flag.startswith("-"):
+                profiles.append(flag)
+                continue
             name, _, value = flag.lstrip("-").partition("=")
             if name == "symbolize":
                 continue
             if name in _GRANULARITY_FLAGS:
                 kwargs["granularity"] = name
-                continue
-            if name in _FILTER_FLAGS:
+            elif name in ("base", "diff_base"):
+                kwargs[name].append(value)
+            elif name in _FILTER_FLAGS:
                 filters[name] = value
             elif name in _TAG_FLAGS:
                 tags[name] = value
@@ -60,7 +66,7 @@ def _commands() -> list[tuple[str, str, dict[str, Any]]]:
                 kwargs[key] = cast(value) if value else True
         kwargs["filters"] = FrameFilters(**filters)
         kwargs["tags"] = TagFilters(**tags)
-        out.append((argv[-1], argv[-3], kwargs))
+        out.append((argv[-1], profiles, kwargs))
     return out
 
 
@@ -76,18 +82,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
-    assert len(profiles) == 11
+    assert len(profiles) == 15
     # (the tag filters also read two labelled profiles of ../generated)
-    assert {profile for _, profile, _ in COMMANDS if "/" not in profile} == profiles
-    assert len(COMMANDS) == 69
+    read = {p for _, ps, kw in COMMANDS for p in [*ps, *kw["base"], *kw["diff_base"]]}
+    assert {p for p in read if "/" not in p} == profiles
+    assert len(COMMANDS) == 71
     assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
-@pytest.mark.parametrize(("oracle", "profile", "kwargs"), COMMANDS, ids=[Path(c[0]).name for c in COMMANDS])
-def test_top_text_is_go_tool_pprof_top(store: Store, oracle: str, profile: str, kwargs: dict[str, Any]) -> None:
-    sid = ingest_path(store, WILD / profile).source_id
-    result = top(store, sid, **kwargs)
-    assert render_pprof(result, profile_info(store, sid)) == (WILD / oracle).read_text().splitlines()
+@pytest.mark.parametrize(("oracle", "profiles", "kwargs"), COMMANDS, ids=[Path(c[0]).name for c in COMMANDS])
+def test_top_text_is_go_tool_pprof_top(store: Store, oracle: str, profiles: list[str],
+                                       kwargs: dict[str, Any]) -> None:
+    def ids(names: list[str]) -> list[int]:
+        return [ingest_path(store, WILD / name).source_id for name in names]
+
+    result = top(store, ids(profiles), **dict(kwargs, base=ids(kwargs["base"]), diff_base=ids(kwargs["diff_base"])))
+    info = merged_info([profile_info(store, sid) for sid in result["source_ids"]])
+    assert render_pprof(result, info) == (WILD / oracle).read_text().splitlines()
 
 
 def test_cli_options_are_pprofs(tmp_path: Path) -> None:

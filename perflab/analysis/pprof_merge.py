@@ -1,0 +1,160 @@
+"""Several profiles read as one, as `go tool pprof a.pb.gz b.pb.gz -base c.pb.gz` reads them.
+
+pprof merges the profiles it is given (driver fetchProfiles, profile.Merge):
+
+* sample types must match (names equal but for a trailing ``s``); each type takes the
+  smallest unit among the profiles and values are converted to it, rounded
+  (ScaleProfiles); the sources are merged first, then with the bases;
+* a -base profile is subtracted (its values negated); a -diff_base profile too, and
+  its samples are marked, so the report's total is the bases' own total;
+* identical samples (same locations, compared by mapping, relative address and Lines,
+  and same labels) become one sample whose values are summed: the total, a sum of
+  |value| per sample, is taken over these merged samples;
+* the header: the earliest time (pprof's loop: a later zero time wins), the summed
+  durations, the largest period, the comments without repeats, and the first profile's
+  drop_frames, mapping, doc URL and default sample type.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from perflab.analysis.pprof_units import conversion
+from perflab.errors import PerflabError
+from perflab.store import Store
+
+if TYPE_CHECKING:
+    from perflab.analysis.pprof_view import Part
+
+_U64 = "18446744073709551616::HUGEINT"
+
+
+def _wrap(expr: str) -> str:
+    """``expr`` as Go's uint64 arithmetic leaves it (modulo 2**64)."""
+    return f"(((({expr}) % {_U64}) + {_U64}) % {_U64})"
+
+
+def _sample_keys_sql(sid: int, src: int, base: bool) -> str:
+    """(src, sample_idx, key): each sample's merge key, as profile.Merge compares samples."""
+    size = _wrap(f"{_wrap('m.memory_limit::HUGEINT - m.memory_start')} + 4095")
+    return f"""
+    (WITH lines AS (
+        SELECT li.location_id,
+               string_agg(CASE WHEN f.function_id IS NULL THEN '' ELSE
+                          f.start_line || '/' || f.name || '/' || f.system_name || '/' || f.filename END
+                          || '#' || li.line, ';' ORDER BY li.line_idx)
+               || '@' || arg_max(li."column", li.line_idx) AS lk
+        FROM pprof_lines li
+        LEFT JOIN pprof_functions f ON f.source_id = li.source_id AND f.function_id = li.function_id
+        WHERE li.source_id = {sid} GROUP BY li.location_id
+    ),
+    locs AS (
+        SELECT lo.location_id,
+               concat_ws('|',
+                   CASE WHEN m.mapping_id IS NULL THEN '-' ELSE
+                        ({size} - {size} % 4096)::VARCHAR || '/' || m.file_offset || '/'
+                        || coalesce(nullif(m.build_id, ''), nullif(m.filename, ''), '') END,
+                   {_wrap("lo.address::HUGEINT - coalesce(m.memory_start, 0)")}::VARCHAR,
+                   lo.is_folded::VARCHAR, coalesce(l.lk, '')) AS k
+        FROM pprof_locations lo
+        LEFT JOIN pprof_mappings m ON m.source_id = lo.source_id AND m.mapping_id = lo.mapping_id
+        LEFT JOIN lines l ON l.location_id = lo.location_id
+        WHERE lo.source_id = {sid}
+    ),
+    stacks AS (
+        SELECT stack_id, string_agg(k, '>' ORDER BY pos) AS k FROM (
+            SELECT stack_id, unnest(location_ids) AS location_id, generate_subscripts(location_ids, 1) AS pos
+            FROM pprof_stacks WHERE source_id = {sid}
+        ) JOIN locs USING (location_id) GROUP BY stack_id
+    ),
+    labels AS (
+        SELECT sample_idx,
+               string_agg(CASE WHEN str IS NOT NULL THEN key || '=' || str END, ',' ORDER BY key, rowid) AS s,
+               string_agg(CASE WHEN str IS NULL AND (num <> 0 OR num_unit IS NOT NULL)
+                               THEN key || '=' || num END, ',' ORDER BY key, rowid) AS n
+        FROM pprof_labels WHERE source_id = {sid} GROUP BY sample_idx
+    )
+    SELECT {src} AS src, p.sample_idx,
+           coalesce(st.k, '') || '~' || coalesce(lb.s, '') || '~' || coalesce(lb.n, '') || '~{'base' if base else ''}'
+               AS key
+    FROM pprof_samples p
+    LEFT JOIN stacks st USING (stack_id)
+    LEFT JOIN labels lb USING (sample_idx)
+    WHERE p.source_id = {sid})"""
+
+
+def merged_total(store: Store, parts: list[Part], sample_rows: str, mean: bool) -> tuple[int, int]:
+    """(Σ |value| over the merged samples, Σ of -mean's divisor), or the -diff_base
+    profiles' own when they have one, as pprof's report computes its total."""
+    keys = " UNION ALL ".join(_sample_keys_sql(int(p.sid), i, p.base) for i, p in enumerate(parts))
+    row = store.con.execute(f"""
+        WITH k AS ({keys}),
+        merged AS (
+            SELECT k.key, any_value(s.base) AS base, sum(s.v) AS v, sum(s.d) AS d
+            FROM {sample_rows} s JOIN k USING (src, sample_idx)
+            GROUP BY k.key
+        )
+        SELECT coalesce(sum(abs(v)), 0), coalesce(sum(d), 0),
+               coalesce(sum(abs(v)) FILTER (WHERE base), 0), coalesce(sum(d) FILTER (WHERE base), 0)
+        FROM merged""").fetchall()[0]
+    total, div, base_total, base_div = (int(x) for x in row)
+    if base_total > 0:
+        total, div = base_total, base_div
+    return total, div if mean else 0
+
+
+def _compatible(a: str, b: str) -> bool:
+    return a.removesuffix("s") == b.removesuffix("s")
+
+
+def merged_types(types: list[list[dict[str, str]]], names: list[str]) -> tuple[list[dict[str, str]],
+                                                                                list[tuple[float, ...]]]:
+    """The merged sample types (the smallest unit of each) and, per profile, the ratio
+    of each of its types to the merged unit (pprof's CommonValueType and ScaleProfiles)."""
+    first = types[0]
+    for t, name in zip(types[1:], names[1:], strict=True):
+        if len(t) != len(first) or not all(_compatible(x["type"], y["type"]) for x, y in zip(t, first, strict=True)):
+            raise PerflabError(f"{name}: its sample types ({', '.join(x['type'] for x in t)}) do not match "
+                               f"{names[0]}'s ({', '.join(x['type'] for x in first)}); pprof cannot merge them")
+    if len(types) == 1:
+        return first, [tuple(1.0 for _ in first)]
+    merged = []
+    for i, st in enumerate(first):
+        unit = st["unit"]
+        for t in types[1:]:
+            f, d, _ = conversion(t[i]["unit"], unit)
+            if (1 * f) / d < 1:
+                unit = t[i]["unit"]
+        merged.append({"type": st["type"], "unit": unit})
+    ratios = []
+    for t in types:
+        row = []
+        for i, st in enumerate(t):
+            f, d, _ = conversion(st["unit"], merged[i]["unit"])
+            row.append((1 * f) / d)
+        ratios.append(tuple(row))
+    return merged, ratios
+
+
+def merged_info(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The header facts of the merged profile (see the module docstring)."""
+    time = duration = period = 0
+    comments: list[str] = []
+    for info in infos:
+        t = info.get("time_nanos") or 0
+        if time == 0 or t < time:
+            time = t
+        duration += info.get("duration_nanos") or 0
+        if period == 0 or period < (info.get("period") or 0):
+            period = info.get("period") or 0
+        comments += [c for c in info.get("comments") or [] if c not in comments]
+    return dict(
+        infos[0],
+        time_nanos=time or None,
+        duration_nanos=duration or None,
+        period=period,
+        comments=comments,
+        doc_url=next((i["doc_url"] for i in infos if i.get("doc_url")), None),
+        default_sample_type=next((i["default_sample_type"] for i in infos if i.get("default_sample_type")), None),
+        main_mapping=next((i["main_mapping"] for i in infos if i.get("main_mapping")), None),
+    )
