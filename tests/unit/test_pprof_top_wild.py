@@ -82,11 +82,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
-    assert len(profiles) == 15
+    assert len(profiles) == 17
     # (the tag filters also read two labelled profiles of ../generated)
     read = {p for _, ps, kw in COMMANDS for p in [*ps, *kw["base"], *kw["diff_base"]]}
     assert {p for p in read if "/" not in p} == profiles
-    assert len(COMMANDS) == 71
+    assert len(COMMANDS) == 74
     assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
@@ -107,6 +107,12 @@ def test_cli_options_are_pprofs(tmp_path: Path) -> None:
                      "--nodecount", "15", store=tmp_path / "s.duckdb")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (WILD / "oracle" / "eno__heap.pprof.mean_cum.txt").read_text()
+    # ... several files and a base (negative values, as pprof prints them)
+    result = run_cli("top", str(WILD / "apquery__alloc.pb.gz"), "--base", str(WILD / "apquery__alloc2.pb.gz"),
+                     store=tmp_path / "s.duckdb")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (WILD / "oracle" / "apquery__alloc.pb.gz.base.txt").read_text()
+    assert "-20565.26kB" in result.stdout
     # ... and the frame filters
     result = run_cli("top", str(WILD / "mtg__default.pgo"), "--focus", "net", "--ignore", "tls", "--hide",
                      "internal/poll", store=tmp_path / "s.duckdb")
