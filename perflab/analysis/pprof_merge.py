@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from perflab.analysis.pprof_units import conversion
+from perflab.analysis.pprof_units import conversion, scale_family
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -103,37 +103,70 @@ def merged_total(store: Store, parts: list[Part], sample_rows: str, mean: bool) 
     return total, div if mean else 0
 
 
-def _compatible(a: str, b: str) -> bool:
-    return a.removesuffix("s") == b.removesuffix("s")
-
-
-def merged_types(types: list[list[dict[str, str]]], names: list[str]) -> tuple[list[dict[str, str]],
-                                                                                list[tuple[float, ...]]]:
-    """The merged sample types (the smallest unit of each) and, per profile, the ratio
-    of each of its types to the merged unit (pprof's CommonValueType and ScaleProfiles)."""
-    first = types[0]
-    for t, name in zip(types[1:], names[1:], strict=True):
-        if len(t) != len(first) or not all(_compatible(x["type"], y["type"]) for x, y in zip(t, first, strict=True)):
-            raise PerflabError(f"{name}: its sample types ({', '.join(x['type'] for x in t)}) do not match "
-                               f"{names[0]}'s ({', '.join(x['type'] for x in first)}); pprof cannot merge them")
-    if len(types) == 1:
-        return first, [tuple(1.0 for _ in first)]
-    merged = []
-    for i, st in enumerate(first):
-        unit = st["unit"]
-        for t in types[1:]:
-            f, d, _ = conversion(t[i]["unit"], unit)
-            if (1 * f) / d < 1:
-                unit = t[i]["unit"]
-        merged.append({"type": st["type"], "unit": unit})
+def _common_unit(units: list[str], what: str) -> tuple[str, list[float]]:
+    """pprof's CommonValueType over one sample type of several profiles: the smallest
+    unit, and each profile's ratio to it (1 for a lone profile)."""
+    if len(units) <= 1:
+        return units[0], [1.0] * len(units)
+    unit = units[0]
+    for u in units[1:]:
+        if u != unit and (scale_family(u) is None or scale_family(u) != scale_family(unit)):
+            raise PerflabError(f"{what}: incompatible units {unit!r} and {u!r}; pprof cannot merge them")
+        f, d, _ = conversion(u, unit)
+        if (1 * f) / d < 1:
+            unit = u
     ratios = []
-    for t in types:
-        row = []
-        for i, st in enumerate(t):
-            f, d, _ = conversion(st["unit"], merged[i]["unit"])
-            row.append((1 * f) / d)
-        ratios.append(tuple(row))
-    return merged, ratios
+    for u in units:
+        f, d, _ = conversion(u, unit)
+        ratios.append((1 * f) / d)
+    return unit, ratios
+
+
+def merged_types(types: list[list[dict[str, str]]], n_sources: int) -> tuple[list[dict[str, str]],
+                                                                            list[list[int]],
+                                                                            list[list[tuple[float, ...]]]]:
+    """The merged profile's sample types, and per profile the index of each of them in
+    its own types and the ratios its values go through (pprof's CompatibilizeSampleTypes
+    and ScaleProfiles: the sources merged first, the bases among themselves, then both).
+
+    The first ``n_sources`` profiles are the sources, the rest the bases.
+    """
+    if len(types) == 1:
+        return types[0], [list(range(len(types[0])))], [[]]
+    names = [t["type"] for t in types[0]]
+    common = [n for n in names if all(sum(x["type"] == n for x in t) == 1 for t in types)]
+    if not common:
+        raise PerflabError("the profiles have no sample type in common; pprof cannot merge them")
+    columns = [[[x["type"] for x in t].index(n) for n in common] for t in types]
+    units = [[t[c]["unit"] for c in cols] for t, cols in zip(types, columns, strict=True)]
+    stages: list[list[tuple[float, ...]]] = [[] for _ in types]
+    merged_units = []
+    for j, name in enumerate(common):
+        groups = [range(0, n_sources), range(n_sources, len(types))]
+        group_units = []
+        for g in groups:
+            if not g:
+                continue
+            unit, ratios = _common_unit([units[i][j] for i in g], f"sample type {name}")
+            for i, r in zip(g, ratios, strict=True):
+                _add(stages[i], 0, j, len(common), r)
+            group_units.append((g, unit))
+        if len(group_units) == 2:
+            unit, ratios = _common_unit([u for _, u in group_units], f"sample type {name}")
+            for (g, _), r in zip(group_units, ratios, strict=True):
+                for i in g:
+                    _add(stages[i], 1, j, len(common), r)
+        else:
+            unit = group_units[0][1]
+        merged_units.append(unit)
+    merged = [{"type": n, "unit": u} for n, u in zip(common, merged_units, strict=True)]
+    return merged, columns, [[tuple(st) for st in stage] for stage in stages]
+
+
+def _add(stages: list[Any], stage: int, j: int, n: int, ratio: float) -> None:
+    while len(stages) <= stage:
+        stages.append([1.0] * n)
+    stages[stage][j] = ratio
 
 
 def merged_info(infos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -90,6 +90,11 @@ def scale(value: int, from_unit: str, to_unit: str) -> tuple[float, str]:
     return float(value), to_unit
 
 
+def scale_family(unit: str) -> int | None:
+    """Which of pprof's unit families ``unit`` belongs to (None: none of them)."""
+    return next((i for i, family in enumerate(_FAMILIES) if _sniff(family, unit) is not None), None)
+
+
 def conversion(from_unit: str, to_unit: str) -> tuple[float, float, str]:
     """(factor, divisor, unit) with ``scale(v, from_unit, to_unit)`` equal to
     ``(v * factor) / divisor`` in that unit, for an explicit ``to_unit`` (not "auto")."""

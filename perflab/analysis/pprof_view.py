@@ -120,28 +120,33 @@ def _value(raw: int, div: int, mean: bool) -> int:
 @dataclass(frozen=True)
 class Part:
     """One profile of the merge pprof makes of all it reads: ``sign`` -1 for a base
-    (subtracted), ``ratios`` its values' factor to the merged unit per sample type
-    (pprof's ScaleProfiles), ``base`` True for a -diff_base profile."""
+    (subtracted), ``columns`` the index in its own values of each merged sample type,
+    ``stages`` the ratios its values go through, one tuple per merge (pprof's
+    ScaleProfiles), ``base`` True for a -diff_base profile."""
 
     sid: int
     sign: int = 1
-    ratios: tuple[float, ...] = ()
+    columns: tuple[int, ...] = ()
+    stages: tuple[tuple[float, ...], ...] = ()
     base: bool = False
 
 
-def _value_sql(i: int, part: Part, column: str) -> str:
-    """A sample's value as pprof's merged profile holds it: negated for a base, then
-    scaled to the merged unit and rounded (pprof's ScaleN)."""
+def _value_sql(j: int, part: Part) -> str:
+    """Merged sample type ``j`` of a sample as pprof's merged profile holds it: negated
+    for a base, then scaled to each merge's unit and rounded (pprof's ScaleN)."""
+    column = (part.columns[j] if part.columns else j) + 1
     expr = f"value[{column}]" if part.sign == 1 else f"(-value[{column}])"
-    ratio = part.ratios[i] if i < len(part.ratios) else 1.0
-    return expr if ratio == 1.0 else f"round({expr}::DOUBLE * {float(ratio)!r})::BIGINT"
+    for ratios in part.stages:
+        if ratios[j] != 1.0:
+            expr = f"round({expr}::DOUBLE * {float(ratios[j])!r})::BIGINT"
+    return expr
 
 
 def _sample_rows(parts: list[Part], idx: int) -> str:
     """The merged profile's samples: (stack_id, src, sample_idx, v, d, base)."""
     return "(" + " UNION ALL ".join(
         f"""SELECT ({i}::BIGINT << 32) | stack_id AS stack_id, {i} AS src, sample_idx,
-                   {_value_sql(idx, part, str(idx + 1))} AS v, {_value_sql(0, part, "1")} AS d, {part.base} AS base
+                   {_value_sql(idx, part)} AS v, {_value_sql(0, part)} AS d, {part.base} AS base
             FROM pprof_samples WHERE source_id = {int(part.sid)}"""
         for i, part in enumerate(parts)) + ")"
 

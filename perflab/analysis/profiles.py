@@ -189,13 +189,14 @@ def top(
             rows = rows[:count]
     else:
         sids = [f[0] for f in found]
-        types, ratios = merged_types([sample_types(store, x) for x in sids], [f"source {x}" for x in sids])
+        types, columns, stages = merged_types([sample_types(store, x) for x in sids], len(refs))
         infos = merged_info([profile_info(store, x) for x in sids])
         default_name = infos["default_sample_type"]
         default = default_sample_index([t["type"] for t in types], default_name or "")
         idx, stype, unit = _resolve(types, default, sample_type, f"source {sid}")
         n_src = len(refs)
-        parts = [Part(x, sign=1 if i < n_src else -1, ratios=ratios[i], base=i >= n_src + len(base))
+        parts = [Part(x, sign=1 if i < n_src else -1, columns=tuple(columns[i]), stages=tuple(stages[i]),
+                      base=i >= n_src + len(base))
                  for i, x in enumerate(sids)]
         query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
                          granularity=GRANULARITY_ALIASES.get(granularity, granularity), tags=tags or TagFilters(),
