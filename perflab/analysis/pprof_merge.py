@@ -122,18 +122,20 @@ def _common_unit(units: list[str], what: str) -> tuple[str, list[float]]:
     return unit, ratios
 
 
-def merged_types(types: list[list[dict[str, str]]], n_sources: int) -> tuple[list[dict[str, str]],
-                                                                            list[list[int]],
-                                                                            list[list[tuple[float, ...]]]]:
+def merged_types(types: list[list[dict[str, str]]], n_sources: int, defaults: list[str | None]
+                 ) -> tuple[list[dict[str, str]], list[list[int]], list[list[tuple[float, ...]]], str | None]:
     """The merged profile's sample types, and per profile the index of each of them in
-    its own types and the ratios its values go through (pprof's CompatibilizeSampleTypes
-    and ScaleProfiles: the sources merged first, the bases among themselves, then both).
+    its own types and the ratios its values go through (pprof's CompatibilizeSampleTypes,
+    which keeps the type names every profile holds exactly once, and ScaleProfiles: the
+    sources merged first, the bases among themselves, then both).
 
-    The first ``n_sources`` profiles are the sources, the rest the bases.
+    The first ``n_sources`` profiles are the sources, the rest the bases; ``defaults``
+    their default_sample_type. The last value returned is the merged profile's default
+    sample type: a profile whose types changed names its own if still there, else the
+    first common type; the first profile that names one wins.
     """
-    if len(types) == 1:
-        return types[0], [list(range(len(types[0])))], [[]]
     names = [t["type"] for t in types[0]]
+    # Even a lone profile goes through this: a type name it repeats is dropped.
     common = [n for n in names if all(sum(x["type"] == n for x in t) == 1 for t in types)]
     if not common:
         raise PerflabError("the profiles have no sample type in common; pprof cannot merge them")
@@ -160,7 +162,14 @@ def merged_types(types: list[list[dict[str, str]]], n_sources: int) -> tuple[lis
             unit = group_units[0][1]
         merged_units.append(unit)
     merged = [{"type": n, "unit": u} for n, u in zip(common, merged_units, strict=True)]
-    return merged, columns, [[tuple(st) for st in stage] for stage in stages]
+    default = None
+    for t, cols, d in zip(types, columns, defaults, strict=True):
+        if cols != list(range(len(t))):
+            d = d if d in common else common[0]
+        if d:
+            default = d
+            break
+    return merged, columns, [[tuple(st) for st in stage] for stage in stages], default
 
 
 def _add(stages: list[Any], stage: int, j: int, n: int, ratio: float) -> None:

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from perflab.analysis.pprof_frames import GRANULARITY_ALIASES, FrameFilters
-from perflab.analysis.pprof_merge import merged_info, merged_types
+from perflab.analysis.pprof_merge import merged_types
 from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, Part, TopQuery, pprof_top
 from perflab.analysis.pstats import cprofile_top
@@ -189,9 +189,9 @@ def top(
             rows = rows[:count]
     else:
         sids = [f[0] for f in found]
-        types, columns, stages = merged_types([sample_types(store, x) for x in sids], len(refs))
-        infos = merged_info([profile_info(store, x) for x in sids])
-        default_name = infos["default_sample_type"]
+        infos = [profile_info(store, x) for x in sids]
+        types, columns, stages, default_name = merged_types(
+            [i["sample_types"] for i in infos], len(refs), [i["default_sample_type"] for i in infos])
         default = default_sample_index([t["type"] for t in types], default_name or "")
         idx, stype, unit = _resolve(types, default, sample_type, f"source {sid}")
         n_src = len(refs)

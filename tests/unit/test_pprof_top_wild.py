@@ -82,11 +82,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_every_wild_profile_has_oracles() -> None:
     profiles = {p.name for p in WILD.iterdir() if p.is_file() and p.suffix != ".md"}
-    assert len(profiles) == 19
+    assert len(profiles) == 20
     # (the tag filters also read two labelled profiles of ../generated)
     read = {p for _, ps, kw in COMMANDS for p in [*ps, *kw["base"], *kw["diff_base"]]}
     assert {p for p in read if "/" not in p} == profiles
-    assert len(COMMANDS) == 78
+    assert len(COMMANDS) == 80
     assert {p.name for p in (WILD / "oracle").glob("*.txt")} == {Path(o).name for o, _, _ in COMMANDS} | {"cmd.txt"}
 
 
