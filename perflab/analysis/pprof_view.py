@@ -1,5 +1,8 @@
 """`go tool pprof -top` over the stored pprof tables: which rows, in which order, with
-which labels, computed in bulk by DuckDB.
+which labels, computed in bulk by DuckDB and Arrow. The stacks come from the store, or
+rewritten by pprof's frame options (perflab.analysis.pprof_frames); the samples from one
+profile or several merged (perflab.analysis.pprof_merge), less the tag filters'
+(perflab.analysis.pprof_tags).
 
 pprof builds a graph of nodes and caller->callee edges from the samples, then
 (report.newTrimmedGraph):
@@ -39,7 +42,8 @@ from perflab.store import Store
 # flat and cum per node in one aggregation: per stack first (stacks are shared by many
 # samples), then per node. list_distinct makes a recursive function count once per
 # sample in cum; it is slow, so only the stacks flagged recursive at ingest go through it.
-# $div is the value that -mean divides by (the first sample type), 0 without -mean.
+# {sample_rows} holds the merged profile's samples: v the chosen type's value, d the
+# first type's (what -mean divides by; 0 without -mean); {samples} the tag filters.
 _NODE_TOTALS_SQL = """
 WITH per_stack AS (
     SELECT stack_id, sum(v) AS v, sum(CASE WHEN $mean THEN d ELSE 0 END) AS d
