@@ -43,7 +43,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
                    help="average per event: values divided by the first sample type's (pprof -mean)")
     p.add_argument("--granularity", default="functions", metavar="G",
                    choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
-                   help="rows per functions (default), filefunctions, files, lines or addresses, as pprof's")
+                   help="rows per functions (default), filefunctions, files (filenames), lines or addresses, as pprof")
     for option, what in _FILTERS.items():
         p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
     for option, what in _TAG_FILTERS.items():
@@ -66,8 +66,8 @@ _FILTERS = {
     "ignore": "no samples with a frame that matches",
     "hide": "drop the matching frames from the stacks",
     "show": "keep only the matching frames",
-    "show_from": "drop frames above (rootward of) the first match",
-    "prune_from": "drop frames below (leafward of) the match, whose function name matches",
+    "show_from": "drop the frames rootward of the rootmost match (and samples without one)",
+    "prune_from": "drop the frames leafward of the leafmost frame whose function name matches",
 }
 
 
