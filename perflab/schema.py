@@ -52,7 +52,7 @@ CREATE TABLE pprof_profiles (
     duration_nanos       BIGINT,
     default_sample_type  VARCHAR,          -- as the file names it (NULL when unset)
     default_sample_index INTEGER,          -- pprof's choice: the named type, else the last
-    drop_frames          VARCHAR,          -- stored, not applied (pprof applies them to legacy formats only)
+    drop_frames          VARCHAR,          -- applied when read, as pprof does (perflab.analysis.pprof_frames)
     keep_frames          VARCHAR,
     comments             VARCHAR[],
     doc_url              VARCHAR,

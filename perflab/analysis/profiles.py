@@ -11,7 +11,8 @@ sources the numbers equal ``go tool pprof -top``'s exactly (fixtures/pprof/READM
 * flat  = the signed sum of the values of the samples whose leaf frame is the function;
 * cum   = the signed sum of the values of the samples whose stack holds the function;
 * frames are the Line entries of each location (inlined calls expanded), nodes are
-  keyed by function name, and a node whose flat and cum are both 0 is not listed.
+  keyed by function name, and a node whose flat and cum are both 0 is not listed;
+* which rows :func:`top` keeps and their order are pprof's too (perflab.analysis.pprof_view).
 
 Collapsed stacks and speedscope files are stored in the same tables
 (perflab.ingest._stacks) and read by the same code: every kind of
@@ -23,48 +24,24 @@ cProfile sources are answered by perflab.analysis.pstats (flat = tottime, cum = 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from perflab.analysis.pprof_frames import GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_merge import merged_types
+from perflab.analysis.pprof_tags import TagFilters
+from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION, Part, TopQuery, pprof_top
 from perflab.errors import PerflabError
+from perflab.lazy import LazyModule
+from perflab.pprof_rules import default_sample_index
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
 if TYPE_CHECKING:
-    # polars and pyarrow are imported by the functions that make frames: `perflab top` of a
-    # stored profile makes none, and they would be most of its time (perflab.commands).
     import polars as pl
-
-# One aggregation for flat and cum: per stack first (stacks are shared by many samples),
-# then per node. list_distinct makes a recursive function count once per sample in cum;
-# it is slow, so only the stacks flagged recursive at ingest go through it.
-_NODE_TOTALS_SQL = """
-WITH per_stack AS (
-    SELECT stack_id, sum(value[$idx]) AS v
-    FROM pprof_samples WHERE source_id = $sid
-    GROUP BY stack_id
-),
-st AS (
-    SELECT s.node_ids, s.recursive, p.v
-    FROM pprof_stacks s JOIN per_stack p USING (stack_id)
-    WHERE s.source_id = $sid AND p.v <> 0
-),
-flat AS (
-    SELECT node_ids[1] AS node_id, sum(v) AS flat FROM st WHERE len(node_ids) > 0 GROUP BY 1
-),
-cum AS (
-    SELECT node_id, sum(v) AS cum
-    FROM (
-        SELECT unnest(CASE WHEN recursive THEN list_distinct(node_ids) ELSE node_ids END) AS node_id, v
-        FROM st
-    )
-    GROUP BY 1
-)
-SELECT n.name, coalesce(f.flat, 0) AS flat, c.cum
-FROM cum c
-LEFT JOIN flat f USING (node_id)
-JOIN pprof_nodes n ON n.source_id = $sid AND n.node_id = c.node_id
-WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
-"""
+    import pyarrow as pa
+else:  # loaded on first use (perflab.lazy)
+    pl, pa = LazyModule("polars"), LazyModule("pyarrow")
 
 
 def _source_format(store: Store, ref: str | int | os.PathLike[str]) -> tuple[int, str]:
@@ -97,6 +74,11 @@ def profile_info(store: Store, source_id: int) -> dict[str, Any]:
     info = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
     del info["source_id"]
     info["sample_types"] = sample_types(store, sid)
+    # The file's first mapping (the main binary for Go), which pprof's header names.
+    first = store.con.execute(
+        "SELECT filename, build_id FROM pprof_mappings WHERE source_id = ? LIMIT 1", [sid]
+    ).fetchall()
+    info["main_mapping"] = {"filename": first[0][0], "build_id": first[0][1]} if first else None
     return info
 
 
@@ -109,78 +91,137 @@ def resolve_sample_type(store: Store, source_id: int, sample_type: str | int | N
     """
     sid = _pprof_source(store, source_id)
     types = sample_types(store, sid)
+    row = store.con.execute(
+        "SELECT default_sample_index FROM pprof_profiles WHERE source_id = ?", [sid]
+    ).fetchall()
+    return _resolve(types, row[0][0], sample_type, f"source {sid}")
+
+
+def _resolve(types: list[dict[str, str]], default: int | None, sample_type: str | int | None,
+             what: str) -> tuple[int, str, str]:
     if not types:
-        raise PerflabError(f"source {sid} has no sample types")
+        raise PerflabError(f"{what} has no sample types")
     names = ", ".join(t["type"] or "''" for t in types)
     if sample_type is None:
-        row = store.con.execute(
-            "SELECT default_sample_index FROM pprof_profiles WHERE source_id = ?", [sid]
-        ).fetchall()
-        idx = int(row[0][0])
+        idx = int(default if default is not None else len(types) - 1)
     elif isinstance(sample_type, int) or (isinstance(sample_type, str) and sample_type.isdigit()):
         idx = int(sample_type)
         if not 0 <= idx < len(types):
             raise PerflabError(
-                f"sample type index {idx} is outside 0..{len(types) - 1} for source {sid} ({names})"
+                f"sample type index {idx} is outside 0..{len(types) - 1} for {what} ({names})"
             )
     else:
         wanted = str(sample_type)
         bare = wanted.removeprefix("inuse_")
         matches = [i for i, t in enumerate(types) if t["type"] in (wanted, bare)]
         if not matches:
-            raise PerflabError(f"source {sid} has no sample type {wanted!r}; it has: {names}")
+            raise PerflabError(f"{what} has no sample type {wanted!r}; it has: {names}")
         idx = matches[0]
     return idx, types[idx]["type"], types[idx]["unit"]
-
-
-def _pprof_nodes(store: Store, sid: int, idx: int) -> tuple[int, list[tuple[str, int, int]]]:
-    total_row = store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
-        {"idx": idx + 1, "sid": sid},
-    ).fetchall()
-    rows = store.con.execute(_NODE_TOTALS_SQL, {"idx": idx + 1, "sid": sid}).fetchall()
-    out = [(name, int(flat), int(cum)) for name, flat, cum in rows]
-    out.sort(key=lambda r: (-r[1], -r[2], r[0]))
-    return int(total_row[0][0]), out
 
 
 def _pct(value: float, total: float) -> float:
     return 100.0 * value / total if total else 0.0
 
 
+Ref = str | int | os.PathLike[str]
+
+
 def top(
     store: Store,
-    ref: str | int | os.PathLike[str],
+    ref: Ref | Sequence[Ref],
     sample_type: str | int | None = None,
     limit: int | None = None,
+    *,
+    nodecount: int | None = None,
+    nodefraction: float | None = None,
+    edgefraction: float | None = None,
+    cum: bool = False,
+    mean: bool = False,
+    filters: FrameFilters | None = None,
+    granularity: str = "functions",
+    tags: TagFilters | None = None,
+    base: Sequence[Ref] = (),
+    diff_base: Sequence[Ref] = (),
 ) -> dict[str, Any]:
-    """Flat and cum per function, like ``go tool pprof -top`` (or pstats for cProfile).
+    """Flat and cum per function, as ``go tool pprof -top`` shows them (or pstats for cProfile).
 
-    Returns {"source_id", "format", "sample_type", "unit", "total", "rows": [{"name",
-    "flat", "cum", "flat_pct", "cum_pct"}]} with rows sorted by flat, then cum
-    (both descending), then name; ``limit`` None or 0 keeps every row. pprof values
-    are exact ints in the sample type's own unit; cProfile's are seconds and its rows
-    also carry calls and primitive_calls.
+    Returns {"source_id", "format", "sample_type", "unit", "mean", "total", "rows":
+    [{"name", "flat", "cum", "flat_pct", "cum_pct", "inline"}], "dropped_nodes",
+    "node_cutoff", "nodes_before_nodecount"}. Rows are pprof's: nodes whose |cum| is
+    under ``nodefraction`` (pprof's default 0.005) of the total are dropped, the rest
+    sorted by |flat| descending then name (``cum``: by |cum| then name), and the first
+    ``nodecount`` kept (``limit`` is its older name; None or 0 keeps every row).
+    ``edgefraction`` (pprof's 0.001) only decides the rows' "inline" labels.
+    ``filters`` are pprof's focus, ignore, hide, show, show_from and prune_from
+    (perflab.analysis.pprof_frames); the total stays the whole profile's, as pprof's.
+    ``tags`` are pprof's tagfocus, tagignore, tagshow and taghide (perflab.analysis.pprof_tags).
+    Several profiles (``ref`` a list) are merged, ``base`` profiles subtracted and
+    ``diff_base`` ones too with their total as the total, as pprof does
+    (perflab.analysis.pprof_merge); "source_id" is then the first profile's.
+    ``granularity`` is pprof's: functions, filefunctions, files (or filenames), lines
+    or addresses; rows are then named as pprof names them ("function file:line"...).
+    pprof values are exact ints in the sample type's unit (``mean``: divided by the
+    first sample type, as pprof's -mean); cProfile's are seconds and its rows also carry
+    calls and primitive_calls (no nodefraction, no mean: pstats has no samples).
     """
-    sid, kind = _source_format(store, ref)
+    count = nodecount if nodecount is not None else (limit or 0)
+    if count < 0:
+        raise PerflabError("nodecount must be 0 (all) or more")
+    refs: list[Ref] = list(ref) if isinstance(ref, list | tuple) else [cast(Ref, ref)]
+    if not refs:
+        raise PerflabError("top needs a profile")
+    found = [_source_format(store, r) for r in [*refs, *base, *diff_base]]
+    sid, kind = found[0]
+    if kind == CPROFILE and len(found) > 1:
+        raise PerflabError(f"source {sid} is a cProfile dump: several profiles and bases apply to pprof only")
+    if len(found) > 1 and any(k == CPROFILE for _, k in found):
+        raise PerflabError("a cProfile dump cannot be merged with pprof profiles")
     if kind == CPROFILE:
+        if mean or nodefraction or edgefraction or (filters is not None and filters.active()) \
+                or granularity != "functions" or (tags is not None and tags.active()):
+            raise PerflabError(
+                f"source {sid} is a cProfile dump: --mean, --nodefraction, --edgefraction, --granularity and "
+                "the frame and tag filters apply to pprof samples only"
+            )
         total, rows, stype, unit = _cprofile_rows(store, sid, sample_type)
+        if cum:
+            rows.sort(key=lambda r: (-abs(r["cum"]), r["name"], -abs(r["flat"])))
+        extra: dict[str, Any] = {"dropped_nodes": 0, "node_cutoff": 0, "nodes_before_nodecount": len(rows),
+                                 "filters": [], "granularity": "functions"}
+        if count:
+            rows = rows[:count]
     else:
-        idx, stype, unit = resolve_sample_type(store, sid, sample_type)
-        total, nodes = _pprof_nodes(store, sid, idx)
-        rows = [
-            {"name": n, "flat": f, "cum": c, "flat_pct": _pct(f, total), "cum_pct": _pct(c, total)}
-            for n, f, c in nodes
-        ]
-    if limit:
-        rows = rows[:limit]
+        sids = [f[0] for f in found]
+        infos = [profile_info(store, x) for x in sids]
+        types, columns, stages, default_name = merged_types(
+            [i["sample_types"] for i in infos], len(refs), [i["default_sample_type"] for i in infos])
+        default = default_sample_index([t["type"] for t in types], default_name or "")
+        idx, stype, unit = _resolve(types, default, sample_type, f"source {sid}")
+        n_src = len(refs)
+        parts = [Part(x, sign=1 if i < n_src else -1, columns=tuple(columns[i]), stages=tuple(stages[i]),
+                      base=i >= n_src + len(base))
+                 for i, x in enumerate(sids)]
+        query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
+                         granularity=GRANULARITY_ALIASES.get(granularity, granularity), tags=tags or TagFilters(),
+                         nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
+                         edgefraction=DEFAULT_EDGEFRACTION if edgefraction is None else edgefraction)
+        if not (0 <= query.nodefraction <= 1 and 0 <= query.edgefraction <= 1):
+            raise PerflabError("nodefraction and edgefraction must be between 0 and 1")
+        result = pprof_top(store, parts, idx, query)
+        total = result.pop("total")
+        rows = [dict(r, flat_pct=_pct(r["flat"], total), cum_pct=_pct(r["cum"], total)) for r in result.pop("rows")]
+        extra = dict(result, filters=query.filters.legend() + query.tags.legend(), granularity=query.granularity)
     return {
         "source_id": sid,
+        "source_ids": [f[0] for f in found],
         "format": kind,
         "sample_type": stype,
         "unit": unit,
+        "mean": mean,
         "total": total,
         "rows": rows,
+        **extra,
     }
 
 
@@ -189,7 +230,8 @@ def _cprofile_rows(
 ) -> tuple[float, list[dict[str, Any]], str, str]:
     if sample_type not in (None, "cpu", 0, "0"):
         raise PerflabError(f"source {sid} is a cProfile dump; its only sample type is cpu (seconds)")
-    from perflab.analysis.pstats import cprofile_top
+    from perflab.analysis.pstats import cprofile_top  # polars: only for cProfile dumps
+
 
     total, df = cprofile_top(store, sid)
     total = float(total)
@@ -212,10 +254,8 @@ def top_frame(
     store: Store, ref: str | int | os.PathLike[str], sample_type: str | int | None = None
 ) -> pl.DataFrame:
     """The rows of :func:`top` (all of them) as a DataFrame, for notebooks."""
-    import polars as pl
-
-    result = top(store, ref, sample_type=sample_type)
-    rows = result["rows"]
+    result = top(store, ref, sample_type=sample_type, nodefraction=0)
+    rows = [{k: v for k, v in r.items() if k != "inline"} for r in result["rows"]]
     if result["format"] == PPROF:
         schema: dict[str, Any] = {"name": pl.String, "flat": pl.Int64, "cum": pl.Int64,
                                   "flat_pct": pl.Float64, "cum_pct": pl.Float64}
@@ -236,7 +276,6 @@ def stacks(store: Store, source_id: int, sample_type: str | int | None = None) -
     Sorted by value descending, then by first appearance in the file.
     """
     import polars as pl
-    import pyarrow as pa
 
     sid = _pprof_source(store, source_id)
     idx, _, _ = resolve_sample_type(store, sid, sample_type)

@@ -166,7 +166,7 @@ def cpu_profile_section(run: Run) -> CpuProfile | Unavailable:
     if prof is None:
         return Unavailable("no CPU profile in this run")
     sid = prof.source_id
-    full = top(run.store, sid)
+    full = top(run.store, sid, nodefraction=0)  # every function (the count is reported)
     rows = full["rows"]
     by_cum = sorted(rows, key=lambda r: (-r["cum"], -r["flat"], r["name"]))
     cats = categories(run.store, sid)
@@ -221,7 +221,7 @@ def heap_profile_section(run: Run) -> HeapProfile | Unavailable:
     sid = prof.source_id
     types = [t["type"] for t in sample_types(run.store, sid)]
     shown = "inuse_space" if "inuse_space" in types else next(t for t in HEAP_TYPES if t in types)
-    full = top(run.store, sid, sample_type=shown)
+    full = top(run.store, sid, sample_type=shown, nodefraction=0)
     totals: dict[str, float] = {t: top(run.store, sid, sample_type=t, limit=1)["total"]
                                 for t in ("inuse_space", "alloc_space") if t in types}
     return HeapProfile(source_id=sid, path=prof.path, sample_type=shown, unit=full["unit"], total=full["total"],

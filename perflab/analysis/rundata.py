@@ -244,7 +244,8 @@ def profile(store: Store, sid: int, kind: str, name: str) -> Profile | None:
     if prof.kind == "cpu":
         stype = prof.sample_type if prof.format == PPROF else None
         prof.categories = categories(store, sid, sample_type=stype)
-        rows = sorted(top(store, sid, sample_type=stype)["rows"], key=lambda r: (-r["cum"], r["name"]))[:TOP_CUM]
+        rows = sorted(top(store, sid, sample_type=stype, nodefraction=0)["rows"],
+                      key=lambda r: (-r["cum"], r["name"]))[:TOP_CUM]
         prof.cum_shares = [(str(r["name"]), float(r["cum_pct"]) / 100.0) for r in rows]
     elif prof.kind == "contention":
         prof.stacks = _frame(stacks(store, sid, sample_type=prof.sample_type), STACKS_SCHEMA)

@@ -7,6 +7,7 @@ import argparse
 
 from perflab.analysis.tag_cost import MS_PER_UNIT, tag_values
 from perflab.commands._common import open_store, print_json, resolve
+from perflab.errors import PerflabError
 from perflab.vocab import PPROF_SHAPED_KINDS
 
 # The suffix pprof prints after an exact value in a type's own unit (-unit=<unit>).
@@ -14,10 +15,12 @@ _SUFFIX = {"nanoseconds": "ns", "microseconds": "us", "milliseconds": "ms", "sec
 
 
 def run(args: argparse.Namespace) -> int:
+    if len(args.ref) > 1 or args.base or args.diff_base:
+        raise PerflabError("--tag reads one profile: give one FILE_OR_SOURCE, without --base or --diff-base")
     store = open_store(args)
-    result = tag_values(store, resolve(args, store, args.ref, PPROF_SHAPED_KINDS), args.tag,
+    result = tag_values(store, resolve(args, store, args.ref[0], PPROF_SHAPED_KINDS), args.tag,
                         sample_type=args.sample_type)
-    rows = result["rows"][: args.limit] if args.limit else result["rows"]
+    rows = result["rows"][: args.nodecount] if args.nodecount else result["rows"]
     per_ms = MS_PER_UNIT.get(result["unit"])
     if per_ms is not None:  # a time: CPU milliseconds too, what a per-request cost divides
         rows = [dict(r, ms=r["amount"] * per_ms) for r in rows]

@@ -4,11 +4,17 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_merge import merged_info
+from perflab.analysis.pprof_tags import TagFilters
+from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
+from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.errors import PerflabError
-from perflab.vocab import CPROFILE, PPROF, PROFILE_KINDS
+from perflab.pprof_rules import go_base
+from perflab.vocab import PPROF, PROFILE_KINDS
 
 NAME = "top"
 HELP = HELPS[NAME]
@@ -16,87 +22,164 @@ HELP = HELPS[NAME]
 # A terminal screen of rows; 0 shows them all, as `go tool pprof -top` does.
 DEFAULT_LIMIT = 20
 
-# The suffixes `go tool pprof -unit=<unit>` prints after an exact value.
-_UNIT_SUFFIX = {"nanoseconds": "ns", "microseconds": "us", "milliseconds": "ms", "seconds": "s",
-                "bytes": "B", "count": "", "": ""}
-
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ref", metavar="FILE_OR_SOURCE", help="a profile file (ingested first) or a source id")
-    p.add_argument("--sample-type", metavar="TYPE",
+    p.add_argument("ref", metavar="FILE_OR_SOURCE", nargs="+",
+                   help="a profile file (ingested first) or a source id; several are merged, as pprof merges them")
+    p.add_argument("--base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile (pprof -base); may repeat")
+    p.add_argument("--diff-base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile and show percentages of its total (pprof -diff_base); may repeat")
+    p.add_argument("--sample-index", "--sample-type", dest="sample_type", metavar="TYPE",
                    help="sample type by name (alloc_space, cpu, ...) or index (default: the profile's default)")
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
+    p.add_argument("--nodecount", "--limit", dest="nodecount", type=int, default=DEFAULT_LIMIT, metavar="N",
                    help=f"show the first N functions (default {DEFAULT_LIMIT}; 0 = all)")
+    p.add_argument("--nodefraction", type=float, default=None, metavar="F",
+                   help=f"drop functions whose |cum| is under F of the total (pprof's default {DEFAULT_NODEFRACTION})")
+    p.add_argument("--edgefraction", type=float, default=None, metavar="F",
+                   help=f"ignore call edges under F of the total for (inline) labels (pprof: {DEFAULT_EDGEFRACTION})")
+    p.add_argument("--cum", action="store_true", help="order by cum (|cum| descending, then name), as pprof -cum")
+    p.add_argument("--mean", action="store_true",
+                   help="average per event: values divided by the first sample type's (pprof -mean)")
+    p.add_argument("--granularity", default="functions", metavar="G",
+                   choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
+                   help="rows per functions (default), filefunctions, files (filenames), lines or addresses, as pprof")
+    for option, what in _FILTERS.items():
+        p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
+    for option, what in _TAG_FILTERS.items():
+        p.add_argument(f"--{option}", metavar="[KEY=]VALUES", help=what)
     p.add_argument("--tag", metavar="KEY",
                    help="the value per value of label KEY instead (`go tool pprof -tags`), e.g. route")
     add_json_flag(p)
 
 
+# pprof's tag filters: regexps (comma-separated) or a numeric range with units (64kb:1mb).
+_TAG_FILTERS = {
+    "tagfocus": "only samples with a label that matches (key=regexps, regexps, or key=N:M with units)",
+    "tagignore": "no samples with a label that matches",
+    "tagshow": "listed among the active filters (labels are not shown by top)",
+    "taghide": "listed among the active filters (labels are not shown by top)",
+}
+
+# pprof's frame filters (RE2 regexps, matched anywhere in a function's name, its file or
+# its location's mapping file; perflab.analysis.pprof_frames).
+_FILTERS = {
+    "focus": "only samples with a frame that matches",
+    "ignore": "no samples with a frame that matches",
+    "hide": "drop the matching frames from the stacks",
+    "show": "keep only the matching frames",
+    "show_from": "drop the frames rootward of the rootmost match (and samples without one)",
+    "prune_from": "drop the frames leafward of the leafmost frame whose function name matches",
+}
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.limit < 0:
-        raise PerflabError("--limit must be 0 (all) or more")
+    if args.nodecount < 0:
+        raise PerflabError("--nodecount (--limit) must be 0 (all) or more")
     if args.tag:
         from perflab.commands import _tags
 
         return _tags.run(args)
     store = open_store(args)
-    full = top(store, resolve(args, store, args.ref, PROFILE_KINDS), sample_type=args.sample_type)
-    shown = dict(full, rows=full["rows"][: args.limit] if args.limit else full["rows"])
+    def ids(refs: list[str]) -> list[int]:
+        return [resolve(args, store, r, PROFILE_KINDS) for r in refs]
+
+    result = top(store, ids(args.ref), sample_type=args.sample_type,
+                 base=ids(args.base), diff_base=ids(args.diff_base),
+                 nodecount=args.nodecount, nodefraction=args.nodefraction,
+                 edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
+                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity,
+                 tags=TagFilters(**{f: getattr(args, f) for f in _TAG_FILTERS}))
     if args.json:
-        print_json(shown)
+        print_json(result)
         return 0
-    info = profile_info(store, full["source_id"]) if full["format"] == PPROF else {}
-    for line in render(shown, n_all=len(full["rows"]), info=info):
+    if result["format"] == PPROF:
+        lines = render_pprof(result, merged_info([profile_info(store, x) for x in result["source_ids"]]))
+    else:
+        lines = render_cprofile(result)
+    for line in lines:
         print(line)
     return 0
 
 
-def render(result: dict[str, Any], n_all: int, info: dict[str, Any]) -> list[str]:
-    """The text of `go tool pprof -top`: a header, then flat, flat%, sum%, cum, cum%, name."""
-    unit = result["unit"]
-    fmt = _value_formatter(result["format"], unit)
-    total = result["total"]
+def render_pprof(result: dict[str, Any], info: dict[str, Any]) -> list[str]:
+    """The text of `go tool pprof -top`, line for line (times in UTC)."""
     rows = result["rows"]
-    lines = [f"Type: {result['sample_type'] or '(unnamed)'}"]
+    unit = result["unit"]
+    total = result["total"]
+    out_unit = report_unit([r["flat"] or r["cum"] for r in rows], total, unit)
+
+    def fmt(v: int) -> str:
+        return label(v, unit, out_unit)
+
+    lines = []
+    mapping = info.get("main_mapping")
+    if mapping and mapping["filename"]:
+        lines.append(f"File: {go_base(mapping['filename'])}")
+        if mapping["build_id"]:
+            lines.append(f"Build ID: {mapping['build_id']}")
+    lines += [c for c in info.get("comments") or [] if not c.startswith("#")]
+    stype = ("mean_" if result["mean"] else "") + result["sample_type"]
+    if stype:
+        lines.append(f"Type: {stype}")
+    if info.get("doc_url"):
+        lines.append(f"Doc: {info['doc_url']}")
     if info.get("time_nanos"):
-        when = datetime.fromtimestamp(info["time_nanos"] / 1e9, tz=UTC)
+        when = datetime.fromtimestamp(info["time_nanos"] // 10**9, tz=UTC)
         lines.append(f"Time: {when:%Y-%m-%d %H:%M:%S} UTC")
     if info.get("duration_nanos"):
-        lines.append(f"Duration: {info['duration_nanos'] / 1e9:.3g}s")
-    shown_flat = sum(r["flat"] for r in rows)
-    lines.append(
-        f"Showing nodes accounting for {fmt(shown_flat)}, {_pct(shown_flat, total).strip()} "
-        f"of {fmt(total)} total"
-    )
-    if len(rows) < n_all:
-        lines.append(f"Showing top {len(rows)} nodes out of {n_all}")
-    # cProfile rows also carry pstats' ncalls ("total/primitive" when they differ: recursion).
-    calls = result["format"] == CPROFILE
-    lines.append(f"{'flat':>10} {'flat%':>6} {'sum%':>6} {'cum':>10} {'cum%':>6}"
-                 + (f" {'ncalls':>9}" if calls else ""))
+        nanos = in_nanoseconds(total, unit)
+        ratio = f"({percentage(nanos, info['duration_nanos'])})" if nanos else ""
+        lines.append(f"Duration: {duration_label(info['duration_nanos'])}, Total samples = {fmt(total)} {ratio}")
+    if result["filters"]:
+        lines.append("Active filters:")
+        # pprof cuts a filter at 80 bytes
+        lines += [f"   {f.encode()[:80].decode(errors='ignore')}…" if len(f.encode()) > 80 else f"   {f}"
+                  for f in result["filters"]]
+    shown = sum(r["flat"] for r in rows)
+    lines.append(f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total")
+    if total:
+        dropped = result["dropped_nodes"]
+        if dropped:
+            lines.append(f"Dropped {dropped} node{'s' if dropped > 1 else ''} (cum <= {fmt(result['node_cutoff'])})")
+        if 0 < len(rows) < result["nodes_before_nodecount"]:
+            lines.append(f"Showing top {len(rows)} nodes out of {result['nodes_before_nodecount']}")
+    lines.append(f"{'flat':>10} {'flat':>5}% {'sum':>5}% {'cum':>10} {'cum':>5}%")
     running = 0
     for r in rows:
         running += r["flat"]
-        ncalls = ""
-        if calls:
-            n = f"{r['calls']}" if r["calls"] == r["primitive_calls"] else f"{r['calls']}/{r['primitive_calls']}"
-            ncalls = f" {n:>9}"
+        inline = f" ({r['inline']})" if r["inline"] else ""
         lines.append(
-            f"{fmt(r['flat']):>10} {_pct(r['flat'], total)} {_pct(running, total)} "
-            f"{fmt(r['cum']):>10} {_pct(r['cum'], total)}{ncalls}  {r['name']}"
+            f"{fmt(r['flat']):>10} {percentage(r['flat'], total)} {percentage(running, total)} "
+            f"{fmt(r['cum']):>10} {percentage(r['cum'], total)}  {r['name']}{inline}"
         )
     return lines
 
 
-def _value_formatter(fmt_kind: str, unit: str) -> Any:
-    if fmt_kind == CPROFILE:
-        return lambda v: f"{v:.6f}s"  # cProfile's clock resolves microseconds
-    suffix = _UNIT_SUFFIX.get(unit, unit)
-    return lambda v: "0" if v == 0 else f"{v}{suffix}"
+def render_cprofile(result: dict[str, Any]) -> list[str]:
+    """pprof's -top layout over pstats' numbers: seconds, and pstats' ncalls
+    ("total/primitive" when they differ: recursion)."""
+    total = result["total"]
+    rows = result["rows"]
+    shown = sum(r["flat"] for r in rows)
+    lines = ["Type: cpu", f"Showing nodes accounting for {shown:.6f}s, {_pct(shown, total).strip()} "
+             f"of {total:.6f}s total"]
+    if len(rows) < result["nodes_before_nodecount"]:
+        lines.append(f"Showing top {len(rows)} nodes out of {result['nodes_before_nodecount']}")
+    lines.append(f"{'flat':>10} {'flat%':>6} {'sum%':>6} {'cum':>10} {'cum%':>6} {'ncalls':>9}")
+    running = 0.0
+    for r in rows:
+        running += r["flat"]
+        n = f"{r['calls']}" if r["calls"] == r["primitive_calls"] else f"{r['calls']}/{r['primitive_calls']}"
+        lines.append(
+            f"{r['flat']:.6f}s".rjust(10) + f" {_pct(r['flat'], total)} {_pct(running, total)} "
+            + f"{r['cum']:.6f}s".rjust(10) + f" {_pct(r['cum'], total)} {n:>9}  {r['name']}"
+        )
+    return lines
 
 
 def _pct(value: float, total: float) -> str:
-    """pprof's measurement.Percentage: 6 characters, '  100%' near 100, 2 significant digits below 1%."""
+    """pprof's percentage for pstats' float seconds."""
     ratio = abs(value / total) * 100 if total else 0.0
     if 99.95 <= ratio <= 100.05:
         return "  100%"

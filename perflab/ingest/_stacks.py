@@ -22,9 +22,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from perflab.arrays import arrow_table, distinct_stacks, recursive_stacks, to_arrow
 from perflab.ingest._registry import Context
-from perflab.ingest.pprof import default_sample_index
-from perflab.ingest.pprof_arrays import arrow_table, distinct_stacks, recursive_stacks, to_arrow
+from perflab.pprof_rules import default_sample_index
 
 # pprof's name for a frame without a function name (perflab.ingest.pprof._node).
 UNKNOWN = "<unknown>"
@@ -126,7 +126,7 @@ def _distinct(frame_ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, n
     frames concatenated in stack order, their lengths)."""
     n = offsets.size - 1
     lengths = np.diff(offsets)
-    # distinct_stacks reads each sample's frames closed by a -1 (perflab.ingest.pprof_arrays).
+    # distinct_stacks reads each sample's frames closed by a -1 (perflab.arrays).
     ends = offsets[1:] + np.arange(n)
     loc_pos = np.full(frame_ids.size + n, -1, dtype=np.int64)
     keep = np.ones(loc_pos.size, dtype=bool)

@@ -23,12 +23,13 @@ whose function has no name, is named ``[basename of the mapping file]``, or
 ``<unknown>`` when there is no mapping file; names that are not UTF-8 are keyed by
 their bytes (as pprof does) and stored with U+FFFD for each invalid sequence (what a
 UTF-8 terminal shows of pprof's raw bytes). drop_frames/keep_frames are stored
-but not applied: pprof applies them only to the legacy formats it converts.
+as they are; readers apply them (perflab.analysis.pprof_frames), as pprof does on
+every profile it reads.
 
 Legacy pprof formats (gperftools binary CPU, text heapz/contentionz/threadz, Go
 text heap and count profiles) are recognised (perflab.ingest.pprof_detect) and refused
 with a pointer to ``go tool pprof -proto``. The array work lives in
-perflab.ingest.pprof_arrays; this module is the loader: profile.proto → store tables.
+perflab.arrays; this module is the loader: profile.proto → store tables.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ import polars as pl
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 
+from perflab.arrays import arrow_table, lookup, recursive_stacks, to_arrow, to_numpy
 from perflab.errors import InputError
 from perflab.ingest._io import HEAD_BYTES, INGEST_MEMORY_LIMIT
 from perflab.ingest._registry import Context, Format, register
-from perflab.ingest.pprof_arrays import arrow_table, lookup, recursive_stacks, to_arrow, to_numpy
 from perflab.ingest.pprof_detect import LEGACY_MESSAGE, detect, is_legacy, profile_shaped
 from perflab.ingest.pprof_proto import Label, ProfileRawStrings, ProfileSampleBytes, Sample
+from perflab.pprof_rules import default_sample_index, go_base
 from perflab.vocab import PPROF
 
 # Separator between raw samples (see the module docstring). Location id 0 is reserved
@@ -277,7 +279,7 @@ class _Loader:
             i = int(missing[0])
             self.fail(f"location {int(ids[i])} refers to mapping {int(mapping_ids[i])}, which does not exist")
         objfiles = [
-            _go_base(mappings["filenames"][j]) if j >= 0 and mappings["filenames"][j] else ""
+            go_base(mappings["filenames"][j]) if j >= 0 and mappings["filenames"][j] else ""
             for j in map_pos.tolist()
         ]
 
@@ -498,17 +500,6 @@ def _give_back_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def default_sample_index(type_names: list[str], default_name: str) -> int | None:
-    """pprof's rule: the type named by default_sample_type if any matches, else the last."""
-    if not type_names:
-        return None
-    if default_name:
-        for i, name in enumerate(type_names):
-            if name == default_name:
-                return i
-    return len(type_names) - 1
-
-
 def _node(nodes: dict[str, int], function_name: str, objfile: str) -> int:
     name = function_name or (f"[{objfile}]" if objfile else "<unknown>")
     node = nodes.get(name)
@@ -521,14 +512,6 @@ def _shown(key: str) -> str:
     """A name kept as surrogate escapes, as a UTF-8 terminal shows pprof's raw bytes: U+FFFD
     for each invalid sequence."""
     return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _go_base(path: str) -> str:
-    """Go's filepath.Base on Unix, which pprof uses for the [mapping] node names."""
-    trimmed = path.rstrip("/")
-    if not trimmed:
-        return "/" if path else "."
-    return trimmed.rsplit("/", 1)[-1]
 
 
 register(Format(

@@ -509,7 +509,9 @@ def test_diff_flame_graph_deltas_are_absolute_changes(lab: Store) -> None:
     fig = charts.diff_flame_graph(lab, BLOCK, MUTEX, sample_type="delay", min_share=0)
     t = fig.data[0]
     ids = list(t.ids)
-    top_a, top_b = top(lab, BLOCK, sample_type="delay"), top(lab, MUTEX, sample_type="delay")
+    # every function's cum (no nodefraction cut)
+    top_a = top(lab, BLOCK, sample_type="delay", nodefraction=0)
+    top_b = top(lab, MUTEX, sample_type="delay", nodefraction=0)
     cum_a = {r["name"]: r["cum"] for r in top_a["rows"]}
     cum_b = {r["name"]: r["cum"] for r in top_b["rows"]}
     st_a = stacks(lab, top_a["source_id"], "delay")["frames"].to_list()

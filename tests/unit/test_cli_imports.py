@@ -1,5 +1,6 @@
 """What a command imports: `perflab --help` loads no verb and no heavy library, and
-`perflab top` of a stored profile loads no dataframe library (benchmarks/bench_cli.py
+`perflab top` of a stored profile loads no format reader (no dataframe library either
+when the profile has no inlined frames) (benchmarks/bench_cli.py
 times them; these are the deterministic guards behind those timings)."""
 
 from __future__ import annotations
@@ -54,13 +55,29 @@ def test_each_verbs_help_line_is_its_modules(verb: str) -> None:
     assert HELPS[verb] == load(verb).HELP
 
 
-def test_top_of_a_stored_profile_loads_no_dataframe_library(tmp_path: Path) -> None:
+def test_top_of_a_stored_profile_loads_no_format_reader(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     first = run_cli("top", str(LOGIN_CPU), "--json", store=store)
     assert first.returncode == 0, first.stderr
     out, heavy = probe("--store", str(store), "top", str(LOGIN_CPU), "--json", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert heavy == ["duckdb"]  # the store; no reader of any format, no polars, pyarrow or numpy
+    # No reader of any format (protobuf), no pandas, plotly or scipy. A Go profile has inlined
+    # frames, whose (inline) labels pprof prints: those are computed with numpy, pyarrow and
+    # polars (perflab.analysis.pprof_view._inline_labels), loaded only then (perflab.lazy).
+    assert heavy == ["duckdb", "numpy", "polars", "pyarrow"]
     assert json.loads(out.stdout) == json.loads(first.stdout)
     text, heavy = probe("--store", str(store), "top", str(LOGIN_CPU), tmp=tmp_path)
-    assert heavy == ["duckdb"] and "Showing nodes accounting for" in text.stdout
+    assert heavy == ["duckdb", "numpy", "polars", "pyarrow"] and "Showing nodes accounting for" in text.stdout
+
+
+def test_top_without_inlined_frames_is_sql_only(tmp_path: Path) -> None:
+    # A collapsed-stack file is stored in the same tables, one Line per location.
+    folded = tmp_path / "app.collapsed"
+    folded.write_text("main;serve;handle 7\nmain;serve;parse 3\nmain;gc 2\n")
+    store = tmp_path / "s.duckdb"
+    assert run_cli("ingest", str(folded), store=store).returncode == 0
+    out, heavy = probe("--store", str(store), "top", str(folded), "--json", tmp=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert heavy == ["duckdb"]
+    assert {r["name"]: (r["flat"], r["cum"]) for r in json.loads(out.stdout)["rows"]} == {
+        "handle": (7, 7), "parse": (3, 3), "gc": (2, 2), "serve": (0, 10), "main": (0, 12)}

@@ -201,7 +201,8 @@ def test_any_file_equals_the_oracle(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("h") / "h.txt"
     path.write_text(text)
     with Store(path.with_suffix(".duckdb")) as store:
-        result = top(store, ingest_path(store, path, kind=COLLAPSED).source_id)
+        # every function, as the plain reading lists them (no nodefraction cut)
+        result = top(store, ingest_path(store, path, kind=COLLAPSED).source_id, nodefraction=0)
     total, want = oracle(text)
     assert result["total"] == total
     assert rows_of(result) == want
@@ -212,15 +213,16 @@ def test_cli_top_prints_pprofs_table_with_the_time_unit(tmp_path: Path) -> None:
     path = write(tmp_path / "pyspy.txt", PYSPY_LIKE)
     result = run_cli("top", str(path), "--limit", "2", store=tmp_path / "s.duckdb")
     assert result.returncode == 0, result.stderr
+    # pprof's header and its automatic unit (seconds here), as `go tool pprof -top` prints them
     assert result.stdout.splitlines() == [
         "Type: cpu",
         "Time: 2024-12-05 09:13:20 UTC",
-        "Duration: 10s",
-        "Showing nodes accounting for 9500000000ns, 95.00% of 10000000000ns total",
+        "Duration: 10s, Total samples = 10s (  100%)",
+        "Showing nodes accounting for 9.50s, 95.00% of 10s total",
         "Showing top 2 nodes out of 10",
         "      flat  flat%   sum%        cum   cum%",
-        "7000000000ns 70.00% 70.00% 7000000000ns 70.00%  blowfish::encrypt (/venv/bcrypt/_bcrypt.abi3.so)",
-        "2500000000ns 25.00% 95.00% 2500000000ns 25.00%  PKCS5_PBKDF2_HMAC (/usr/lib/libcrypto.so.3)",
+        "        7s 70.00% 70.00%         7s 70.00%  blowfish::encrypt (/venv/bcrypt/_bcrypt.abi3.so)",
+        "     2.50s 25.00% 95.00%      2.50s 25.00%  PKCS5_PBKDF2_HMAC (/usr/lib/libcrypto.so.3)",
     ]
 
 
@@ -228,9 +230,10 @@ def test_cli_json_has_the_shape_of_a_pprof_answer(tmp_path: Path) -> None:
     result = run_cli("top", str(SIMPLE), "--json", store=tmp_path / "s.duckdb")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"source_id", "format", "sample_type", "unit", "total", "rows"}
+    assert set(out) == {"source_id", "source_ids", "format", "sample_type", "unit", "mean", "total", "rows",
+                        "dropped_nodes", "node_cutoff", "nodes_before_nodecount", "filters", "granularity"}
     assert (out["format"], out["sample_type"], out["unit"], out["total"]) == ("pprof", "samples", "count", 14)
-    assert set(out["rows"][0]) == {"name", "flat", "cum", "flat_pct", "cum_pct"}
+    assert set(out["rows"][0]) == {"name", "flat", "cum", "flat_pct", "cum_pct", "inline"}
 
 
 # -- refusals -------------------------------------------------------------------------------

@@ -223,12 +223,15 @@ def test_no_profiles_is_a_profile_of_nothing(store: Store, tmp_path: Path) -> No
 def test_cli_top_on_a_speedscope_file(tmp_path: Path) -> None:
     result = run_cli("top", str(TWO), "--limit", "1", store=tmp_path / "s.duckdb")
     assert result.returncode == 0, result.stderr
+    # pprof's layout: the file's comments (its name, its exporter), then the type, values in seconds
     assert result.stdout.splitlines() == [
+        "Two Samples",
+        "speedscope@0.6.0",
         "Type: wall",
-        "Showing nodes accounting for 10000000000ns, 35.71% of 28000000000ns total",
+        "Showing nodes accounting for 10s, 35.71% of 28s total",
         "Showing top 1 nodes out of 4",
         "      flat  flat%   sum%        cum   cum%",
-        "10000000000ns 35.71% 35.71% 28000000000ns   100%  b",
+        "       10s 35.71% 35.71%        28s   100%  b",
     ]
 
 

@@ -1,18 +1,25 @@
 """pprof's array work: numpy and Arrow conversions, id lookups, distinct stacks.
 
 Pure functions over numpy/Arrow arrays, used by perflab.ingest.pprof to move a decoded
-profile into the store without a Python object per sample. Conversions go through polars,
+profile into the store without a Python object per sample, and by the analysis of the
+stacks it stored (perflab.analysis.pprof_frames, pprof_view). Conversions go through polars,
 never ``pa.array``/``pa.table``/``to_numpy``, which import pandas (a third of a second added
 to every ``perflab top``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
+from perflab.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+else:  # loaded on first use (perflab.lazy)
+    np, pl, pa = LazyModule("numpy"), LazyModule("polars"), LazyModule("pyarrow")
+
 
 
 def arrow_table(columns: dict[str, Any]) -> pa.Table:

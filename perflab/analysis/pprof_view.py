@@ -1,0 +1,314 @@
+"""`go tool pprof -top` over the stored pprof tables: which rows, in which order, with
+which labels, computed in bulk by DuckDB and Arrow. The stacks come from the store, or
+rewritten by pprof's frame options (perflab.analysis.pprof_frames); the samples from one
+profile or several merged (perflab.analysis.pprof_merge), less the tag filters'
+(perflab.analysis.pprof_tags).
+
+pprof builds a graph of nodes and caller->callee edges from the samples, then
+(report.newTrimmedGraph):
+
+1. drops every node whose |cum| is below ``nodefraction`` x the sum of all flats
+   (the cut is truncated to an integer; the header says ``Dropped N nodes (cum <= X)``
+   with X taken from the report's total instead);
+2. sorts the rest, by |flat| descending, then printable name, then |cum| (``-cum``:
+   |cum|, name, |flat|), and keeps the first ``nodecount``;
+3. rebuilds the graph from the kept nodes only. A kept node's flat and cum do not
+   change, but its in-edges now come from the nearest *kept* caller, and a node
+   is labelled ``(inline)`` when some caller reaches it only through inlined
+   frames, ``(partial-inline)`` when another caller reaches it through a real call;
+   only edges whose |weight| reaches ``edgefraction`` x the flats' sum count.
+
+Values are raw sums for the sort and the cuts; with ``mean`` each shown value is
+divided (Go's truncating integer division) by the matching sum of the profile's
+first sample type, as pprof's -mean does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from perflab.analysis.pprof_frames import FrameFilters, build
+from perflab.analysis.pprof_merge import merged_total
+from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
+from perflab.arrays import lookup, to_numpy
+from perflab.lazy import LazyModule
+from perflab.store import Store
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+else:  # loaded on first use (perflab.lazy)
+    np, pl, pa = LazyModule("numpy"), LazyModule("polars"), LazyModule("pyarrow")
+
+# flat and cum per node in one aggregation: per stack first (stacks are shared by many
+# samples), then per node. list_distinct makes a recursive function count once per
+# sample in cum; it is slow, so only the stacks flagged recursive at ingest go through it.
+# {sample_rows} holds the merged profile's samples: v the chosen type's value, d the
+# first type's (what -mean divides by; 0 without -mean); {samples} the tag filters.
+_NODE_TOTALS_SQL = """
+WITH per_stack AS (
+    SELECT stack_id, sum(v) AS v, sum(CASE WHEN $mean THEN d ELSE 0 END) AS d
+    FROM {sample_rows} WHERE {samples}
+    GROUP BY stack_id
+),
+st AS (
+    SELECT s.node_ids, s.recursive, p.v, p.d
+    FROM {stacks} s JOIN per_stack p USING (stack_id)
+    WHERE p.v <> 0 OR p.d <> 0
+),
+flat AS (
+    SELECT node_ids[1] AS node_id, sum(v) AS flat, sum(d) AS flat_div
+    FROM st WHERE len(node_ids) > 0 GROUP BY 1
+),
+cum AS (
+    SELECT node_id, sum(v) AS cum, sum(d) AS cum_div
+    FROM (
+        SELECT unnest(CASE WHEN recursive THEN list_distinct(node_ids) ELSE node_ids END) AS node_id, v, d
+        FROM st
+    )
+    GROUP BY 1
+)
+SELECT c.node_id, n.name, n.info, coalesce(f.flat, 0) AS flat, c.cum,
+       coalesce(f.flat_div, 0) AS flat_div, c.cum_div
+FROM cum c
+LEFT JOIN flat f USING (node_id)
+JOIN {nodes} n ON n.node_id = c.node_id
+WHERE coalesce(f.flat, 0) <> 0 OR c.cum <> 0
+"""
+
+_TOTAL_SQL = """
+SELECT coalesce(sum(abs(v)), 0), coalesce(sum(CASE WHEN $mean THEN d ELSE 0 END), 0) FROM {sample_rows}
+"""
+
+# The stacks pprof reads for the inline labels: those with a sample whose value (or
+# -mean's divisor) is not 0, with the summed value (an edge's weight is a sum of these;
+# int64, as pprof's own sums).
+_LIVE_STACKS_SQL = """
+WITH live AS (
+    SELECT stack_id, sum(v)::BIGINT AS v FROM {sample_rows}
+    WHERE (v <> 0 OR ($mean AND d <> 0)) AND {samples}
+    GROUP BY stack_id
+)
+SELECT s.stack_id, live.v, s.node_ids, {extra} FROM {stacks} s JOIN live USING (stack_id)
+"""
+_STORED_STACKS = "(SELECT stack_id, node_ids, recursive, location_ids FROM pprof_stacks WHERE source_id = $sid)"
+_STORED_NODES = "(SELECT node_id, name, name AS info FROM pprof_nodes WHERE source_id = $sid)"
+
+DEFAULT_NODEFRACTION = 0.005
+DEFAULT_EDGEFRACTION = 0.001
+
+
+@dataclass(frozen=True)
+class TopQuery:
+    """The options of `go tool pprof -top` that perflab honours (pprof's defaults)."""
+
+    nodecount: int = 0  # 0: every row left after the nodefraction cut
+    nodefraction: float = DEFAULT_NODEFRACTION
+    edgefraction: float = DEFAULT_EDGEFRACTION
+    cum: bool = False
+    mean: bool = False
+    filters: FrameFilters = FrameFilters()
+    granularity: str = "functions"
+    tags: TagFilters = TagFilters()
+
+
+def go_div(a: int, b: int) -> int:
+    """Go's integer division: truncated toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _value(raw: int, div: int, mean: bool) -> int:
+    return go_div(raw, div) if mean and div else raw
+
+
+@dataclass(frozen=True)
+class Part:
+    """One profile of the merge pprof makes of all it reads: ``sign`` -1 for a base
+    (subtracted), ``columns`` the index in its own values of each merged sample type,
+    ``stages`` the ratios its values go through, one tuple per merge (pprof's
+    ScaleProfiles), ``base`` True for a -diff_base profile."""
+
+    sid: int
+    sign: int = 1
+    columns: tuple[int, ...] = ()
+    stages: tuple[tuple[float, ...], ...] = ()
+    base: bool = False
+
+
+def _value_sql(j: int, part: Part) -> str:
+    """Merged sample type ``j`` of a sample as pprof's merged profile holds it: negated
+    for a base, then scaled to each merge's unit and rounded (pprof's ScaleN)."""
+    column = (part.columns[j] if part.columns else j) + 1
+    expr = f"value[{column}]" if part.sign == 1 else f"(-value[{column}])"
+    for ratios in part.stages:
+        if ratios[j] != 1.0:
+            expr = f"round({expr}::DOUBLE * {float(ratios[j])!r})::BIGINT"
+    return expr
+
+
+def _sample_rows(parts: list[Part], idx: int) -> str:
+    """The merged profile's samples: (stack_id, src, sample_idx, v, d, base)."""
+    return "(" + " UNION ALL ".join(
+        f"""SELECT ({i}::BIGINT << 32) | stack_id AS stack_id, {i} AS src, sample_idx,
+                   {_value_sql(idx, part)} AS v, {_value_sql(0, part)} AS d, {part.base} AS base
+            FROM pprof_samples WHERE source_id = {int(part.sid)}"""
+        for i, part in enumerate(parts)) + ")"
+
+
+def pprof_top(store: Store, parts: list[Part], idx: int, q: TopQuery) -> dict[str, Any]:
+    """The rows of `go tool pprof -top` for sample type ``idx`` of the merge of ``parts``.
+
+    Returns {"total", "rows": [{"name", "flat", "cum", "inline"}], "dropped_nodes",
+    "node_cutoff", "nodes_before_nodecount"}; "inline" is "", "inline" or "partial-inline".
+    """
+    sids = [p.sid for p in parts]
+    # The merged profile keeps the first profile's drop_frames.
+    drop, keep = store.con.execute(
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
+    ).fetchall()[0]
+    frames = build(store, sids, q.filters, drop, keep, q.granularity)
+    try:
+        tables = {"sample_rows": _sample_rows(parts, idx)}
+        if frames is None:
+            tables.update(stacks=_STORED_STACKS, nodes=_STORED_NODES)
+        else:
+            st, nodes = frames.finish_tables()
+            tables.update(stacks=st, nodes=nodes)
+        return _top(store, parts, q, tables)
+    finally:
+        if frames is not None:
+            frames.drop()
+
+
+def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {"sid": parts[0].sid, "mean": q.mean}
+    tagged = kept_samples_sql(store, [p.sid for p in parts], q.tags)
+    if tagged is not None:
+        tables = dict(tables, samples=tagged[0])
+        params.update(tagged[1])
+    # The total is the whole profile's, before any filter, as pprof's report takes it.
+    if len(parts) == 1:
+        sql = _TOTAL_SQL.format(sample_rows=tables["sample_rows"])
+        raw_total, total_div = store.con.execute(sql, _used(sql, params)).fetchall()[0]
+    else:
+        raw_total, total_div = merged_total(store, parts, tables["sample_rows"], q.mean)
+    total = _value(int(raw_total), int(total_div), q.mean)
+    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
+                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
+    nodes = [
+        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
+        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, _used(sql, params)).fetchall()
+    ]
+    # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
+    flat_sum = float(sum(n[2] for n in nodes))
+    cutoff = abs(int(flat_sum * q.nodefraction))
+    edge_cutoff = abs(int(flat_sum * q.edgefraction))
+    kept = [n for n in nodes if abs(n[3]) >= cutoff] if cutoff > 0 else nodes
+    dropped = len(nodes) - len(kept)
+    # Names can repeat (files, [binary]). pprof's comparator finds two such nodes with
+    # the same |flat| equivalent and its unstable sort leaves them in Go's map order, so
+    # pprof itself orders them differently from run to run; perflab takes |cum|, then
+    # the node's %v text (pprof's own last tie-breaker), one of pprof's orders.
+    if q.cum:
+        kept.sort(key=lambda n: (-abs(n[3]), n[1], -abs(n[2]), n[6]))
+    else:
+        kept.sort(key=lambda n: (-abs(n[2]), n[1], -abs(n[3]), n[6]))
+    shown = kept[: q.nodecount] if q.nodecount > 0 else kept
+    inline = {}
+    if shown and any(_has_inlined_frames(store, p.sid) for p in parts):
+        inline = _inline_labels(store, tables, params, [n[0] for n in shown], edge_cutoff)
+    rows = [
+        {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
+         "inline": inline.get(nid, "")}
+        for nid, name, flat, cum, fdiv, cdiv, _ in shown
+    ]
+    return {
+        "total": total,
+        "rows": rows,
+        "dropped_nodes": dropped,
+        "node_cutoff": abs(int(float(total) * q.nodefraction)),
+        "nodes_before_nodecount": len(kept),
+    }
+
+
+def _has_inlined_frames(store: Store, sid: int) -> bool:
+    """Whether some location has more than one Line (else no frame is an inlined call)."""
+    row = store.con.execute(
+        "SELECT coalesce(max(line_idx), 0) FROM pprof_lines WHERE source_id = ?", [sid]
+    ).fetchall()
+    return bool(row[0][0])
+
+
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters ``sql`` names (DuckDB refuses the others)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any], kept: list[int],
+                   edge_cutoff: int) -> dict[int, str]:
+    """{node id: "inline" | "partial-inline"} for the kept nodes, from their in-edges.
+
+    Over the frames of kept nodes only (leaf first), a frame's caller is the next kept
+    frame of its stack; an edge (caller, callee) counts once per stack with the flag of
+    its rootmost occurrence, is inline when every stack reaches it inlined, and is
+    dropped when its |weight| is under the edgefraction cut, as pprof trims edges.
+    """
+    stored = tables["stacks"] == _STORED_STACKS
+    sql = _LIVE_STACKS_SQL.format(stacks=tables["stacks"], extra="s.location_ids" if stored else "s.inl",
+                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
+    tbl = store.con.sql(sql, params=_used(sql, params)).to_arrow_table()
+    if tbl.num_rows == 0:
+        return {}
+    node_lists = tbl.column("node_ids").combine_chunks()
+    nodes = to_numpy(node_lists.flatten())
+    lengths = to_numpy(node_lists.value_lengths())
+    if stored:
+        inl = _stored_inline_flags(store, params["sid"], tbl.column("location_ids").combine_chunks())
+    else:
+        inl = to_numpy(tbl.column("inl").combine_chunks().flatten())
+    if inl.size != nodes.size:
+        raise AssertionError("inline flags and frames disagree")
+    stack = np.repeat(np.arange(tbl.num_rows), lengths)
+    mine = np.isin(nodes, np.asarray(kept, dtype=nodes.dtype))
+    nodes, stack, inl = nodes[mine], stack[mine], inl[mine]
+    has_caller = np.zeros(nodes.size, dtype=bool)
+    has_caller[:-1] = stack[:-1] == stack[1:]
+    caller = np.roll(nodes, -1)
+    ok = has_caller & (caller != nodes)
+    weights = to_numpy(tbl.column("v").combine_chunks())
+    occurrences = pl.DataFrame({
+        "stack": stack[ok], "node": nodes[ok], "caller": caller[ok], "inl": inl[ok], "v": weights[stack[ok]],
+    })
+    edges = (
+        # within a group rows keep the frames' order, leaf first: the last is the rootmost
+        occurrences.group_by("stack", "node", "caller")
+        .agg(pl.col("inl").last(), pl.col("v").first())
+        .group_by("node", "caller")
+        .agg(pl.col("inl").all(), pl.col("v").sum())
+        .filter(pl.col("v").abs() >= edge_cutoff)
+    )
+    labels = edges.group_by("node").agg(pl.col("inl").any().alias("inline"), (~pl.col("inl")).any().alias("real"))
+    return {int(n): "partial-inline" if real else "inline"
+            for n, inline, real in labels.iter_rows() if inline}
+
+
+def _stored_inline_flags(store: Store, sid: int, location_lists: pa.Array) -> np.ndarray:
+    """Each stored frame's inline flag: a frame is an inlined call when it is not the
+    last Line of its location (stored node_ids hold one frame per Line, leaf first)."""
+    counts = store.con.execute(
+        """SELECT lo.location_id, greatest(count(li.line_idx), 1)
+           FROM pprof_locations lo
+           LEFT JOIN pprof_lines li ON li.source_id = lo.source_id AND li.location_id = lo.location_id
+           WHERE lo.source_id = ? GROUP BY lo.location_id""", [sid]
+    ).fetchnumpy()
+    ids = np.asarray(counts["location_id"], dtype=np.uint64)
+    n_lines = np.asarray(counts[list(counts)[1]], dtype=np.int64)
+    per_frame = n_lines[lookup(ids, to_numpy(location_lists.flatten()).astype(np.uint64))]
+    starts = np.cumsum(per_frame) - per_frame
+    within = np.arange(int(per_frame.sum())) - np.repeat(starts, per_frame)
+    flags: np.ndarray = within < np.repeat(per_frame, per_frame) - 1
+    return flags
