@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         snakeviz,
         sources,
         top,
+        traces,
     )
 
 
@@ -53,15 +54,16 @@ class Command(Protocol):
 # they load polars, DuckDB, scipy and plotly (1.8 s), which `perflab runs` does not need.
 VERBS: dict[str, str] = {
     "ingest": "ingest", "sources": "sources", "forget": "forget", "k6": "k6", "pg-top": "pgtop",
-    "export": "export", "snakeviz": "snakeviz", "top": "top", "peek": "peek", "run": "run", "runs": "runs",
+    "export": "export", "snakeviz": "snakeviz", "top": "top", "peek": "peek", "traces": "traces",
+    "run": "run", "runs": "runs",
     "categories": "categories", "bench-writes": "bench_writes", "compare": "compare", "log": "log",
     "doctor": "doctor", "roles": "roles", "nightly": "nightly", "report": "report", "cleanup": "cleanup",
 }
 
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here.
-    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, peek, run, runs, categories,
-                                 bench_writes, compare, log, doctor, roles, nightly, report, cleanup)
+    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, peek, traces, run, runs,
+                                 categories, bench_writes, compare, log, doctor, roles, nightly, report, cleanup)
 
 
 def load(verb: str) -> Command:

@@ -4,17 +4,16 @@ and the options every view takes."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage
 from perflab.analysis.profiles import profile_info, resolve_sample_type
-from perflab.commands._common import add_json_flag, open_store, resolve
+from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.ingest.pprof import go_base
 from perflab.store import Store
 from perflab.vocab import PPROF_SHAPED_KINDS
-
-SEPARATOR_TRACES = "-----------+-------------------------------------------------------"
 
 
 def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:
@@ -29,12 +28,24 @@ def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> 
     add_json_flag(p)
 
 
-def open_profile(args: argparse.Namespace) -> tuple[Store, int, int, str, str]:
-    """(store, source id, sample index, sample type, unit) of the verb's FILE_OR_SOURCE."""
+def open_profile(args: argparse.Namespace) -> tuple[Store, int, dict[str, Any]]:
+    """(store, sample index, the view's facts: source_id, sample_type, unit, mean) of the
+    verb's FILE_OR_SOURCE."""
     store = open_store(args)
     sid = resolve(args, store, args.ref, PPROF_SHAPED_KINDS)
     idx, stype, unit = resolve_sample_type(store, sid, args.sample_type)
-    return store, sid, idx, stype, unit
+    return store, idx, {"source_id": sid, "sample_type": stype, "unit": unit, "mean": getattr(args, "mean", False)}
+
+
+def show(args: argparse.Namespace, store: Store, result: dict[str, Any],
+         render: Callable[[Store, dict[str, Any]], list[str]]) -> int:
+    """Print the view: --json, or its text."""
+    if args.json:
+        print_json(result)
+        return 0
+    for line in render(store, result):
+        print(line)
+    return 0
 
 
 def profile_labels(store: Store, sid: int, sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:

@@ -5,8 +5,7 @@ from typing import Any
 
 from perflab.analysis.pprof_units import label, percentage
 from perflab.analysis.pprof_views import peek
-from perflab.commands._common import print_json
-from perflab.commands._pprof_text import add_profile_args, open_profile, profile_labels
+from perflab.commands._pprof_text import add_profile_args, open_profile, profile_labels, show
 from perflab.store import Store
 
 NAME = "peek"
@@ -21,15 +20,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store, sid, idx, stype, unit = open_profile(args)
-    result = peek(store, sid, idx, args.regex, mean=args.mean)
-    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": args.mean, "regex": args.regex, **result}
-    if args.json:
-        print_json(result)
-        return 0
-    for line in render(store, result):
-        print(line)
-    return 0
+    store, idx, facts = open_profile(args)
+    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean)
+    return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 
 def render(store: Store, result: dict[str, Any]) -> list[str]:
