@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         forget,
         ingest,
         k6,
+        listing,
         log,
         nightly,
         peek,
@@ -54,7 +55,7 @@ class Command(Protocol):
 # they load polars, DuckDB, scipy and plotly (1.8 s), which `perflab runs` does not need.
 VERBS: dict[str, str] = {
     "ingest": "ingest", "sources": "sources", "forget": "forget", "k6": "k6", "pg-top": "pgtop",
-    "export": "export", "snakeviz": "snakeviz", "top": "top", "peek": "peek", "traces": "traces",
+    "export": "export", "snakeviz": "snakeviz", "top": "top", "peek": "peek", "traces": "traces", "list": "listing",
     "run": "run", "runs": "runs",
     "categories": "categories", "bench-writes": "bench_writes", "compare": "compare", "log": "log",
     "doctor": "doctor", "roles": "roles", "nightly": "nightly", "report": "report", "cleanup": "cleanup",
@@ -62,8 +63,9 @@ VERBS: dict[str, str] = {
 
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here.
-    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, peek, traces, run, runs,
-                                 categories, bench_writes, compare, log, doctor, roles, nightly, report, cleanup)
+    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, peek, traces, listing,
+                                 run, runs, categories, bench_writes, compare, log, doctor, roles, nightly, report,
+                                 cleanup)
 
 
 def load(verb: str) -> Command:

@@ -42,7 +42,7 @@ CASES = oracle_commands("peek")
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    s = Store(tmp_path_factory.mktemp("peek") / "store.duckdb")
+    s = Store(tmp_path_factory.mktemp("views") / "store.duckdb")
     yield s
     s.close()
 

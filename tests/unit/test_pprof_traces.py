@@ -17,22 +17,17 @@ from perflab.commands.traces import render
 from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
+from tests.unit import test_pprof_peek
 from tests.unit.test_pprof_peek import PPROF, VIEWS, option, oracle_commands
 
 CASES = oracle_commands("traces")
+_shared_store = test_pprof_peek.store  # the fixture "store": one store for the views' tests
 
 
 def _oracle(name: str) -> list[str]:
     path = VIEWS / name
     data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
     return data.decode().splitlines()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    s = Store(tmp_path_factory.mktemp("traces") / "store.duckdb")
-    yield s
-    s.close()
 
 
 def test_every_traces_oracle_is_here() -> None:
