@@ -31,7 +31,7 @@ import duckdb
 
 from perflab.analysis.pprof_frames import FrameFilters, Frames, build
 from perflab.analysis.pprof_units import report_unit
-from perflab.analysis.pprof_view import TopQuery, go_div, pprof_top
+from perflab.analysis.pprof_view import go_div
 from perflab.errors import PerflabError
 from perflab.store import Store
 
@@ -97,6 +97,32 @@ SELECT caller, callee, sum(w)::BIGINT, bool_and(inl) FROM once GROUP BY caller, 
 """
 
 
+# Flat and cum per node (cum once per sample), raw and as -mean's divisors, from the same
+# stacks as the edges; pprof keeps a node when its raw flat or cum is not 0.
+_NODES_SQL = """
+WITH weights AS (
+    SELECT stack_id, sum(value[$idx]) AS w, sum(CASE WHEN $mean THEN value[1] ELSE 0 END) AS d
+    FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id
+),
+leafs AS (
+    SELECT s.node_ids[1] AS node_id, sum(w) AS flat, sum(d) AS flat_div
+    FROM {stacks} s JOIN weights USING (stack_id) GROUP BY 1
+),
+holds AS (
+    SELECT h.node_id, sum(w) AS cum, sum(d) AS cum_div
+    FROM (SELECT DISTINCT stack_id, unnest(node_ids) AS node_id FROM {stacks}) h JOIN weights USING (stack_id)
+    GROUP BY 1
+)
+SELECT n.name, coalesce(l.flat, 0)::BIGINT, h.cum::BIGINT, coalesce(l.flat_div, 0)::BIGINT, h.cum_div::BIGINT
+FROM holds h LEFT JOIN leafs l USING (node_id) JOIN {nodes} n ON n.node_id = h.node_id
+WHERE coalesce(l.flat, 0) <> 0 OR h.cum <> 0
+"""
+
+
+def _mean(raw: int, div: int, mean: bool) -> int:
+    return go_div(raw, div) if mean and div else raw
+
+
 def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
     return -abs(e["weight"]), e["caller"], e["callee"]
 
@@ -108,37 +134,40 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False) -> di
     the text), "nodes": [{"name", "flat", "cum", "callers", "callees"}]} in pprof's
     order (|flat|, then name); callers and callees are [{"name", "weight", "inline"}].
     """
-    everything = pprof_top(store, sid, idx, TopQuery(nodefraction=0.0, edgefraction=0.0, mean=mean))
-    rows = everything["rows"]
-    wanted = _matching(store, [r["name"] for r in rows], regex)
+    params = {"sid": sid, "idx": idx + 1, "mean": mean}
     frames = _frames(store, sid)
     try:
         st, nodes = frames.finish_tables()
-        edges = [
+        found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes), params).fetchall()
+        # pprof's order: |flat|, then name, then |cum| (raw sums, before -mean divides them)
+        found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
+        rows: list[dict[str, Any]] = [{"name": str(name), "flat": _mean(flat, fd, mean), "cum": _mean(cum, cd, mean)}
+                                      for name, flat, cum, fd, cd in found]
+        wanted = _matching(store, [r["name"] for r in rows], regex)
+        edges: list[dict[str, Any]] = [
             {"caller": str(a), "callee": str(b), "weight": int(w), "inline": bool(inl)}
             for a, b, w, inl in store.con.execute(
-                _EDGES_SQL.format(stacks=st, nodes=nodes),
-                {"sid": sid, "idx": idx + 1, "mean": mean, "names": sorted(wanted)},
-            ).fetchall()
+                _EDGES_SQL.format(stacks=st, nodes=nodes), {**params, "names": sorted(wanted)}).fetchall()
         ]
     finally:
         frames.drop()
+    total_raw, total_div = store.con.execute(
+        "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0) "
+        "FROM pprof_samples WHERE source_id = $sid", params).fetchall()[0]
+    total = _mean(int(total_raw), int(total_div), True)
     edges.sort(key=_edge_order)
-    shown = []
-    for r in rows:
-        if r["name"] not in wanted:
-            continue
-        shown.append({
-            "name": r["name"], "flat": r["flat"], "cum": r["cum"],
-            "callers": [{"name": e["caller"], "weight": e["weight"], "inline": e["inline"]}
-                        for e in edges if e["callee"] == r["name"]],
-            "callees": [{"name": e["callee"], "weight": e["weight"], "inline": e["inline"]}
-                        for e in edges if e["caller"] == r["name"]],
-        })
+    callers: dict[str, list[dict[str, Any]]] = {}
+    callees: dict[str, list[dict[str, Any]]] = {}
+    for e in edges:
+        callers.setdefault(e["callee"], []).append({"name": e["caller"], "weight": e["weight"], "inline": e["inline"]})
+        callees.setdefault(e["caller"], []).append({"name": e["callee"], "weight": e["weight"], "inline": e["inline"]})
+    shown = [{"name": r["name"], "flat": r["flat"], "cum": r["cum"],
+              "callers": callers.get(r["name"], []), "callees": callees.get(r["name"], [])}
+             for r in rows if r["name"] in wanted]
     return {
-        "total": everything["total"],
+        "total": total,
         "shown": sum(r["flat"] for r in rows),
-        "output_unit": _graph_unit(rows, everything["total"], store, sid, idx),
+        "output_unit": _graph_unit(rows, total, store, sid, idx),
         "nodes": shown,
     }
 
