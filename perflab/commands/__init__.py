@@ -26,8 +26,10 @@ if TYPE_CHECKING:
         forget,
         ingest,
         k6,
+        listing,
         log,
         nightly,
+        peek,
         pgtop,
         report,
         roles,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
         snakeviz,
         sources,
         top,
+        traces,
     )
 
 
@@ -52,7 +55,8 @@ class Command(Protocol):
 # they load polars, DuckDB, scipy and plotly (1.8 s), which `perflab runs` does not need.
 VERBS: dict[str, str] = {
     "ingest": "ingest", "sources": "sources", "forget": "forget", "k6": "k6", "pg-top": "pgtop",
-    "export": "export", "snakeviz": "snakeviz", "top": "top", "run": "run", "runs": "runs",
+    "export": "export", "snakeviz": "snakeviz", "top": "top", "peek": "peek", "traces": "traces", "list": "listing",
+    "run": "run", "runs": "runs",
     "categories": "categories", "bench-writes": "bench_writes", "compare": "compare", "log": "log",
     "doctor": "doctor", "roles": "roles", "nightly": "nightly", "report": "report", "cleanup": "cleanup",
 }
@@ -70,6 +74,9 @@ HELPS: dict[str, str] = {
     'snakeviz': 'view a cProfile source in snakeviz (served on 127.0.0.1 only, until Ctrl-C)',
     'top': ('flat and cum per function of a profile (pprof, collapsed stacks, speedscope or cProfile), like '
          '`go tool pprof -top`'),
+    'peek': "callers and callees of the functions matching a regexp, with flat and cum, like `go tool pprof -peek`",
+    'traces': "every sample of a profile with its labels, value and frames, like `go tool pprof -traces`",
+    'list': "flat and cum per source line of the functions matching a regexp, like `go tool pprof -list`",
     'run': ('run a lab scenario (PostgreSQL + the sample service) or your own service (--target FILE.toml) '
          'under real k6 load, ingested as one run'),
     'runs': 'list lab runs (and user-made run groups) with their headline numbers',
@@ -90,8 +97,9 @@ HELPS: dict[str, str] = {
 
 if TYPE_CHECKING:
     # mypy checks every module against the protocol here.
-    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, run, runs, categories,
-                                 bench_writes, compare, log, doctor, roles, nightly, report, cleanup)
+    _ALL: tuple[Command, ...] = (ingest, sources, forget, k6, pgtop, export, snakeviz, top, peek, traces, listing,
+                                 run, runs, categories, bench_writes, compare, log, doctor, roles, nightly, report,
+                                 cleanup)
 
 
 def load(verb: str) -> Command:

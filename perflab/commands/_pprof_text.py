@@ -1,0 +1,70 @@
+"""What `go tool pprof`'s text views share: the profile's header lines (report.ProfileLabels)
+and the options every view takes."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage
+from perflab.analysis.profiles import profile_info, resolve_sample_type
+from perflab.commands._common import add_json_flag, open_store, print_json, resolve
+from perflab.pprof_rules import go_base
+from perflab.store import Store
+from perflab.vocab import PPROF_SHAPED_KINDS
+
+
+def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:
+    p.add_argument("ref", metavar="FILE_OR_SOURCE", help="a pprof profile (ingested first) or a source id")
+    if regex:
+        p.add_argument("regex", metavar="REGEX", help="functions whose name this RE2 regexp finds (as pprof)")
+    p.add_argument("--sample-index", "--sample-type", dest="sample_type", metavar="TYPE",
+                   help="sample type by name (alloc_space, cpu, ...) or index (default: the profile's default)")
+    if mean:
+        p.add_argument("--mean", action="store_true",
+                       help="average per event: values divided by the first sample type's (pprof -mean)")
+    add_json_flag(p)
+
+
+def open_profile(args: argparse.Namespace) -> tuple[Store, int, dict[str, Any]]:
+    """(store, sample index, the view's facts: source_id, sample_type, unit, mean) of the
+    verb's FILE_OR_SOURCE."""
+    store = open_store(args)
+    sid = resolve(args, store, args.ref, PPROF_SHAPED_KINDS)
+    idx, stype, unit = resolve_sample_type(store, sid, args.sample_type)
+    return store, idx, {"source_id": sid, "sample_type": stype, "unit": unit, "mean": getattr(args, "mean", False)}
+
+
+def show(args: argparse.Namespace, store: Store, result: dict[str, Any],
+         render: Callable[[Store, dict[str, Any]], list[str]]) -> int:
+    """Print the view: --json, or its text."""
+    if args.json:
+        print_json(result)
+        return 0
+    for line in render(store, result):
+        print(line)
+    return 0
+
+
+def profile_labels(store: Store, sid: int, sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:
+    """pprof's header of a profile: its binary, comments, type, time and duration
+    (values in ``out_unit``, "minimum" scaling each one on its own; times in UTC)."""
+    info: dict[str, Any] = profile_info(store, sid)
+    out = []
+    mapping = info.get("main_mapping")
+    if mapping:
+        out += [f"File: {go_base(mapping['filename'])}"] if mapping["filename"] else []
+        out += [f"Build ID: {mapping['build_id']}"] if mapping["build_id"] else []
+    out += [c for c in info.get("comments") or [] if not c.startswith("#")]
+    out += [f"Type: {sample_type}"] if sample_type else []
+    out += [f"Doc: {info['doc_url']}"] if info.get("doc_url") else []
+    if info.get("time_nanos"):
+        out.append(f"Time: {datetime.fromtimestamp(info['time_nanos'] // 10**9, tz=UTC):%Y-%m-%d %H:%M:%S} UTC")
+    if info.get("duration_nanos"):
+        nanos = in_nanoseconds(total, unit)
+        share = f"({percentage(nanos, info['duration_nanos'])})" if nanos else ""
+        out.append(f"Duration: {duration_label(info['duration_nanos'])}, "
+                   f"Total samples = {label(total, unit, out_unit)} {share}")
+    return out

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from perflab.analysis.pprof_units import label
+from perflab.analysis.pprof_views import traces
+from perflab.commands import HELPS
+from perflab.commands._pprof_text import add_profile_args, open_profile, profile_labels, show
+from perflab.store import Store
+
+NAME = "traces"
+HELP = HELPS[NAME]
+
+_SEPARATOR = "-----------+-------------------------------------------------------"
+
+
+def prepare_parser(p: argparse.ArgumentParser) -> None:
+    add_profile_args(p, regex=False, mean=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    store, idx, facts = open_profile(args)
+    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean)}, render)
+
+
+def render(store: Store, result: dict[str, Any]) -> list[str]:
+    """The text of `go tool pprof -traces`, line for line: each value in its own unit."""
+    unit = result["unit"]
+    stype = ("mean_" if result["mean"] else "") + result["sample_type"]
+    # pprof prints its header lines joined as one: an empty header is an empty line.
+    lines = profile_labels(store, result["source_id"], stype, unit, result["total"], "minimum") or [""]
+    units = result["num_label_units"]
+    for s in result["samples"]:
+        lines.append(_SEPARATOR)
+        lines += sorted(f"{k:>10}:  {' '.join(v)}" for k, v in s["labels"].items())
+        lines += sorted(f"{k:>10}:  {' '.join(label(n, units[k], 'auto') for n in v)}"
+                        for k, v in s["num_labels"].items())
+        for i, f in enumerate(s["frames"]):
+            value = label(s["value"], unit, "minimum") if i == 0 else ""
+            lines.append(f"{value:>10}   {f['name']}{' (inline)' if f['inline'] else ''}")
+    lines.append(_SEPARATOR)
+    return lines

@@ -1,0 +1,90 @@
+"""`perflab peek` prints what `go tool pprof -peek` prints, line for line: pprof's header and
+unit, each matching function's callers and callees with their weights, percentages of the
+function's cum and (inline) marks. Oracles: tests/fixtures/pprof/views (commands in cmd.txt)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from perflab.analysis.pprof_units import label
+from perflab.analysis.pprof_views import peek
+from perflab.analysis.profiles import resolve_sample_type
+from perflab.commands.peek import render
+from perflab.ingest import ingest_path
+from perflab.store import Store
+from tests.helpers import run_cli
+
+PPROF = Path(__file__).resolve().parent.parent / "fixtures" / "pprof"
+VIEWS = PPROF / "views"
+
+
+def oracle_commands(view: str) -> list[tuple[str, list[str]]]:
+    """(oracle file name, the go tool pprof arguments) of each ``-view`` line of cmd.txt."""
+    out = []
+    for line in (VIEWS / "cmd.txt").read_text().splitlines():
+        if line.startswith(f"go tool pprof -{view} "):
+            words = shlex.split(line.split(" | ")[0].split(" > ")[0])[3:]
+            target = line.rsplit(" > ", 1)[1]
+            out.append((target.removeprefix("views/"), words))
+    return out
+
+
+def option(words: list[str], name: str) -> str | None:
+    return next((w.split("=", 1)[1] for w in words if w.startswith(f"-{name}=")), None)
+
+
+CASES = oracle_commands("peek")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    s = Store(tmp_path_factory.mktemp("views") / "store.duckdb")
+    yield s
+    s.close()
+
+
+def test_every_peek_oracle_is_here() -> None:
+    assert len(CASES) == 11
+    assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
+
+
+@pytest.mark.parametrize(("oracle", "words"), CASES, ids=[c[0] for c in CASES])
+def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[str]) -> None:
+    regex, profile = words[1], words[-1]
+    sid = ingest_path(store, PPROF / profile).source_id
+    idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
+    mean = "-mean" in words
+    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
+              **peek(store, sid, idx, regex, mean=mean)}
+    assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
+
+
+def test_cli_peek_and_json(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    profile = str(PPROF / "wild" / "eno__heap.pprof")
+    text = run_cli("peek", profile, "json", "--sample-index", "alloc_space", store=db)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == (VIEWS / "peek.eno.json_alloc_space.txt").read_text()
+    js = run_cli("peek", profile, "decodeState\\).objectInterface$", "--sample-index", "alloc_space", "--json",
+                 store=db)
+    assert js.returncode == 0, js.stderr
+    result = json.loads(js.stdout)
+    assert (result["sample_type"], result["unit"], result["output_unit"]) == ("alloc_space", "bytes", "MB")
+    [node] = result["nodes"]
+    # the oracle's 45.51MB / 57.51MB, and its callees 29.50MB and 5.50MB (inline), as exact bytes
+    assert [label(node[k], "bytes", "MB") for k in ("flat", "cum")] == ["45.51MB", "57.51MB"]
+    callees = [(e["name"].rsplit(".", 1)[-1], label(e["weight"], "bytes", "MB"), e["inline"]) for e in node["callees"]]
+    assert callees == [("valueInterface", "29.50MB", False), ("unquote", "5.50MB", True)]
+    assert all(type(e["weight"]) is int for e in node["callers"] + node["callees"])
+
+
+@pytest.mark.parametrize(("regex", "phrase"), [("no_such_function_xyz", "no matches found for regexp"),
+                                               ("(unclosed", "not a valid regexp")])
+def test_bad_regex_is_one_line_exit_2(tmp_path: Path, regex: str, phrase: str) -> None:
+    result = run_cli("peek", str(PPROF / "wild" / "parca__fib.pb.gz"), regex, store=tmp_path / "s.duckdb")
+    assert result.returncode == 2
+    assert phrase in result.stderr and len(result.stderr.strip().splitlines()) == 1
