@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from perflab.analysis.pprof_frames import FrameFilters, build
 from perflab.store import Store
 
 # score(values of the candidate nodes, one column per profile) -> one float per node.
@@ -47,23 +48,50 @@ class StackArrays:
     names: list[str]
 
 
-def stack_arrays(store: Store, sid: int, idx: int) -> StackArrays:
-    """The stacks of pprof-shaped source ``sid`` for sample type index ``idx`` (0-based)."""
+def stack_arrays(store: Store, sid: int, idx: int, filters: FrameFilters | None = None,
+                 granularity: str = "functions") -> StackArrays:
+    """The stacks of pprof-shaped source ``sid`` for sample type index ``idx`` (0-based).
+
+    With ``filters`` (pprof's focus, ignore, hide, show, ...) or another ``granularity``,
+    the stacks are the ones `perflab top` reads with the same options: the profile as
+    pprof rewrites it (perflab.analysis.pprof_frames), drop_frames applied."""
+    drop, keep = store.con.execute(
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
+    ).fetchall()[0]
+    frames = build(store, [sid], filters or FrameFilters(), drop, keep, granularity)
+    if frames is None:
+        return _arrays(store, sid, idx, "pprof_stacks", "pprof_nodes")
+    try:
+        # One source: the rewritten stacks keep the stored stack ids (source 0 << 32 | id).
+        st, nodes = frames.finish_tables()
+        return _arrays(store, sid, idx, st, nodes)
+    finally:
+        frames.drop()
+
+
+def _arrays(store: Store, sid: int, idx: int, stacks: str, nodes: str) -> StackArrays:
+    stored = stacks == "pprof_stacks"
+    where = "WHERE s.source_id = $sid AND p.v <> 0" if stored else "WHERE p.v <> 0"
     tbl = store.con.sql(
-        """
+        f"""
         WITH per_stack AS (
             SELECT stack_id, sum(value[$idx])::BIGINT AS v
             FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id
         )
         SELECT s.node_ids, p.v AS value
-        FROM pprof_stacks s JOIN per_stack p USING (stack_id)
-        WHERE s.source_id = $sid AND p.v <> 0
+        FROM {stacks} s JOIN per_stack p USING (stack_id)
+        {where}
         """,
         params={"idx": idx + 1, "sid": sid},
     ).to_arrow_table()
-    names = store.con.execute(
-        "SELECT name FROM pprof_nodes WHERE source_id = ? ORDER BY node_id", [sid]
+    # Node ids index the names: dense per source when stored, possibly sparse when rewritten.
+    rows = store.con.execute(
+        f"SELECT node_id, name FROM {nodes}" + (" WHERE source_id = ?" if stored else ""),
+        [sid] if stored else [],
     ).fetchall()
+    names = [""] * (max((int(i) for i, _ in rows), default=-1) + 1)
+    for i, name in rows:
+        names[int(i)] = str(name)
     frames_parts, lens_parts = [], []
     # Chunk by chunk: combining the chunks of a 46M-element list column first costs a copy.
     for chunk in tbl.column("node_ids").chunks:
@@ -73,8 +101,7 @@ def stack_arrays(store: Store, sid: int, idx: int) -> StackArrays:
     lens = np.concatenate(lens_parts) if lens_parts else np.zeros(0, np.int64)
     frames = np.concatenate(frames_parts) if frames_parts else np.zeros(0, np.int32)
     values = pl.Series(tbl.column("value").combine_chunks()).to_numpy().astype(np.int64)
-    return StackArrays(frames=frames, ends=np.cumsum(lens), lens=lens, values=values,
-                       names=[n for (n,) in names])
+    return StackArrays(frames=frames, ends=np.cumsum(lens), lens=lens, values=values, names=names)
 
 
 def one_level(values: dict[str, float]) -> StackArrays:

@@ -10,6 +10,7 @@ samples, a profile file given as a parameter).
 
 from perflab.notebook.display import call, print_table, show, text
 from perflab.notebook.evidence import EVIDENCE_CHARTS, evidence, evidence_list, show_evidence
+from perflab.notebook.explorer import Explorer, View, explorer, panes, profile_choices
 from perflab.notebook.setup import (
     DEFAULT_RENDERER,
     SAMPLE_GROUPS,
@@ -68,4 +69,5 @@ __all__ = [
     "sample_subject", "sample_types_table", "setup", "show", "show_evidence", "signatures_table", "sources_table",
     "subject", "text", "top_table", "verdict_summary", "verdict_table",
     "ParameterError", "check_parameters", "report_path", "set_renderer",
+    "Explorer", "View", "explorer", "panes", "profile_choices",
 ]

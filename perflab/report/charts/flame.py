@@ -15,6 +15,7 @@ import polars as pl
 from perflab import fmt
 from perflab.analysis.call_tree import StackArrays, one_level, path_tree, stack_arrays
 from perflab.analysis.categories import OTHER, categorize_frame
+from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.profile_diff import diff_basis
 from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
@@ -84,24 +85,29 @@ def _check_signs(arrays: StackArrays, sid: int) -> None:
 
 def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
                 max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
-                max_nodes: int = MAX_NODES) -> go.Figure:
+                max_nodes: int = MAX_NODES, filters: FrameFilters | None = None,
+                granularity: str = "functions") -> go.Figure:
     """An icicle of the profile's stacks, root on top: each node is a call path, sized by
     pprof's cum along that path, coloured by hot-frame category (grey-orange: other).
 
     The root's value is pprof's total (samples without frames included); a node below
     ``min_share`` of the total is folded into its parent, paths deeper than ``max_depth``
     are cut, and at most ``max_nodes`` nodes are drawn (root included). Any sample type
-    works (``cpu``, ``alloc_space``, ``delay``...). A cProfile dump has no stacks, so its
-    graph is one level: every function by its own time (tottime) under the pstats total.
+    works (``cpu``, ``alloc_space``, ``delay``...). ``filters`` and ``granularity`` are
+    `perflab top`'s (pprof's focus, ignore, ...): the graph then draws the stacks top
+    reads, under the whole profile's total as pprof's. A cProfile dump has no stacks, so
+    its graph is one level: every function by its own time (tottime) under the pstats total.
     """
     if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
         raise PerflabError("flame_graph needs max_depth >= 1, max_nodes >= 2 and 0 <= min_share < 1")
     sid, kind = _profile_source(store, source)
     if kind == CPROFILE:
+        if (filters and filters.active()) or granularity != "functions":
+            raise PerflabError(f"source {sid} is a cProfile dump: it has no stacks to filter or regroup")
         return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
     total = _pprof_total(store, sid, idx)
-    arrays = stack_arrays(store, sid, idx)
+    arrays = stack_arrays(store, sid, idx, filters, granularity)
     _check_signs(arrays, sid)
     if total == 0:
         raise PerflabError(f"source {sid} has no {stype} samples (total 0)")
@@ -135,6 +141,8 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
                                   "<br>%{customdata[2]}<extra></extra>",
     ))
     folded = f"; paths under {min_share:.2%} folded into '{FOLDED_LABEL}'" if min_share else ""
+    if filters and filters.active():
+        folded += "; " + ", ".join(filters.legend())
     return finish(fig, f"Flame graph of source {sid}: {stype}, {fmt.scaled(total, unit)} total{folded}",
                   margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
 
