@@ -1,7 +1,8 @@
 """`make lab` end to end: JupyterLab starts on 127.0.0.1 with the notebooks and a store that
 holds the samples, a notebook runs through the server's own kernel and prints the numbers
 committed in it, JupyterLab itself (in headless Chromium) draws every figure that kernel
-showed, and stopping the server by PID leaves no process and no open port."""
+showed, the explorer's panes follow a control changed in that kernel, and stopping the
+server by PID leaves no process and no open port."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 
 from perflab.lab.postgres import free_port, port_listens
+from tests.helpers import run_cli
 from tests.integration.test_nightly import CHROMIUM_FLAGS, chromium, drawn_figures
 
 pytestmark = pytest.mark.slow
@@ -90,6 +92,30 @@ def _run_cells(kc: BlockingKernelClient, cells: list[dict[str, Any]]) -> dict[st
     return out
 
 
+def _explorer_updates(kc: BlockingKernelClient, code: str) -> list[tuple[str, dict[str, Any]]]:
+    """Run ``code``; the display messages it caused: (message type, data)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] in ("display_data", "update_display_data"):
+            seen.append((msg["msg_type"], msg["content"]["data"]))
+
+    reply = kc.execute_interactive(code, timeout=CELL_TIMEOUT_S, output_hook=hook)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return seen
+
+
+def _printed(kc: BlockingKernelClient, code: str) -> str:
+    out: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    kc.execute_interactive(code, timeout=CELL_TIMEOUT_S, output_hook=hook)
+    return "".join(out)
+
+
 def _drawn_in_jupyterlab(base: str, token: str, nb: dict[str, Any], tmp: Path) -> int:
     """Save ``nb`` (with its outputs) through the server, open it in JupyterLab in headless
     Chromium (only loopback reachable) and count the plotly figures the page drew. The file
@@ -149,8 +175,16 @@ def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path
             assert kernel_pids, "the kernel is not a child of the server"
             nb = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())
             printed = _run_cells(kc, [c for c in nb["cells"] if c["cell_type"] == "code"])
+            # WHEN a focus is typed into the explorer (what its Text widget does in the page)
+            updated = _explorer_updates(kc, "explorer.focus.value = 'sha256'")
+            profile_path = _printed(kc, "print(store.source(a)['path'])").strip()
         finally:
             kc.stop_channels()
+        # THEN the kernel replaced its three panes in place; the top pane is `perflab top --focus`
+        assert [kind for kind, _ in updated] == ["update_display_data"] * 3
+        expected_top = run_cli("top", profile_path, "--focus", "sha256", store=tmp_path / "cli.duckdb")
+        assert updated[0][1]["text/plain"] == expected_top.stdout.rstrip("\n")
+        assert "application/vnd.plotly.v1+json" in updated[2][1]
         # THEN the kernel showed the figures as JSON only (the renderer the notebook chose in
         # a server's kernel), and JupyterLab draws every one of them
         figures = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])

@@ -45,8 +45,10 @@ def parse_top(text: str) -> dict[str, tuple[int, int]]:
 
 
 def perflab_top(store: Store, sid: int) -> dict[str, tuple[int, int]]:
-    rows = top(store, sid)["rows"]
-    if top(store, sid)["format"] == "cprofile":  # seconds; the export writes whole nanoseconds
+    # Every function, as the oracles' -nodefraction=0 -nodecount=100000 print them.
+    result = top(store, sid, nodefraction=0, nodecount=0)
+    rows = result["rows"]
+    if result["format"] == "cprofile":  # seconds; the export writes whole nanoseconds
         return {r["name"]: (round(r["flat"] * 1e9), round(r["flat"] * 1e9)) for r in rows}
     return {r["name"]: (r["flat"], r["cum"]) for r in rows}
 
@@ -108,7 +110,7 @@ def test_speedscope_export_reads_back_with_the_same_top(name: str, tmp_path: Pat
         want = perflab_top(store, 1)
         again = ingest_path(store, out)
         assert again.kind == "speedscope"
-        got = {r["name"]: (r["flat"], r["cum"]) for r in top(store, again.source_id)["rows"]}
+        got = {r["name"]: (r["flat"], r["cum"]) for r in top(store, again.source_id, nodefraction=0, nodecount=0)["rows"]}
     if name == "json.prof":
         assert got == {n: (f, f) for n, (f, _) in want.items() if f}
     else:
