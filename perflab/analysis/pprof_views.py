@@ -37,12 +37,13 @@ from perflab.pprof_rules import go_base
 from perflab.store import Store
 
 
-def _frames(store: Store, sid: int) -> Frames:
-    """The stacks pprof reads: drop_frames applied, and the inline flag of each frame."""
+def _frames(store: Store, sid: int, filters: FrameFilters | None = None) -> Frames:
+    """The stacks pprof reads: drop_frames and the frame filters (focus, ignore, hide,
+    show, show_from, prune_from) applied, and the inline flag of each frame."""
     drop, keep = store.con.execute(
         "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
     ).fetchall()[0]
-    frames = build(store, [sid], FrameFilters(), drop, keep)
+    frames = build(store, [sid], filters or FrameFilters(), drop, keep)
     if frames is None:
         frames = Frames(store, [sid])
         try:
@@ -128,7 +129,8 @@ def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
     return -abs(e["weight"]), e["caller"], e["callee"]
 
 
-def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False) -> dict[str, Any]:
+def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
+         filters: FrameFilters | None = None) -> dict[str, Any]:
     """The callers and callees of each function matching ``regex``, as `go tool pprof -peek`.
 
     Returns {"total", "shown" (the flats of every node), "output_unit" (pprof's unit for
@@ -136,7 +138,7 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False) -> di
     order (|flat|, then name); callers and callees are [{"name", "weight", "inline"}].
     """
     params = {"sid": sid, "idx": idx + 1, "mean": mean}
-    frames = _frames(store, sid)
+    frames = _frames(store, sid, filters)
     try:
         st, nodes = frames.finish_tables()
         found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes), params).fetchall()
@@ -211,15 +213,17 @@ GROUP BY key
 """
 
 
-def traces(store: Store, sid: int, idx: int, mean: bool = False) -> dict[str, Any]:
+def traces(store: Store, sid: int, idx: int, mean: bool = False,
+           filters: FrameFilters | None = None) -> dict[str, Any]:
     """Every sample that has frames, in file order, as `go tool pprof -traces` lists them.
 
     Returns {"total", "num_label_units": {key: unit}, "samples": [{"value", "labels":
     {key: [str]}, "num_labels": {key: [int]}, "frames": [{"name", "inline"}]}]};
     values are exact ints in the sample type's unit (``mean``: divided by the first
-    sample type's value, truncated, when that is not 0).
+    sample type's value, truncated, when that is not 0). ``filters``: a sample the filters
+    drop is not listed, and its frames are those the filters leave.
     """
-    frames = _frames(store, sid)
+    frames = _frames(store, sid, filters)
     try:
         st, nodes = frames.finish_tables()
         stacks = {
@@ -307,14 +311,15 @@ class SourceOptions:
     trim_path: str | None = None
 
 
-def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOptions) -> dict[str, Any]:
+def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOptions,
+                   filters: FrameFilters | None = None) -> dict[str, Any]:
     """The annotated source of each function matching ``regex``, as `go tool pprof -list`.
 
     Returns {"total", "routines": [{"function", "file" (None: no source information),
     "flat", "cum", "error" (why the source was not read, or None), "lines": [{"line",
     "flat", "cum", "source"}]}]}: functions by name, then their files by path.
     """
-    frames = _frames(store, sid)
+    frames = _frames(store, sid, filters)
     try:
         rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t), {"sid": sid, "idx": idx + 1}).fetchall()
     finally:

@@ -8,12 +8,41 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage
 from perflab.analysis.profiles import profile_info, resolve_sample_type
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.pprof_rules import go_base
 from perflab.store import Store
 from perflab.vocab import PPROF_SHAPED_KINDS
+
+# pprof's frame filters (RE2 regexps, matched anywhere in a function's name, its file or
+# its location's mapping file; perflab.analysis.pprof_frames): top and every view take them.
+FRAME_FILTERS = {
+    "focus": "only samples with a frame that matches",
+    "ignore": "no samples with a frame that matches",
+    "hide": "drop the matching frames from the stacks",
+    "show": "keep only the matching frames",
+    "show_from": "drop the frames rootward of the rootmost match (and samples without one)",
+    "prune_from": "drop the frames leafward of the leafmost frame whose function name matches",
+}
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
+    for option, what in FRAME_FILTERS.items():
+        p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
+
+
+def frame_filters(args: argparse.Namespace) -> FrameFilters:
+    return FrameFilters(**{f: getattr(args, f, None) for f in FRAME_FILTERS})
+
+
+def active_filter_lines(legend: list[str]) -> list[str]:
+    """pprof's "Active filters:" block (each filter cut at 80 bytes, as pprof cuts it)."""
+    if not legend:
+        return []
+    return ["Active filters:"] + [f"   {f.encode()[:80].decode(errors='ignore')}…" if len(f.encode()) > 80
+                                  else f"   {f}" for f in legend]
 
 
 def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:
@@ -25,6 +54,7 @@ def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> 
     if mean:
         p.add_argument("--mean", action="store_true",
                        help="average per event: values divided by the first sample type's (pprof -mean)")
+    add_filter_args(p)
     add_json_flag(p)
 
 
@@ -34,7 +64,9 @@ def open_profile(args: argparse.Namespace) -> tuple[Store, int, dict[str, Any]]:
     store = open_store(args)
     sid = resolve(args, store, args.ref, PPROF_SHAPED_KINDS)
     idx, stype, unit = resolve_sample_type(store, sid, args.sample_type)
-    return store, idx, {"source_id": sid, "sample_type": stype, "unit": unit, "mean": getattr(args, "mean", False)}
+    filters = frame_filters(args)
+    return store, idx, {"source_id": sid, "sample_type": stype, "unit": unit, "mean": getattr(args, "mean", False),
+                        "filters": filters.legend(), "frame_filters": filters}
 
 
 def show(args: argparse.Namespace, store: Store, result: dict[str, Any],

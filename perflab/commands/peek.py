@@ -6,7 +6,7 @@ from typing import Any
 from perflab.analysis.pprof_units import label, percentage
 from perflab.analysis.pprof_views import peek
 from perflab.commands import HELPS
-from perflab.commands._pprof_text import add_profile_args, open_profile, profile_labels, show
+from perflab.commands._pprof_text import active_filter_lines, add_profile_args, open_profile, profile_labels, show
 from perflab.store import Store
 
 NAME = "peek"
@@ -22,7 +22,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
-    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean)
+    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"))
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 
@@ -39,6 +39,7 @@ def render(store: Store, result: dict[str, Any]) -> list[str]:
 
     stype = ("mean_" if result["mean"] else "") + result["sample_type"]
     lines = profile_labels(store, result["source_id"], stype, unit, total, out_unit)
+    lines += active_filter_lines(result.get("filters") or [])
     shown = result["shown"]
     lines += [f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total",
               _SEPARATOR, _LEGEND]

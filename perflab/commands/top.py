@@ -4,7 +4,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES
 from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
@@ -12,6 +12,7 @@ from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTI
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
+from perflab.commands._pprof_text import active_filter_lines, add_filter_args, frame_filters
 from perflab.errors import PerflabError
 from perflab.pprof_rules import go_base
 from perflab.vocab import PPROF, PROFILE_KINDS
@@ -44,8 +45,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", default="functions", metavar="G",
                    choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
                    help="rows per functions (default), filefunctions, files (filenames), lines or addresses, as pprof")
-    for option, what in _FILTERS.items():
-        p.add_argument(f"--{option.replace('_', '-')}", metavar="REGEXP", help=what)
+    add_filter_args(p)
     for option, what in _TAG_FILTERS.items():
         p.add_argument(f"--{option}", metavar="[KEY=]VALUES", help=what)
     p.add_argument("--tag", metavar="KEY",
@@ -60,18 +60,6 @@ _TAG_FILTERS = {
     "tagshow": "listed among the active filters (labels are not shown by top)",
     "taghide": "listed among the active filters (labels are not shown by top)",
 }
-
-# pprof's frame filters (RE2 regexps, matched anywhere in a function's name, its file or
-# its location's mapping file; perflab.analysis.pprof_frames).
-_FILTERS = {
-    "focus": "only samples with a frame that matches",
-    "ignore": "no samples with a frame that matches",
-    "hide": "drop the matching frames from the stacks",
-    "show": "keep only the matching frames",
-    "show_from": "drop the frames rootward of the rootmost match (and samples without one)",
-    "prune_from": "drop the frames leafward of the leafmost frame whose function name matches",
-}
-
 
 def run(args: argparse.Namespace) -> int:
     if args.nodecount < 0:
@@ -88,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                  base=ids(args.base), diff_base=ids(args.diff_base),
                  nodecount=args.nodecount, nodefraction=args.nodefraction,
                  edgefraction=args.edgefraction, cum=args.cum, mean=args.mean,
-                 filters=FrameFilters(**{f: getattr(args, f) for f in _FILTERS}), granularity=args.granularity,
+                 filters=frame_filters(args), granularity=args.granularity,
                  tags=TagFilters(**{f: getattr(args, f) for f in _TAG_FILTERS}))
     if args.json:
         print_json(result)
@@ -131,11 +119,7 @@ def render_pprof(result: dict[str, Any], info: dict[str, Any]) -> list[str]:
         nanos = in_nanoseconds(total, unit)
         ratio = f"({percentage(nanos, info['duration_nanos'])})" if nanos else ""
         lines.append(f"Duration: {duration_label(info['duration_nanos'])}, Total samples = {fmt(total)} {ratio}")
-    if result["filters"]:
-        lines.append("Active filters:")
-        # pprof cuts a filter at 80 bytes
-        lines += [f"   {f.encode()[:80].decode(errors='ignore')}…" if len(f.encode()) > 80 else f"   {f}"
-                  for f in result["filters"]]
+    lines += active_filter_lines(result["filters"])
     shown = sum(r["flat"] for r in rows)
     lines.append(f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total")
     if total:

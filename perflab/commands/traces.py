@@ -21,7 +21,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
-    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean)}, render)
+    filters = facts.pop("frame_filters")
+    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean, filters=filters)},
+                render)
 
 
 def render(store: Store, result: dict[str, Any]) -> list[str]:

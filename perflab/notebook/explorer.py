@@ -82,9 +82,11 @@ def _peek(store: Store, view: View, kind: str) -> str:
         return "peek: type a focus regexp to see the callers and callees of the functions it matches"
     try:
         idx, stype, unit = resolve_sample_type(store, view.source, view.sample_type)
-        result = peek(store, view.source, idx, view.focus)
+        # -peek of the focus regexp, with the ignore filter: `perflab peek FILE FOCUS --ignore IGNORE`
+        filters = FrameFilters(ignore=view.ignore or None)
+        result = peek(store, view.source, idx, view.focus, filters=filters)
         facts = {"source_id": view.source, "sample_type": stype, "unit": unit, "mean": False,
-                 "regex": view.focus}
+                 "regex": view.focus, "filters": filters.legend()}
         return "\n".join(render_peek(store, {**facts, **result}))
     except PerflabError as err:
         return f"peek: {err}"

@@ -53,7 +53,8 @@ def test_the_panes_are_perflab_top_and_peek_with_the_same_options(stored: tuple[
                              "--nodecount", "7")
     rows = shown.top.splitlines()[shown.top.splitlines().index(_HEADER) + 1:]
     assert "Active filters:" in shown.top and rows and all(re.search(r" \S+:\d+$", r) for r in rows)
-    assert shown.peek == _cli(path, "peek", str(cpu), "hmac")
+    assert shown.peek == _cli(path, "peek", str(cpu), "hmac", "--ignore", "Reset")
+    assert "   ignore=Reset" in shown.peek.splitlines()
     # the flame graph draws the stacks top reads: below the root, every kept sample once
     assert _root_children(shown.flame) == sum(r["flat"] for r in kept["rows"]) > 0
     assert "focus=hmac, ignore=Reset" in shown.flame.layout.title.text

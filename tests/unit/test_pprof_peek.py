@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+
+from perflab.analysis.pprof_frames import FrameFilters
 
 from perflab.analysis.pprof_units import label
 from perflab.analysis.pprof_views import peek
@@ -37,6 +40,11 @@ def option(words: list[str], name: str) -> str | None:
     return next((w.split("=", 1)[1] for w in words if w.startswith(f"-{name}=")), None)
 
 
+def filters_of(words: list[str]) -> FrameFilters:
+    """The frame filters of a go tool pprof command line (-focus=..., -show_from=...)."""
+    return FrameFilters(**{f.name: option(words, f.name) for f in fields(FrameFilters)})
+
+
 CASES = oracle_commands("peek")
 
 
@@ -48,7 +56,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_every_peek_oracle_is_here() -> None:
-    assert len(CASES) == 11
+    assert len(CASES) == 13
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -58,8 +66,9 @@ def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[
     sid = ingest_path(store, PPROF / profile).source_id
     idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
     mean = "-mean" in words
-    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
-              **peek(store, sid, idx, regex, mean=mean)}
+    filters = filters_of(words)
+    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean, "filters": filters.legend(),
+              **peek(store, sid, idx, regex, mean=mean, filters=filters)}
     assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
 
 
