@@ -25,6 +25,7 @@ first sample type, as pprof's -mean does.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from perflab.analysis.pprof_frames import FrameFilters, build
 from perflab.analysis.pprof_merge import merged_total
 from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
-from perflab.arrays import lookup, to_numpy
+from perflab.arrays import lookup
 from perflab.lazy import LazyModule
 from perflab.store import Store
 
@@ -256,47 +257,89 @@ def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any],
     frame of its stack; an edge (caller, callee) counts once per stack with the flag of
     its rootmost occurrence, is inline when every stack reaches it inlined, and is
     dropped when its |weight| is under the edgefraction cut, as pprof trims edges.
+
+    DuckDB hands the frames over flat (fetchnumpy) and numpy groups them: no Arrow or
+    polars, whose imports were most of `perflab top`'s time on a small Go profile.
     """
     stored = tables["stacks"] == _STORED_STACKS
     sql = _LIVE_STACKS_SQL.format(stacks=tables["stacks"], extra="s.location_ids" if stored else "s.inl",
                                   samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
-    tbl = store.con.sql(sql, params=_used(sql, params)).to_arrow_table()
-    if tbl.num_rows == 0:
-        return {}
-    node_lists = tbl.column("node_ids").combine_chunks()
-    nodes = to_numpy(node_lists.flatten())
-    lengths = to_numpy(node_lists.value_lengths())
-    if stored:
-        inl = _stored_inline_flags(store, params["sid"], tbl.column("location_ids").combine_chunks())
-    else:
-        inl = to_numpy(tbl.column("inl").combine_chunks().flatten())
+    live = f"_perflab_live_{next(_live_counter)}"
+    con = store.con
+    con.execute(f"CREATE TEMP TABLE {live} AS SELECT row_number() OVER (ORDER BY stack_id) - 1 AS k, * "
+                f"FROM ({sql})", _used(sql, params))
+    try:
+        weights = con.execute(f"SELECT v FROM {live} ORDER BY k").fetchnumpy()["v"]
+        if weights.size == 0:
+            return {}
+        nodes, stack = _flat(con, live, "node_ids")
+        inl = (_stored_inline_flags(store, params["sid"], _flat(con, live, "location_ids")[0]) if stored
+               else _flat(con, live, "inl")[0].astype(bool))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {live}")
     if inl.size != nodes.size:
         raise AssertionError("inline flags and frames disagree")
-    stack = np.repeat(np.arange(tbl.num_rows), lengths)
     mine = np.isin(nodes, np.asarray(kept, dtype=nodes.dtype))
     nodes, stack, inl = nodes[mine], stack[mine], inl[mine]
     has_caller = np.zeros(nodes.size, dtype=bool)
     has_caller[:-1] = stack[:-1] == stack[1:]
     caller = np.roll(nodes, -1)
     ok = has_caller & (caller != nodes)
-    weights = to_numpy(tbl.column("v").combine_chunks())
-    occurrences = pl.DataFrame({
-        "stack": stack[ok], "node": nodes[ok], "caller": caller[ok], "inl": inl[ok], "v": weights[stack[ok]],
-    })
-    edges = (
-        # within a group rows keep the frames' order, leaf first: the last is the rootmost
-        occurrences.group_by("stack", "node", "caller")
-        .agg(pl.col("inl").last(), pl.col("v").first())
-        .group_by("node", "caller")
-        .agg(pl.col("inl").all(), pl.col("v").sum())
-        .filter(pl.col("v").abs() >= edge_cutoff)
-    )
-    labels = edges.group_by("node").agg(pl.col("inl").any().alias("inline"), (~pl.col("inl")).any().alias("real"))
-    return {int(n): "partial-inline" if real else "inline"
-            for n, inline, real in labels.iter_rows() if inline}
+    stack, nodes, caller, inl = stack[ok], nodes[ok], caller[ok], inl[ok]
+    if stack.size == 0:
+        return {}
+    # Per (stack, node, caller): the rootmost occurrence's flag (frames are leaf first, and
+    # lexsort is stable, so a group's last row is its rootmost), the stack's weight once.
+    order = np.lexsort((caller, nodes, stack))
+    s_stack, s_node, s_caller, s_inl = stack[order], nodes[order], caller[order], inl[order]
+    ends = _group_ends(s_stack, s_node, s_caller)
+    g_node, g_caller, g_inl, g_v = s_node[ends], s_caller[ends], s_inl[ends], np.asarray(weights)[s_stack[ends]]
+    # Per edge (node, caller): inline when every stack reaches it inlined; weights summed.
+    order = np.lexsort((g_caller, g_node))
+    e_node, e_caller, e_inl, e_v = g_node[order], g_caller[order], g_inl[order], g_v[order]
+    starts = _group_starts(e_node, e_caller)
+    edge_node = e_node[starts]
+    edge_inl = np.logical_and.reduceat(e_inl, starts)
+    edge_v = np.add.reduceat(e_v.astype(np.int64), starts)
+    keep = np.abs(edge_v) >= edge_cutoff
+    edge_node, edge_inl = edge_node[keep], edge_inl[keep]
+    if edge_node.size == 0:
+        return {}
+    # Per node: some inlined in-edge, and some real one.
+    order = np.argsort(edge_node, kind="stable")
+    edge_node, edge_inl = edge_node[order], edge_inl[order]
+    starts = _group_starts(edge_node)
+    inline = np.logical_or.reduceat(edge_inl, starts)
+    real = np.logical_or.reduceat(~edge_inl, starts)
+    return {int(n): "partial-inline" if r else "inline"
+            for n, i, r in zip(edge_node[starts].tolist(), inline.tolist(), real.tolist(), strict=True) if i}
 
 
-def _stored_inline_flags(store: Store, sid: int, location_lists: pa.Array) -> np.ndarray:
+_live_counter = itertools.count()
+
+
+def _flat(con: Any, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every element of list ``column``, stack after stack in list order: (values, stack k)."""
+    got = con.execute(f"SELECT k, unnest({column}) AS x, generate_subscripts({column}, 1) AS pos FROM {table} "
+                      "ORDER BY k, pos").fetchnumpy()
+    return np.asarray(got["x"]), np.asarray(got["k"], dtype=np.int64)
+
+
+def _group_starts(*keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal keys begins, in arrays sorted by those keys."""
+    change = np.zeros(keys[0].size, dtype=bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+def _group_ends(*keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal keys ends (its last row), in arrays sorted by those keys."""
+    return np.append(_group_starts(*keys)[1:] - 1, keys[0].size - 1)
+
+
+def _stored_inline_flags(store: Store, sid: int, location_ids: np.ndarray) -> np.ndarray:
     """Each stored frame's inline flag: a frame is an inlined call when it is not the
     last Line of its location (stored node_ids hold one frame per Line, leaf first)."""
     counts = store.con.execute(
@@ -307,7 +350,7 @@ def _stored_inline_flags(store: Store, sid: int, location_lists: pa.Array) -> np
     ).fetchnumpy()
     ids = np.asarray(counts["location_id"], dtype=np.uint64)
     n_lines = np.asarray(counts[list(counts)[1]], dtype=np.int64)
-    per_frame = n_lines[lookup(ids, to_numpy(location_lists.flatten()).astype(np.uint64))]
+    per_frame = n_lines[lookup(ids, location_ids.astype(np.uint64))]
     starts = np.cumsum(per_frame) - per_frame
     within = np.arange(int(per_frame.sum())) - np.repeat(starts, per_frame)
     flags: np.ndarray = within < np.repeat(per_frame, per_frame) - 1
