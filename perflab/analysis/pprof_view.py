@@ -266,10 +266,12 @@ def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any],
                                   samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
     live = f"_perflab_live_{next(_live_counter)}"
     con = store.con
+    # Stored in k order: DuckDB keeps insertion order (preserve_insertion_order), so the flat
+    # reads below need no sort of their tens of millions of frames.
     con.execute(f"CREATE TEMP TABLE {live} AS SELECT row_number() OVER (ORDER BY stack_id) - 1 AS k, * "
-                f"FROM ({sql})", _used(sql, params))
+                f"FROM ({sql}) ORDER BY k", _used(sql, params))
     try:
-        weights = con.execute(f"SELECT v FROM {live} ORDER BY k").fetchnumpy()["v"]
+        weights = con.execute(f"SELECT v FROM {live}").fetchnumpy()["v"]
         if weights.size == 0:
             return {}
         nodes, stack = _flat(con, live, "node_ids")
@@ -320,9 +322,13 @@ _live_counter = itertools.count()
 
 def _flat(con: Any, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Every element of list ``column``, stack after stack in list order: (values, stack k)."""
-    got = con.execute(f"SELECT k, unnest({column}) AS x, generate_subscripts({column}, 1) AS pos FROM {table} "
-                      "ORDER BY k, pos").fetchnumpy()
-    return np.asarray(got["x"]), np.asarray(got["k"], dtype=np.int64)
+    got = con.execute(f"SELECT k, unnest({column}) AS x FROM {table}").fetchnumpy()
+    k = np.asarray(got["k"], dtype=np.int64)
+    if k.size > 1 and bool(np.any(k[1:] < k[:-1])):  # insertion order not kept after all: sort
+        got = con.execute(f"SELECT k, unnest({column}) AS x, generate_subscripts({column}, 1) AS pos "
+                          f"FROM {table} ORDER BY k, pos").fetchnumpy()
+        k = np.asarray(got["k"], dtype=np.int64)
+    return np.asarray(got["x"]), k
 
 
 def _group_starts(*keys: np.ndarray) -> np.ndarray:
