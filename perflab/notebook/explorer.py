@@ -1,8 +1,9 @@
 """The profile explorer of notebook 02: pick a profile and a sample type, type focus and
-ignore regexps, choose the granularity; `go tool pprof -top`'s text, the focus's `-peek`
-and the flame graph follow, each computed by the same code as `perflab top`/`peek`.
+ignore regexps, choose the granularity; `go tool pprof -top`'s text, the focus's `-peek`,
+the flame graph and the sandwich of the focused function with the largest cum (its callers
+above, its callees below) follow, each computed by the same code as `perflab top`/`peek`.
 
-Static first: the three panes are ordinary outputs (display handles) holding the default
+Static first: the four panes are ordinary outputs (display handles) holding the default
 view, so papermill, nbval and the offline HTML show them as they show any cell; the
 controls are an ipywidgets box above them. In JupyterLab a change of a control computes
 the view again and replaces the panes in place (``update_display``), so there is one copy
@@ -27,7 +28,7 @@ from perflab.analysis.profiles import profile_info, resolve_sample_type, sample_
 from perflab.commands.peek import render as render_peek
 from perflab.commands.top import render_cprofile, render_pprof
 from perflab.errors import PerflabError
-from perflab.report.charts import flame_graph
+from perflab.report.charts import flame_graph, sandwich_graph
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
@@ -51,10 +52,11 @@ class Panes:
     top: str  # `go tool pprof -top`'s text, or one line saying why there is none
     peek: str  # `-peek` of the focus regexp, or one line saying why there is none
     flame: Any  # a plotly figure, or one line saying why there is none
+    sandwich: Any  # the hottest focused function's callers and callees, or one line why not
 
 
 def panes(store: Store, view: View) -> Panes:
-    """The three panes of ``view``; a bad regexp or option reads as one line in each pane
+    """The four panes of ``view``; a bad regexp or option reads as one line in each pane
     it touches, never as an exception (the controls are typed into)."""
     kind = str(store.source(view.source)["kind"])
     filters = FrameFilters(focus=view.focus or None, ignore=view.ignore or None)
@@ -66,20 +68,27 @@ def panes(store: Store, view: View) -> Panes:
         top_text = "\n".join(lines)
     except PerflabError as err:
         top_text = f"top: {err}"
-    peek_text = _peek(store, view, kind)
+    peek_text, hottest = _peek(store, view, kind)
     try:
         flame: Any = flame_graph(store, view.source, view.sample_type, filters=filters,
                                  granularity=view.granularity)
     except PerflabError as err:
         flame = f"flame graph: {err}"
-    return Panes(top_text, peek_text, flame)
+    sandwich: Any = "sandwich: type a focus regexp; its hottest function is shown with its callers and callees"
+    if hottest is not None:
+        try:
+            sandwich = sandwich_graph(store, view.source, hottest, view.sample_type)
+        except PerflabError as err:
+            sandwich = f"sandwich: {err}"
+    return Panes(top_text, peek_text, flame, sandwich)
 
 
-def _peek(store: Store, view: View, kind: str) -> str:
+def _peek(store: Store, view: View, kind: str) -> tuple[str, str | None]:
+    """-peek's text of the focus, and the matched function with the largest cum."""
     if kind not in PPROF_SHAPED_KINDS:
-        return "peek: a cProfile dump keeps no callers per call path (snakeviz shows its call graph)"
+        return "peek: a cProfile dump keeps no callers per call path (snakeviz shows its call graph)", None
     if not view.focus:
-        return "peek: type a focus regexp to see the callers and callees of the functions it matches"
+        return "peek: type a focus regexp to see the callers and callees of the functions it matches", None
     try:
         idx, stype, unit = resolve_sample_type(store, view.source, view.sample_type)
         # -peek of the focus regexp, with the ignore filter: `perflab peek FILE FOCUS --ignore IGNORE`
@@ -87,9 +96,11 @@ def _peek(store: Store, view: View, kind: str) -> str:
         result = peek(store, view.source, idx, view.focus, filters=filters)
         facts = {"source_id": view.source, "sample_type": stype, "unit": unit, "mean": False,
                  "regex": view.focus, "filters": filters.legend()}
-        return "\n".join(render_peek(store, {**facts, **result}))
+        # The sandwich's subject: the matched function with the largest cum (peek lists by flat).
+        hottest = str(max(result["nodes"], key=lambda n: abs(n["cum"]))["name"]) if result["nodes"] else None
+        return "\n".join(render_peek(store, {**facts, **result})), hottest
     except PerflabError as err:
-        return f"peek: {err}"
+        return f"peek: {err}", None
 
 
 class Explorer:
@@ -100,7 +111,7 @@ class Explorer:
         self.store = store
         self.view = view
         self._show = show or ipython_display.display
-        self._ids = {pane: f"perflab-explorer-{pane}-{uuid.uuid4().hex}" for pane in ("top", "peek", "flame")}
+        self._ids = {pane: f"perflab-explorer-{pane}-{uuid.uuid4().hex}" for pane in _PANES}
         self.controls = self._controls(profiles)
 
     def _controls(self, profiles: dict[str, int]) -> Any:
@@ -174,9 +185,15 @@ class _Controls:
         return bundle
 
 
+_PANES = ("top", "peek", "flame", "sandwich")
+
+
 def _objects(shown: Panes) -> dict[str, Any]:
-    return {"top": _Text(shown.top), "peek": _Text(shown.peek),
-            "flame": _Figure(shown.flame) if not isinstance(shown.flame, str) else _Text(shown.flame)}
+    def shown_as(obj: Any) -> Any:
+        return _Text(obj) if isinstance(obj, str) else _Figure(obj)
+
+    return {"top": _Text(shown.top), "peek": _Text(shown.peek), "flame": shown_as(shown.flame),
+            "sandwich": shown_as(shown.sandwich)}
 
 
 class _Figure:

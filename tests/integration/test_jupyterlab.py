@@ -180,11 +180,11 @@ def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path
             profile_path = _printed(kc, "print(store.source(a)['path'])").strip()
         finally:
             kc.stop_channels()
-        # THEN the kernel replaced its three panes in place; the top pane is `perflab top --focus`
-        assert [kind for kind, _ in updated] == ["update_display_data"] * 3
+        # THEN the kernel replaced its four panes in place; the top pane is `perflab top --focus`
+        assert [kind for kind, _ in updated] == ["update_display_data"] * 4
         expected_top = run_cli("top", profile_path, "--focus", "sha256", store=tmp_path / "cli.duckdb")
         assert updated[0][1]["text/plain"] == expected_top.stdout.rstrip("\n")
-        assert "application/vnd.plotly.v1+json" in updated[2][1]
+        assert all("application/vnd.plotly.v1+json" in data for _, data in updated[2:])  # flame, sandwich
         # THEN the kernel showed the figures as JSON only (the renderer the notebook chose in
         # a server's kernel), and JupyterLab draws every one of them
         figures = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])

@@ -58,6 +58,9 @@ def test_the_panes_are_perflab_top_and_peek_with_the_same_options(stored: tuple[
     # the flame graph draws the stacks top reads: below the root, every kept sample once
     assert _root_children(shown.flame) == sum(r["flat"] for r in kept["rows"]) > 0
     assert "focus=hmac, ignore=Reset" in shown.flame.layout.title.text
+    # the sandwich is of the matched function with the largest cum
+    assert shown.sandwich.layout.title.text.startswith("Sandwich of crypto/hmac.(*hmac).Sum in source")
+    assert "cum 1.56 s" in shown.sandwich.layout.title.text  # pprof: hmac.Sum's cum 1.56s
 
 
 def test_a_changed_control_replaces_the_shown_panes(stored: tuple[Path, int, int]) -> None:
@@ -67,12 +70,12 @@ def test_a_changed_control_replaces_the_shown_panes(stored: tuple[Path, int, int
         ex = Explorer(store, profile_choices(store), View(source=cpu), show=lambda obj, **kw: calls.append((obj, kw)))
         ex.display()
         store.release()  # as after a notebook cell: the CLI below may open the store
-        # the controls, then three panes with display ids
+        # the controls, then four panes with display ids
         ids = [kw["display_id"] for _, kw in calls[1:]]
-        assert len(calls) == 4 and len(set(ids)) == 3 and not any(kw.get("update") for _, kw in calls)
+        assert len(calls) == 5 and len(set(ids)) == 4 and not any(kw.get("update") for _, kw in calls)
         assert calls[1][0].text == _cli(path, "top", str(cpu))
         calls.clear()
-        # WHEN a focus is typed THEN the same three panes are replaced with the focused view
+        # WHEN a focus is typed THEN the same four panes are replaced with the focused view
         ex.focus.value = "sha256"
         assert [kw["display_id"] for _, kw in calls] == ids and all(kw["update"] for _, kw in calls)
         assert calls[0][0].text == _cli(path, "top", str(cpu), "--focus", "sha256")
@@ -82,7 +85,7 @@ def test_a_changed_control_replaces_the_shown_panes(stored: tuple[Path, int, int
         ex.profile.value = heap
         assert [label for label, _ in ex.sample_type.options][1:] == [
             "alloc_objects (count)", "alloc_space (bytes)", "inuse_objects (count)", "inuse_space (bytes)"]
-        assert calls[-3][0].text == _cli(path, "top", str(heap), "--focus", "sha256")
+        assert calls[-4][0].text == _cli(path, "top", str(heap), "--focus", "sha256")
         # a regexp RE2 refuses reads as one line in the panes, not an exception
         ex.focus.value = "("
-        assert calls[-3][0].text.startswith("top: ") and "\n" not in calls[-3][0].text
+        assert calls[-4][0].text.startswith("top: ") and "\n" not in calls[-4][0].text
