@@ -61,6 +61,7 @@ from perflab.analysis.signatures import diagnose
 from perflab.errors import PerflabError
 from perflab.jsonable import to_jsonable
 from perflab.paths import notebooks_dir
+from perflab.report.flame_search import search_controls
 from perflab.report.loadtest_report import write_report
 from perflab.report.night_index import NIGHT_JSON, OPTLOG, render_index
 from perflab.report.optlog import add_entry
@@ -283,8 +284,11 @@ def to_offline_html(nb: Any, plotly_src: str) -> str:
                 # Drawn from the JSON, whatever HTML the renderer stored (it may carry a CDN
                 # MathJax tag); the div id is numbered so the page is the same every night.
                 n += 1
+                div = f"perflab-figure-{n}"
                 data["text/html"] = pio.to_html(data[PLOTLY_MIMETYPE], include_plotlyjs=False, full_html=False,
-                                                div_id=f"perflab-figure-{n}", validate=False)
+                                                div_id=div, validate=False)
+                if _is_flame(data[PLOTLY_MIMETYPE]):  # the same search box as a run report's
+                    data["text/html"] += search_controls(div)
             elif _PLOTLY_INIT in _text(data.get("text/html", "")):
                 continue
             kept.append(out)
@@ -293,6 +297,12 @@ def to_offline_html(nb: Any, plotly_src: str) -> str:
                             template_file=_TEMPLATE_NAME)
     body, _ = exporter.from_notebook_node(nb, resources={"plotly_js_tag": script_tag(plotly_src)})
     return str(body)
+
+
+def _is_flame(figure: Any) -> bool:
+    """A flame graph (one icicle trace): what the search box searches."""
+    traces = figure.get("data", []) if isinstance(figure, dict) else []
+    return len(traces) == 1 and traces[0].get("type") == "icicle"
 
 
 def shared_head_css(page: str, href: str) -> tuple[str, str]:

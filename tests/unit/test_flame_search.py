@@ -123,3 +123,31 @@ def test_zoom_draws_only_the_box_and_what_is_under_it(page: tuple[Path, Store, i
     under = sum(1 for i in ids if i == target or i.startswith(target + ";"))
     assert int(out["slices"]) < int(out["slices-before"]) == len(ids)
     assert int(out["slices"]) >= under
+
+
+def test_a_notebook_page_searches_its_flame_graph_as_a_report_does(page: tuple[Path, Store, int]) -> None:
+    # GIVEN an executed notebook whose cell showed the flame graph (figure JSON, as papermill
+    # keeps it) and a bar chart, turned into the nightly's offline page
+    import json
+
+    import nbformat
+    import plotly.graph_objects as go
+
+    from perflab.report.nightly import to_offline_html
+
+    path, store, sid = page
+    figures = [flame_graph(store, sid, min_share=0), go.Figure(go.Bar(y=[1, 2]))]
+    cell = nbformat.v4.new_code_cell("nh.show(charts.flame_graph, store, a)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/vnd.plotly.v1+json":
+                                                                  json.loads(f.to_json())}) for f in figures]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    html = to_offline_html(nb, "plotly.min.js")
+    # THEN the flame graph, and only it, has the search box
+    assert html.count('class="flame-search"') == 1 and 'id="perflab-figure-1-search"' in html
+    nb_page = path.with_name("notebook.html")
+    nb_page.write_text(html, encoding="utf-8")
+    # WHEN searched in Chromium THEN the share is the report page's (pprof's cum of the match)
+    text = dom(nb_page, "search=MallocGC")
+    tag = re.search(r'<span id="perflab-figure-1-found"[^>]*data-share="([^"]*)"', text)
+    assert tag, text[-2000:]
+    assert float(tag.group(1)) == float(found(dom(path, "search=MallocGC"))["share"]) > 0
