@@ -1,8 +1,9 @@
 """`make lab` end to end: JupyterLab starts on 127.0.0.1 with the notebooks and a store that
 holds the samples, a notebook runs through the server's own kernel and prints the numbers
 committed in it, JupyterLab itself (in headless Chromium) draws every figure that kernel
-showed, the explorer's panes follow a control changed in that kernel, and stopping the
-server by PID leaves no process and no open port."""
+showed, the explorer's panes follow a control changed in that kernel and, in JupyterLab in
+headless Chromium, a focus typed into the explorer and a click on its flame graph, and
+stopping the server by PID leaves no process and no open port."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 
 from perflab.lab.postgres import free_port, port_listens
+from tests.cdp import page_of
 from tests.helpers import run_cli
 from tests.integration.test_nightly import CHROMIUM_FLAGS, chromium, drawn_figures
 
@@ -116,6 +118,72 @@ def _printed(kc: BlockingKernelClient, code: str) -> str:
     return "".join(out)
 
 
+_FOCUS_INPUT = ("Array.from(document.querySelectorAll('.widget-text input'))"
+                ".find(e => e.placeholder.startsWith('regexp, e.g. sha256'))")
+_KERNEL_IDLE = ("(async () => { const w = jupyterapp.shell.currentWidget; if (!w || !w.sessionContext) return false;"
+                " await w.sessionContext.ready; const k = w.sessionContext.session && w.sessionContext.session.kernel;"
+                " return !!k && k.status === 'idle'; })()")
+# The explorer's flame graph (the page's last icicle titled "Flame graph"): a narrow box, and
+# the point to click.
+_A_BOX = """(() => {
+  const plots = Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g.data && g.data.length === 1
+    && g.data[0].type === 'icicle' && String(g.layout.title.text || '').startsWith('Flame graph'));
+  const g = plots[plots.length - 1]; window.__perflabFlame = g;
+  const width = g.getBoundingClientRect().width;
+  let best = null;
+  for (const s of g.querySelectorAll('g.slice')) {
+    const r = s.getBoundingClientRect();
+    if (r.width > 40 && r.height > 10 && r.width < 0.9 * width && (!best || r.width < best.r.width)) best = {s, r};
+  }
+  best.s.scrollIntoView({block: 'center'});
+  const r = best.s.getBoundingClientRect();
+  return {x: r.left + r.width / 2, y: r.top + r.height / 2, id: best.s.__data__.data.data.id,
+          slices: g.querySelectorAll('g.slice').length};
+})()"""
+
+
+def _explore_in_chromium(base: str, token: str, nb_path: Path, tmp: Path) -> tuple[str, dict[str, Any]]:
+    """Open a copy of the notebook in JupyterLab in headless Chromium, run every cell, type
+    ``sha256`` into the explorer's focus box and press Enter, then click a flame graph box:
+    (the top pane's text after typing, the zoom: clicked box id, level, slices before/after)."""
+    name = f"zz-explore-{secrets.token_hex(4)}.ipynb"
+    _get(f"{base}/api/contents/{name}", token, "PUT",
+         {"type": "notebook", "format": "json", "content": json.loads(nb_path.read_text())})
+    profile = tmp / "chromium-explore"
+    browser = subprocess.Popen(
+        [chromium(), *[f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget")], *LOOPBACK_ONLY,
+         "--remote-debugging-port=0", "--window-size=1400,3000", f"--user-data-dir={profile}",
+         f"{base}/lab/tree/{name}?" + urllib.parse.urlencode({"token": token})],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = page_of(profile)
+        try:
+            page.wait("!!window.jupyterapp && !!document.querySelector('.jp-Notebook .jp-Cell')", 120, "JupyterLab")
+            page.wait(_KERNEL_IDLE, 120, "a kernel for the notebook")
+            page.js("jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait(f"!!{_FOCUS_INPUT}", CELL_TIMEOUT_S, "the explorer's controls")
+            page.wait(_KERNEL_IDLE, CELL_TIMEOUT_S, "every cell run")
+            page.js(f"(() => {{ const i = {_FOCUS_INPUT}; i.focus(); i.value = 'sha256';"
+                    " i.dispatchEvent(new Event('input', {bubbles: true}));"
+                    " i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', keyCode: 13, bubbles: true}));"
+                    " i.dispatchEvent(new Event('change', {bubbles: true})); return true; })()")
+            typed = page.wait("Array.from(document.querySelectorAll('pre')).map(e => e.textContent)"
+                              ".find(t => t.startsWith('File:') && t.includes('focus=sha256'))", 60, "the focused top")
+            page.wait(_KERNEL_IDLE, 60, "the explorer's update")
+            box = page.js(_A_BOX)
+            page.click(box["x"], box["y"])
+            level = page.wait("window.__perflabFlame._fullData[0].level", 30, "a zoom")
+            after = page.js("window.__perflabFlame.querySelectorAll('g.slice').length")
+            return str(typed).rstrip("\n"), {"clicked": box["id"], "level": level, "slices_before": box["slices"],
+                                              "slices_after": after}
+        finally:
+            page.close()
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+        _get(f"{base}/api/contents/{name}", token, "DELETE")
+
+
 def _drawn_in_jupyterlab(base: str, token: str, nb: dict[str, Any], tmp: Path) -> int:
     """Save ``nb`` (with its outputs) through the server, open it in JupyterLab in headless
     Chromium (only loopback reachable) and count the plotly figures the page drew. The file
@@ -147,7 +215,8 @@ def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path
         # -o install: the venv is there already (make test installed it); this runs the lab recipe only.
         make = subprocess.Popen(
             ["make", "--no-print-directory", "-o", "install", "lab",
-             f"LAB_ARGS=--ServerApp.port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token}"],
+             f"LAB_ARGS=--ServerApp.port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token}"
+             " --LabApp.expose_app_in_browser=True"],
             cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     server = None
     kernel_pids: list[int] = []
@@ -196,6 +265,12 @@ def test_make_lab_serves_the_notebooks_and_runs_one_in_its_kernel(tmp_path: Path
 
         assert printed["top"] == expected_file("02-profiles", "top").read_text(encoding="utf-8")
         assert printed["setup"] == f"store: {store} (bundled samples: 10 files)\n"
+        # WHEN a reader opens the notebook in JupyterLab (headless Chromium), runs it, types a
+        # focus into the explorer and clicks a box of its flame graph
+        typed, zoom = _explore_in_chromium(base, token, nb_path=ROOT / "notebooks" / NOTEBOOK, tmp=tmp_path)
+        # THEN the top pane turns into `perflab top --focus sha256`, and the click zooms in
+        assert typed == expected_top.stdout.rstrip("\n")
+        assert zoom["level"] == zoom["clicked"] and 0 < zoom["slices_after"] < zoom["slices_before"]
         assert any(s["kernel"]["id"] == kernel_id for s in _get(f"{base}/api/sessions", token))
     finally:
         # Stop by PID, as a user would with kill: SIGTERM makes Jupyter shut its kernels down.
