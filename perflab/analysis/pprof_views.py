@@ -21,8 +21,11 @@ peek and list; traces never builds a graph):
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import duckdb
 
 from perflab.analysis.pprof_frames import FrameFilters, Frames, build
+from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.analysis.pprof_units import report_unit
 from perflab.analysis.pprof_view import go_div
 from perflab.errors import PerflabError
@@ -37,21 +41,44 @@ from perflab.pprof_rules import go_base
 from perflab.store import Store
 
 
-def _frames(store: Store, sid: int, filters: FrameFilters | None = None) -> Frames:
+def _frames(store: Store, sid: int, filters: FrameFilters | None = None, granularity: str = "functions") -> Frames:
     """The stacks pprof reads: drop_frames and the frame filters (focus, ignore, hide,
-    show, show_from, prune_from) applied, and the inline flag of each frame."""
+    show, show_from, prune_from) applied, nodes at ``granularity``, and the inline flag of
+    each frame."""
     drop, keep = store.con.execute(
         "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
     ).fetchall()[0]
-    frames = build(store, [sid], filters or FrameFilters(), drop, keep)
+    frames = build(store, [sid], filters or FrameFilters(), drop, keep, granularity)
     if frames is None:
         frames = Frames(store, [sid])
         try:
-            frames.finish()
+            frames.finish(granularity)
         except BaseException:
             frames.drop()
             raise
     return frames
+
+
+@contextlib.contextmanager
+def _kept_samples(store: Store, sid: int, tags: TagFilters | None) -> Iterator[str]:
+    """The samples the tag filters keep (tagfocus, tagignore): ``pprof_samples`` itself
+    without them, else a temporary table of the kept rows. Totals stay the whole profile's,
+    as pprof's."""
+    cond = kept_samples_sql(store, [sid], tags) if tags is not None else None
+    if cond is None:
+        yield "pprof_samples"
+        return
+    table = f"_perflab_kept_{next(_kept_counter)}"
+    store.con.execute(f"CREATE TEMP TABLE {table} AS SELECT * EXCLUDE (src) FROM "
+                      f"(SELECT 0 AS src, * FROM pprof_samples WHERE source_id = $sid) WHERE {cond[0]}",
+                      {"sid": sid, **cond[1]})
+    try:
+        yield table
+    finally:
+        store.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+_kept_counter = itertools.count()
 
 
 def _matching(store: Store, names: list[str], regex: str) -> set[str]:
@@ -121,6 +148,24 @@ WHERE coalesce(l.flat, 0) <> 0 OR h.cum <> 0
 """
 
 
+def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any], found: list[Any], regex: str
+           ) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
+    """(every node's row in pprof's order, the names ``regex`` matches, their edges)."""
+    mean = bool(params["mean"])
+    # pprof's order: |flat|, then name, then |cum| (raw sums, before -mean divides them)
+    found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
+    rows: list[dict[str, Any]] = [{"name": str(name), "flat": _mean(flat, fd, mean), "cum": _mean(cum, cd, mean)}
+                                  for name, flat, cum, fd, cd in found]
+    wanted = _matching(store, [r["name"] for r in rows], regex)
+    edges: list[dict[str, Any]] = [
+        {"caller": str(a), "callee": str(b), "weight": int(w), "inline": bool(inl)}
+        for a, b, w, inl in store.con.execute(
+            _EDGES_SQL.format(stacks=st, nodes=nodes).replace("pprof_samples", kept),
+            {**params, "names": sorted(wanted)}).fetchall()
+    ]
+    return rows, wanted, edges
+
+
 def _mean(raw: int, div: int, mean: bool) -> int:
     return go_div(raw, div) if mean and div else raw
 
@@ -130,7 +175,8 @@ def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
 
 
 def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
-         filters: FrameFilters | None = None) -> dict[str, Any]:
+         filters: FrameFilters | None = None, granularity: str = "functions",
+         tags: TagFilters | None = None) -> dict[str, Any]:
     """The callers and callees of each function matching ``regex``, as `go tool pprof -peek`.
 
     Returns {"total", "shown" (the flats of every node), "output_unit" (pprof's unit for
@@ -138,22 +184,16 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
     order (|flat|, then name); callers and callees are [{"name", "weight", "inline"}].
     """
     params = {"sid": sid, "idx": idx + 1, "mean": mean}
-    frames = _frames(store, sid, filters)
+    frames = _frames(store, sid, filters, granularity)
     try:
         st, nodes = frames.finish_tables()
-        found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes), params).fetchall()
-        # pprof's order: |flat|, then name, then |cum| (raw sums, before -mean divides them)
-        found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
-        rows: list[dict[str, Any]] = [{"name": str(name), "flat": _mean(flat, fd, mean), "cum": _mean(cum, cd, mean)}
-                                      for name, flat, cum, fd, cd in found]
-        wanted = _matching(store, [r["name"] for r in rows], regex)
-        edges: list[dict[str, Any]] = [
-            {"caller": str(a), "callee": str(b), "weight": int(w), "inline": bool(inl)}
-            for a, b, w, inl in store.con.execute(
-                _EDGES_SQL.format(stacks=st, nodes=nodes), {**params, "names": sorted(wanted)}).fetchall()
-        ]
+        with _kept_samples(store, sid, tags) as kept:
+            found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes).replace("pprof_samples", kept),
+                                      params).fetchall()
+            edge_rows = _edges(store, st, nodes, kept, params, found, regex)
     finally:
         frames.drop()
+    rows, wanted, edges = edge_rows
     total_raw, total_div = store.con.execute(
         "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0) "
         "FROM pprof_samples WHERE source_id = $sid", params).fetchall()[0]
@@ -214,7 +254,8 @@ GROUP BY key
 
 
 def traces(store: Store, sid: int, idx: int, mean: bool = False,
-           filters: FrameFilters | None = None) -> dict[str, Any]:
+           filters: FrameFilters | None = None, granularity: str = "functions",
+           tags: TagFilters | None = None) -> dict[str, Any]:
     """Every sample that has frames, in file order, as `go tool pprof -traces` lists them.
 
     Returns {"total", "num_label_units": {key: unit}, "samples": [{"value", "labels":
@@ -223,7 +264,7 @@ def traces(store: Store, sid: int, idx: int, mean: bool = False,
     sample type's value, truncated, when that is not 0). ``filters``: a sample the filters
     drop is not listed, and its frames are those the filters leave.
     """
-    frames = _frames(store, sid, filters)
+    frames = _frames(store, sid, filters, granularity)
     try:
         st, nodes = frames.finish_tables()
         stacks = {
@@ -233,9 +274,10 @@ def traces(store: Store, sid: int, idx: int, mean: bool = False,
     finally:
         frames.drop()
     params = {"sid": sid, "idx": idx + 1}
-    samples = store.con.execute(
-        "SELECT sample_idx, stack_id, value[$idx], value[1] FROM pprof_samples WHERE source_id = $sid "
-        "ORDER BY sample_idx", params).fetchall()
+    with _kept_samples(store, sid, tags) as kept:
+        samples = store.con.execute(
+            f"SELECT sample_idx, stack_id, value[$idx], value[1] FROM {kept} WHERE source_id = $sid "
+            "ORDER BY sample_idx", params).fetchall()
     labels: dict[int, dict[str, list[str]]] = {}
     num_labels: dict[int, dict[str, list[int]]] = {}
     for sample_idx, key, numeric, strs, nums in store.con.execute(_TRACE_LABELS_SQL, {"sid": sid}).fetchall():

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage
 from perflab.analysis.profiles import profile_info, resolve_sample_type
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
@@ -43,6 +44,22 @@ def active_filter_lines(legend: list[str]) -> list[str]:
         return []
     return ["Active filters:"] + [f"   {f.encode()[:80].decode(errors='ignore')}…" if len(f.encode()) > 80
                                   else f"   {f}" for f in legend]
+
+
+def add_grouping_args(p: argparse.ArgumentParser) -> None:
+    """--granularity and the sample-selecting tag filters, as `perflab top` takes them."""
+    p.add_argument("--granularity", default="functions", metavar="G", choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
+                   help="nodes per functions (default), filefunctions, files (filenames), lines or addresses, as pprof")
+    p.add_argument("--tagfocus", metavar="[KEY=]VALUES",
+                   help="only samples with a label that matches (key=regexps, regexps, or key=N:M with units)")
+    p.add_argument("--tagignore", metavar="[KEY=]VALUES", help="no samples with a label that matches")
+
+
+def grouping(args: argparse.Namespace) -> dict[str, Any]:
+    """The granularity and tag filters of a verb's arguments, as its view function takes them."""
+    g = getattr(args, "granularity", "functions")
+    return {"granularity": GRANULARITY_ALIASES.get(g, g),
+            "tags": TagFilters(tagfocus=getattr(args, "tagfocus", None), tagignore=getattr(args, "tagignore", None))}
 
 
 def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:

@@ -6,7 +6,15 @@ from typing import Any
 from perflab.analysis.pprof_units import label, percentage
 from perflab.analysis.pprof_views import peek
 from perflab.commands import HELPS
-from perflab.commands._pprof_text import active_filter_lines, add_profile_args, open_profile, profile_labels, show
+from perflab.commands._pprof_text import (
+    active_filter_lines,
+    add_grouping_args,
+    add_profile_args,
+    grouping,
+    open_profile,
+    profile_labels,
+    show,
+)
 from perflab.store import Store
 
 NAME = "peek"
@@ -18,11 +26,15 @@ _LEGEND = "      flat  flat%   sum%        cum   cum%   calls calls% + context \
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=True, mean=True)
+    add_grouping_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
-    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"))
+    options = grouping(args)
+    facts["filters"] += options["tags"].legend()  # pprof lists frame filters, then tag filters
+    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"),
+                  **options)
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 

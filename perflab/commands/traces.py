@@ -6,7 +6,14 @@ from typing import Any
 from perflab.analysis.pprof_units import label
 from perflab.analysis.pprof_views import traces
 from perflab.commands import HELPS
-from perflab.commands._pprof_text import add_profile_args, open_profile, profile_labels, show
+from perflab.commands._pprof_text import (
+    add_grouping_args,
+    add_profile_args,
+    grouping,
+    open_profile,
+    profile_labels,
+    show,
+)
 from perflab.store import Store
 
 NAME = "traces"
@@ -17,12 +24,14 @@ _SEPARATOR = "-----------+------------------------------------------------------
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=False, mean=True)
+    add_grouping_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     filters = facts.pop("frame_filters")
-    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean, filters=filters)},
+    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean, filters=filters,
+                                                 **grouping(args))},
                 render)
 
 

@@ -8,10 +8,12 @@ import json
 import shlex
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_tags import TagFilters
 
 from perflab.analysis.pprof_units import label
 from perflab.analysis.pprof_views import peek
@@ -40,6 +42,16 @@ def option(words: list[str], name: str) -> str | None:
     return next((w.split("=", 1)[1] for w in words if w.startswith(f"-{name}=")), None)
 
 
+_GRANULARITY_FLAGS = {"-functions": "functions", "-filefunctions": "filefunctions", "-files": "files",
+                      "-lines": "lines", "-addresses": "addresses"}
+
+
+def grouping_of(words: list[str]) -> dict[str, Any]:
+    """The granularity flag and tag filters of a go tool pprof command line."""
+    return {"granularity": next((g for f, g in _GRANULARITY_FLAGS.items() if f in words), "functions"),
+            "tags": TagFilters(tagfocus=option(words, "tagfocus"), tagignore=option(words, "tagignore"))}
+
+
 def filters_of(words: list[str]) -> FrameFilters:
     """The frame filters of a go tool pprof command line (-focus=..., -show_from=...)."""
     return FrameFilters(**{f.name: option(words, f.name) for f in fields(FrameFilters)})
@@ -56,7 +68,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_every_peek_oracle_is_here() -> None:
-    assert len(CASES) == 13
+    assert len(CASES) == 15
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -66,9 +78,10 @@ def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[
     sid = ingest_path(store, PPROF / profile).source_id
     idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
     mean = "-mean" in words
-    filters = filters_of(words)
-    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean, "filters": filters.legend(),
-              **peek(store, sid, idx, regex, mean=mean, filters=filters)}
+    filters, grouped = filters_of(words), grouping_of(words)
+    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
+              "filters": filters.legend() + grouped["tags"].legend(),
+              **peek(store, sid, idx, regex, mean=mean, filters=filters, **grouped)}
     assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
 
 

@@ -18,7 +18,7 @@ from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
 from tests.unit import test_pprof_peek
-from tests.unit.test_pprof_peek import PPROF, VIEWS, filters_of, option, oracle_commands
+from tests.unit.test_pprof_peek import PPROF, VIEWS, filters_of, grouping_of, option, oracle_commands
 
 CASES = oracle_commands("traces")
 _shared_store = test_pprof_peek.store  # the fixture "store": one store for the views' tests
@@ -31,7 +31,7 @@ def _oracle(name: str) -> list[str]:
 
 
 def test_every_traces_oracle_is_here() -> None:
-    assert len(CASES) == 13
+    assert len(CASES) == 15
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -41,7 +41,7 @@ def test_traces_text_is_go_tool_pprof_traces(store: Store, oracle: str, words: l
     idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
     mean = "-mean" in words
     result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
-              **traces(store, sid, idx, mean=mean, filters=filters_of(words))}
+              **traces(store, sid, idx, mean=mean, filters=filters_of(words), **grouping_of(words))}
     assert render(store, result) == _oracle(oracle)
 
 
