@@ -1,5 +1,5 @@
 """The profile explorer of notebook 02: pick a profile and a sample type, type focus and
-ignore regexps, choose the granularity; `go tool pprof -top`'s text, the focus's `-peek`,
+ignore regexps, choose the granularity, search frames; `go tool pprof -top`'s text, the focus's `-peek`,
 the flame graph and the sandwich of the focused function with the largest cum (its callers
 above, its callees below) follow, each computed by the same code as `perflab top`/`peek`.
 
@@ -45,6 +45,7 @@ class View:
     ignore: str = ""
     granularity: str = "functions"
     nodecount: int = DEFAULT_NODECOUNT
+    search: str = ""  # frames lit in the flame graph, with the share of the total they hold
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def panes(store: Store, view: View) -> Panes:
     peek_text, hottest = _peek(store, view, kind)
     try:
         flame: Any = flame_graph(store, view.source, view.sample_type, filters=filters,
-                                 granularity=view.granularity)
+                                 granularity=view.granularity, search=view.search or None)
     except PerflabError as err:
         flame = f"flame graph: {err}"
     sandwich: Any = "sandwich: type a focus regexp; its hottest function is shown with its callers and callees"
@@ -125,14 +126,15 @@ class Explorer:
         self.granularity = w.Dropdown(options=list(GRANULARITIES), value=self.view.granularity,
                                       description="granularity")
         self.nodecount = w.BoundedIntText(value=self.view.nodecount, min=0, max=10_000, description="nodecount")
+        self.search = w.Text(value=self.view.search, description="search", placeholder="frames to light, e.g. json")
         self.profile.observe(self._profile_changed, names="value")
         for control in (self.sample_type, self.granularity, self.nodecount):
             control.observe(lambda _change: self.update(), names="value")
-        for text in (self.focus, self.ignore):
+        for text in (self.focus, self.ignore, self.search):
             text.continuous_update = False  # recompute on Enter or leaving the field, not per key
             text.observe(lambda _change: self.update(), names="value")
         return w.VBox([w.HBox([self.profile, self.sample_type, self.granularity]),
-                       w.HBox([self.focus, self.ignore, self.nodecount])])
+                       w.HBox([self.focus, self.ignore, self.nodecount]), w.HBox([self.search])])
 
     def _types(self, source: int) -> list[tuple[str, str | None]]:
         if str(self.store.source(source)["kind"]) not in PPROF_SHAPED_KINDS:
@@ -151,7 +153,8 @@ class Explorer:
     def current(self) -> View:
         return replace(self.view, source=int(self.profile.value), sample_type=self.sample_type.value,
                        focus=self.focus.value.strip(), ignore=self.ignore.value.strip(),
-                       granularity=self.granularity.value, nodecount=int(self.nodecount.value))
+                       granularity=self.granularity.value, nodecount=int(self.nodecount.value),
+                       search=self.search.value.strip())
 
     def display(self) -> None:
         """The controls, then the panes of the current view (outputs of the cell)."""

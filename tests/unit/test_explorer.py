@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from perflab.analysis.pprof_frames import FrameFilters
-from perflab.analysis.profiles import top
+from perflab.analysis.profiles import stacks, top
 from perflab.ingest import ingest_path
 from perflab.notebook.explorer import Explorer, View, panes, profile_choices
+from perflab.report.flame_search import MATCH_COLOR
 from perflab.store import Store
 from tests.helpers import run_cli
 
@@ -89,3 +90,20 @@ def test_a_changed_control_replaces_the_shown_panes(stored: tuple[Path, int, int
         # a regexp RE2 refuses reads as one line in the panes, not an exception
         ex.focus.value = "("
         assert calls[-4][0].text.startswith("top: ") and "\n" not in calls[-4][0].text
+
+
+def test_a_search_lights_frames_and_gives_the_share_their_stacks_hold(stored: tuple[Path, int, int]) -> None:
+    path, cpu, _ = stored
+    with Store(path) as store:
+        shown = panes(store, View(source=cpu, search="MallocGC"))
+        df = stacks(store, cpu)
+    total = int(df["value"].sum())
+    # pprof's cum of the matching frames: each stack holding one counts once
+    holding = sum(v for frames, v in df.iter_rows() if any("mallocgc" in f.lower() for f in frames))
+    assert 0 < holding < total
+    title = shown.flame.layout.title.text
+    assert title.endswith(f"of the total") and f"{holding / total:.2%} of the total" in title
+    trace = shown.flame.data[0]
+    lit = [label for label, color in zip(trace.labels, trace.marker.colors, strict=True) if color == MATCH_COLOR]
+    assert lit and all("mallocgc" in label.lower() for label in lit)
+    assert f"search 'MallocGC': {len(lit)} boxes lit" in title

@@ -29,6 +29,7 @@ from perflab.report.charts._base import (
     READABLE_TEXT,
     finish,
 )
+from perflab.report.flame_search import DIMMED_COLOR, MATCH_COLOR
 from perflab.store import Store
 from perflab.vocab import CPROFILE, PPROF, PPROF_SHAPED_KINDS, PROFILE_KINDS
 
@@ -86,7 +87,7 @@ def _check_signs(arrays: StackArrays, sid: int) -> None:
 def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
                 max_depth: int = DEFAULT_MAX_DEPTH, min_share: float = DEFAULT_MIN_SHARE,
                 max_nodes: int = MAX_NODES, filters: FrameFilters | None = None,
-                granularity: str = "functions") -> go.Figure:
+                granularity: str = "functions", search: str | None = None) -> go.Figure:
     """An icicle of the profile's stacks, root on top: each node is a call path, sized by
     pprof's cum along that path, coloured by hot-frame category (grey-orange: other).
 
@@ -95,7 +96,10 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     are cut, and at most ``max_nodes`` nodes are drawn (root included). Any sample type
     works (``cpu``, ``alloc_space``, ``delay``...). ``filters`` and ``granularity`` are
     `perflab top`'s (pprof's focus, ignore, ...): the graph then draws the stacks top
-    reads, under the whole profile's total as pprof's. A cProfile dump has no stacks, so
+    reads, under the whole profile's total as pprof's. ``search`` lights the boxes whose
+    frame name holds it (any case), dims the rest, and the title gives the share of the
+    total held by the stacks with a matching frame (a recursive match counted once, as
+    pprof's cum), as the report page's search box does. A cProfile dump has no stacks, so
     its graph is one level: every function by its own time (tottime) under the pstats total.
     """
     if max_depth < 1 or max_nodes < 2 or not 0 <= min_share < 1:
@@ -143,8 +147,25 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
     folded = f"; paths under {min_share:.2%} folded into '{FOLDED_LABEL}'" if min_share else ""
     if filters and filters.active():
         folded += "; " + ", ".join(filters.legend())
+    if search and search.strip():
+        q = search.strip().lower()
+        lit = [i > 0 and label != FOLDED_LABEL and q in label.lower() for i, label in enumerate(labels)]
+        fig.update_traces(marker={"colors": [MATCH_COLOR if h else DIMMED_COLOR for h in lit]})
+        share = search_share(arrays, q) / total
+        folded += f"; search {search.strip()!r}: {sum(lit)} boxes lit, {share:.2%} of the total"
     return finish(fig, f"Flame graph of source {sid}: {stype}, {fmt.scaled(total, unit)} total{folded}",
                   margin={"t": 60, "l": 10, "r": 10, "b": 10}, uniformtext=READABLE_TEXT)
+
+
+def search_share(arrays: StackArrays, text: str) -> int:
+    """The summed value of the stacks holding a frame whose name holds ``text`` (lower case)."""
+    ids = np.array([i for i, n in enumerate(arrays.names) if text in n.lower()], dtype=np.int64)
+    framed = arrays.lens > 0
+    if ids.size == 0 or not framed.any():
+        return 0
+    hit = np.isin(arrays.frames, ids).astype(np.int64)
+    per_stack = np.add.reduceat(hit, (arrays.ends - arrays.lens)[framed])
+    return int(arrays.values[framed][per_stack > 0].sum())
 
 
 def short_name(name: str) -> str:
