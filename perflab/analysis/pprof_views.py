@@ -286,6 +286,13 @@ def traces(store: Store, sid: int, idx: int, mean: bool = False,
         else:
             labels.setdefault(int(sample_idx), {})[str(key)] = [str(v) for v in strs]
     units = {str(k): str(u) for k, u in store.con.execute(_NUM_UNITS_SQL, {"sid": sid}).fetchall()}
+    if tags is not None and (tags.tagshow or tags.taghide):
+        # pprof's -tagshow/-taghide: which label keys are listed (regexps on the key)
+        keys = sorted({k for d in labels.values() for k in d} | {k for n in num_labels.values() for k in n})
+        shown = _matching(store, keys, tags.tagshow) if tags.tagshow else set(keys)
+        shown -= _matching(store, keys, tags.taghide) if tags.taghide else set()
+        labels = {i: {k: v for k, v in d.items() if k in shown} for i, d in labels.items()}
+        num_labels = {i: {k: v for k, v in d.items() if k in shown} for i, d in num_labels.items()}
     total_raw, total_div = store.con.execute(
         "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(value[1]), 0) FROM pprof_samples "
         "WHERE source_id = $sid", params).fetchall()[0]
@@ -354,7 +361,7 @@ class SourceOptions:
 
 
 def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOptions,
-                   filters: FrameFilters | None = None) -> dict[str, Any]:
+                   filters: FrameFilters | None = None, tags: TagFilters | None = None) -> dict[str, Any]:
     """The annotated source of each function matching ``regex``, as `go tool pprof -list`.
 
     Returns {"total", "routines": [{"function", "file" (None: no source information),
@@ -363,7 +370,9 @@ def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOp
     """
     frames = _frames(store, sid, filters)
     try:
-        rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t), {"sid": sid, "idx": idx + 1}).fetchall()
+        with _kept_samples(store, sid, tags) as kept:
+            rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t).replace("pprof_samples", kept),
+                                     {"sid": sid, "idx": idx + 1}).fetchall()
     finally:
         frames.drop()
     total = int(store.con.execute(

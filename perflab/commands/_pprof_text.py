@@ -46,10 +46,16 @@ def active_filter_lines(legend: list[str]) -> list[str]:
                                   else f"   {f}" for f in legend]
 
 
-def add_grouping_args(p: argparse.ArgumentParser) -> None:
-    """--granularity and the sample-selecting tag filters, as `perflab top` takes them."""
-    p.add_argument("--granularity", default="functions", metavar="G", choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
-                   help="nodes per functions (default), filefunctions, files (filenames), lines or addresses, as pprof")
+def add_grouping_args(p: argparse.ArgumentParser, *, granularity: bool = True, shown_tags: bool = False) -> None:
+    """--granularity and the tag filters, as `perflab top` takes them (--tagshow/--taghide
+    where labels are shown: traces)."""
+    if granularity:
+        p.add_argument("--granularity", default="functions", metavar="G",
+                       choices=[*GRANULARITIES, *GRANULARITY_ALIASES],
+                       help="nodes per functions (default), filefunctions, files (filenames), lines or addresses")
+    if shown_tags:
+        p.add_argument("--tagshow", metavar="REGEXP", help="list only the labels whose key matches")
+        p.add_argument("--taghide", metavar="REGEXP", help="do not list the labels whose key matches")
     p.add_argument("--tagfocus", metavar="[KEY=]VALUES",
                    help="only samples with a label that matches (key=regexps, regexps, or key=N:M with units)")
     p.add_argument("--tagignore", metavar="[KEY=]VALUES", help="no samples with a label that matches")
@@ -59,7 +65,7 @@ def grouping(args: argparse.Namespace) -> dict[str, Any]:
     """The granularity and tag filters of a verb's arguments, as its view function takes them."""
     g = getattr(args, "granularity", "functions")
     return {"granularity": GRANULARITY_ALIASES.get(g, g),
-            "tags": TagFilters(tagfocus=getattr(args, "tagfocus", None), tagignore=getattr(args, "tagignore", None))}
+            "tags": TagFilters(**{t: getattr(args, t, None) for t in ("tagfocus", "tagignore", "tagshow", "taghide")})}
 
 
 def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:

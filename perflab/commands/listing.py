@@ -6,7 +6,7 @@ from typing import Any
 from perflab.analysis.pprof_units import label, percentage
 from perflab.analysis.pprof_views import SourceOptions, source_listing
 from perflab.commands import HELPS
-from perflab.commands._pprof_text import add_profile_args, open_profile, show
+from perflab.commands._pprof_text import add_grouping_args, add_profile_args, grouping, open_profile, show
 from perflab.store import Store
 
 NAME = "list"
@@ -15,6 +15,7 @@ HELP = HELPS[NAME]
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=True, mean=False)
+    add_grouping_args(p, granularity=False)
     p.add_argument("--source-path", metavar="DIRS",
                    help="where to look for sources (':'-separated; default: the current directory)")
     p.add_argument("--trim-path", metavar="PREFIXES",
@@ -24,7 +25,8 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     where = SourceOptions(source_path=args.source_path, trim_path=args.trim_path)
-    result = source_listing(store, facts["source_id"], idx, args.regex, where, filters=facts.pop("frame_filters"))
+    result = source_listing(store, facts["source_id"], idx, args.regex, where, filters=facts.pop("frame_filters"),
+                            tags=grouping(args)["tags"])
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 

@@ -24,7 +24,7 @@ _SEPARATOR = "-----------+------------------------------------------------------
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=False, mean=True)
-    add_grouping_args(p)
+    add_grouping_args(p, shown_tags=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
 from tests.unit import test_pprof_peek
-from tests.unit.test_pprof_peek import filters_of
+from tests.unit.test_pprof_peek import filters_of, grouping_of
 
 _shared_store = test_pprof_peek.store  # the fixture "store"
 LIST = Path(__file__).resolve().parent.parent / "fixtures" / "pprof" / "list"
@@ -48,7 +48,7 @@ def _where(words: list[str]) -> SourceOptions:
 
 
 def test_every_list_oracle_is_here() -> None:
-    assert len(CASES) == 11
+    assert len(CASES) == 12
     assert all((LIST / "oracle" / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -58,7 +58,8 @@ def test_list_text_is_go_tool_pprof_list(store: Store, oracle: str, words: list[
     sid = ingest_path(store, LIST / profile).source_id
     idx, stype, unit = resolve_sample_type(store, sid, _option(words, "sample_index"))
     result = {"source_id": sid, "sample_type": stype, "unit": unit,
-              **source_listing(store, sid, idx, regex, _where(words), filters=filters_of(words))}
+              **source_listing(store, sid, idx, regex, _where(words), filters=filters_of(words),
+                                tags=grouping_of(words)["tags"])}
     assert render(store, result) == (LIST / "oracle" / oracle).read_text().splitlines()
 
 

@@ -49,7 +49,7 @@ _GRANULARITY_FLAGS = {"-functions": "functions", "-filefunctions": "filefunction
 def grouping_of(words: list[str]) -> dict[str, Any]:
     """The granularity flag and tag filters of a go tool pprof command line."""
     return {"granularity": next((g for f, g in _GRANULARITY_FLAGS.items() if f in words), "functions"),
-            "tags": TagFilters(tagfocus=option(words, "tagfocus"), tagignore=option(words, "tagignore"))}
+            "tags": TagFilters(**{t: option(words, t) for t in ("tagfocus", "tagignore", "tagshow", "taghide")})}
 
 
 def filters_of(words: list[str]) -> FrameFilters:

@@ -31,7 +31,7 @@ def _oracle(name: str) -> list[str]:
 
 
 def test_every_traces_oracle_is_here() -> None:
-    assert len(CASES) == 15
+    assert len(CASES) == 17
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
