@@ -1,7 +1,7 @@
 """End to end: a real login storm and its fix (real PostgreSQL, service and k6), compared and logged.
 
-Two short lab runs only (the machine is shared): login-storm at bcrypt cost 12, and the
-`fixed` variant at cost 10. The fix must show as a p95 improvement beyond noise, and the
+The session's lab runs (tests/integration/lab_runs.py): login-storm at bcrypt cost 12, and
+the `fixed` variant at cost 10. The fix must show as a p95 improvement beyond noise, and the
 log entry must name the one setting that changed and conclude "confirmed".
 """
 
@@ -12,33 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from perflab.lab.runner import RunOptions, run
 from perflab.store import Store
-from tests.helpers import run_cli, wait_for_a_quiet_machine
+from tests.helpers import run_cli
+from tests.integration.lab_runs import LabRuns
 from tests.unit.test_optlog import add_entry, assert_filled, compare_runs
 
 pytestmark = pytest.mark.slow
 
-DURATION_S = 12
-
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("compare-lab")
-    with Store(root / "store.duckdb") as store:
-        wait_for_a_quiet_machine()
-        before = run(store, RunOptions("login-storm", "default", duration_s=DURATION_S, live=False))
-        wait_for_a_quiet_machine()
-        after = run(store, RunOptions("login-storm", "fixed", duration_s=DURATION_S, live=False))
-    assert before["status"] == after["status"] == "complete"
-    # Closed, then opened read-only by each test: the CLI's processes can read it alongside.
-    return root / "store.duckdb", before["run_id"], after["run_id"], root
+def lab(lab_runs: LabRuns, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, str, Path]:
+    ids = lab_runs.ids
+    return (lab_runs.store, ids[("login-storm", "default")], ids[("login-storm", "fixed")],
+            tmp_path_factory.mktemp("compare-lab"))
 
 
 def test_the_fix_is_beyond_noise(lab):
-    path, a, b, _ = lab
-    with Store(path, read_only=True) as store:
-        result = compare_runs(store, a, b)
+    store, a, b, _ = lab
+    result = compare_runs(store, a, b)
     p95 = next(r for r in result["metrics"] if r["metric"] == "latency p95")
     assert p95["b"] < p95["a"]
     assert (p95["beyond_noise"], p95["direction"]) == (True, "better"), p95
@@ -53,12 +44,11 @@ def test_the_fix_is_beyond_noise(lab):
 
 
 def test_the_log_entry_confirms_it(lab):
-    path, a, b, root = lab
-    with Store(path, read_only=True) as store:
-        entry = add_entry(store, a, b, "Lower the bcrypt cost to 10",
-                          "bcrypt at cost 12 needs more CPU than two cores have; cost 10 is 4x cheaper",
-                          expected="p95 from seconds to well under a second, no dropped iterations",
-                          out=root / "optimization-log.md")
+    store, a, b, root = lab
+    entry = add_entry(store, a, b, "Lower the bcrypt cost to 10",
+                      "bcrypt at cost 12 needs more CPU than two cores have; cost 10 is 4x cheaper",
+                      expected="p95 from seconds to well under a second, no dropped iterations",
+                      out=root / "optimization-log.md")
     print(entry)
     assert_filled(entry)
     assert "- Changed: BCRYPT_COST: 12 → 10" in entry
@@ -71,7 +61,9 @@ def test_the_log_entry_confirms_it(lab):
 
 
 def test_the_command_line(lab):
-    path, a, b, _ = lab
+    store, a, b, _ = lab
+    store.release()  # as a notebook cell would: the CLI's process opens the store now
+    path = store.path
     res = run_cli("compare", a, b, store=path)
     assert res.returncode == 0, res.stderr
     print(res.stdout)

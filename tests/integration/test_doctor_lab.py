@@ -1,17 +1,15 @@
 """The doctor on real lab runs: each scenario shows its signature, its fix and the healthy mix do not.
 
-Seven 15 s runs (real PostgreSQL, the sample service, k6) in ONE module-scoped fixture,
-about 20 s each; every test reads the same diagnoses, and the false-idle pair's load-test
+Seven 15 s runs (real PostgreSQL, the sample service, k6) in ONE session fixture
+(tests/integration/lab_runs.py, shared with test_compare_lab), about 20 s each; every test
+reads the same diagnoses, and the false-idle pair's load-test
 reports (their claims, capacity and twin comparison). The settings are the lab's
 defaults (perflab/lab/scenarios.py): the doctor's thresholds are not tuned to pass here.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -22,20 +20,15 @@ from perflab.analysis.run import Run
 from perflab.analysis.run_report import build_report
 from perflab.analysis.signatures import diagnose, login_storm
 from perflab.jsonable import to_jsonable
-from perflab.lab.runner import RunOptions, run
 from perflab.report import charts
 from perflab.report.loadtest_document import document
 from perflab.report.markdown import render_markdown
 from perflab.report.optlog import render_entry
-from perflab.store import Store
-from tests.helpers import wait_for_a_quiet_machine
+from tests.integration.lab_runs import LabRuns
 
 pytestmark = pytest.mark.slow
 
-RUNS = [("login-storm", "default"), ("login-storm", "fixed"), ("false-idle", "default"),
-        ("false-idle", "fixed"), ("retry-storm", "default"), ("retry-storm", "fixed"), ("healthy", "default")]
 LAB_SIGNATURES = ("false-idle", "login-storm", "retry-storm")
-DURATION_S = 15
 
 # What a reader of the report wants per run, in this order.
 SUMMARY_KEYS = (("login-storm", "service_cpu_p50"), ("login-storm", "service_cpu_mean"), ("login-storm", "p95_ms"),
@@ -43,30 +36,6 @@ SUMMARY_KEYS = (("login-storm", "service_cpu_p50"), ("login-storm", "service_cpu
                 ("false-idle", "pool_waiting_p50"), ("login-storm", "hashing_share"),
                 ("loadgen-saturated", "dropped_iterations"), ("loadgen-saturated", "k6_cpu_p50"),
                 ("loadgen-saturated", "host_cpu_p50"))
-
-
-@dataclass
-class LabRuns:
-    """The seven runs in one store, in the order a night makes them."""
-
-    store: Store
-    ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (scenario, variant) → run id
-    load_before: dict[str, float] = field(default_factory=dict)  # run id → 1 min load average before it
-
-
-@pytest.fixture(scope="module")
-def lab_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRuns]:
-    runs = LabRuns(Store(tmp_path_factory.mktemp("doctor-lab") / "store.duckdb"))
-    try:
-        for scenario, variant in RUNS:
-            wait_for_a_quiet_machine()
-            load = os.getloadavg()[0]
-            result = run(runs.store, RunOptions(scenario, variant, duration_s=DURATION_S, live=False))
-            runs.ids[(scenario, variant)] = result["run_id"]
-            runs.load_before[result["run_id"]] = load
-        yield runs
-    finally:
-        runs.store.close()
 
 
 @pytest.fixture(scope="module")
