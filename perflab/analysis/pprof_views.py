@@ -148,12 +148,16 @@ WHERE coalesce(l.flat, 0) <> 0 OR h.cum <> 0
 """
 
 
-def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any], found: list[Any], regex: str
-           ) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
+def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any], found: list[Any], regex: str,
+           cum: bool = False) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
     """(every node's row in pprof's order, the names ``regex`` matches, their edges)."""
     mean = bool(params["mean"])
-    # pprof's order: |flat|, then name, then |cum| (raw sums, before -mean divides them)
-    found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
+    # pprof's order: |flat|, then name, then |cum| (raw sums, before -mean divides them);
+    # -cum: |cum|, then name, then |flat|
+    if cum:
+        found.sort(key=lambda n: (-abs(n[2]), n[0], -abs(n[1])))
+    else:
+        found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
     rows: list[dict[str, Any]] = [{"name": str(name), "flat": _mean(flat, fd, mean), "cum": _mean(cum, cd, mean)}
                                   for name, flat, cum, fd, cd in found]
     wanted = _matching(store, [r["name"] for r in rows], regex)
@@ -176,7 +180,7 @@ def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
 
 def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
          filters: FrameFilters | None = None, granularity: str = "functions",
-         tags: TagFilters | None = None) -> dict[str, Any]:
+         tags: TagFilters | None = None, cum: bool = False) -> dict[str, Any]:
     """The callers and callees of each function matching ``regex``, as `go tool pprof -peek`.
 
     Returns {"total", "shown" (the flats of every node), "output_unit" (pprof's unit for
@@ -190,7 +194,7 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
         with _kept_samples(store, sid, tags) as kept:
             found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes).replace("pprof_samples", kept),
                                       params).fetchall()
-            edge_rows = _edges(store, st, nodes, kept, params, found, regex)
+            edge_rows = _edges(store, st, nodes, kept, params, found, regex, cum)
     finally:
         frames.drop()
     rows, wanted, edges = edge_rows

@@ -27,6 +27,7 @@ _LEGEND = "      flat  flat%   sum%        cum   cum%   calls calls% + context \
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=True, mean=True)
     add_grouping_args(p)
+    p.add_argument("--cum", action="store_true", help="functions by |cum| (then name), as pprof -peek -cum")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     options = grouping(args)
     facts["filters"] += options["tags"].legend()  # pprof lists frame filters, then tag filters
     result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"),
-                  **options)
+                  cum=args.cum, **options)
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 

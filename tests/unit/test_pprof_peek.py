@@ -68,7 +68,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_every_peek_oracle_is_here() -> None:
-    assert len(CASES) == 15
+    assert len(CASES) == 16
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -81,7 +81,7 @@ def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[
     filters, grouped = filters_of(words), grouping_of(words)
     result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
               "filters": filters.legend() + grouped["tags"].legend(),
-              **peek(store, sid, idx, regex, mean=mean, filters=filters, **grouped)}
+              **peek(store, sid, idx, regex, mean=mean, filters=filters, cum="-cum" in words, **grouped)}
     assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
 
 
