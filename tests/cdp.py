@@ -18,17 +18,26 @@ from tornado.websocket import websocket_connect
 class Page:
     def __init__(self, ws_url: str) -> None:
         self.ws_url = ws_url
+        # A loop of its own, never made the thread's current one: a closed current loop broke
+        # later tornado users in the same test process (snakeviz's import: "Event loop is closed").
         self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.conn = self.loop.run_until_complete(websocket_connect(ws_url, max_message_size=1 << 30))
+        self.conn = self.loop.run_until_complete(self._connect(ws_url))
         self.n = 0
+
+    @staticmethod
+    async def _connect(ws_url: str) -> Any:
+        return await websocket_connect(ws_url, max_message_size=1 << 30)
+
+    async def _read(self) -> Any:
+        # Awaited inside this loop's run: tornado binds its futures to the running loop.
+        return await self.conn.read_message()
 
     def call(self, method: str, **params: Any) -> Any:
         self.n += 1
         mid = self.n
         self.conn.write_message(json.dumps({"id": mid, "method": method, "params": params}))
         while True:
-            msg = self.loop.run_until_complete(self.conn.read_message())
+            msg = self.loop.run_until_complete(self._read())
             if msg is None:
                 raise RuntimeError("DevTools closed the connection")
             data = json.loads(msg)
