@@ -122,7 +122,9 @@ def go_div(a: int, b: int) -> int:
     return q if (a < 0) == (b < 0) else -q
 
 
-def _value(raw: int, div: int, mean: bool) -> int:
+def mean_value(raw: int, div: int, mean: bool) -> int:
+    """A value as pprof's -mean shows it: divided (Go's truncation) by the first sample
+    type's sum when ``mean`` and that sum is not 0."""
     return go_div(raw, div) if mean and div else raw
 
 
@@ -197,7 +199,7 @@ def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -
         raw_total, total_div = store.con.execute(sql, _used(sql, params)).fetchall()[0]
     else:
         raw_total, total_div = merged_total(store, parts, tables["sample_rows"], q.mean)
-    total = _value(int(raw_total), int(total_div), q.mean)
+    total = mean_value(int(raw_total), int(total_div), q.mean)
     sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
                                   samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
     nodes = [
@@ -223,7 +225,7 @@ def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -
     if shown and any(_has_inlined_frames(store, p.sid) for p in parts):
         inline = _inline_labels(store, tables, params, [n[0] for n in shown], edge_cutoff)
     rows = [
-        {"name": name, "flat": _value(flat, fdiv, q.mean), "cum": _value(cum, cdiv, q.mean),
+        {"name": name, "flat": mean_value(flat, fdiv, q.mean), "cum": mean_value(cum, cdiv, q.mean),
          "inline": inline.get(nid, "")}
         for nid, name, flat, cum, fdiv, cdiv, _ in shown
     ]

@@ -32,10 +32,10 @@ from typing import Any
 
 import duckdb
 
-from perflab.analysis.pprof_frames import FrameFilters, Frames, build
+from perflab.analysis.pprof_frames import FrameFilters, Frames, build, go_clean
 from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.analysis.pprof_units import report_unit
-from perflab.analysis.pprof_view import go_div
+from perflab.analysis.pprof_view import go_div, mean_value
 from perflab.errors import PerflabError
 from perflab.pprof_rules import go_base
 from perflab.store import Store
@@ -158,8 +158,9 @@ def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any],
         found.sort(key=lambda n: (-abs(n[2]), n[0], -abs(n[1])))
     else:
         found.sort(key=lambda n: (-abs(n[1]), n[0], -abs(n[2])))
-    rows: list[dict[str, Any]] = [{"name": str(name), "flat": _mean(flat, fd, mean), "cum": _mean(cum, cd, mean)}
-                                  for name, flat, cum, fd, cd in found]
+    rows: list[dict[str, Any]] = [
+        {"name": str(name), "flat": mean_value(flat, fd, mean), "cum": mean_value(cum, cd, mean)}
+        for name, flat, cum, fd, cd in found]
     wanted = _matching(store, [r["name"] for r in rows], regex)
     edges: list[dict[str, Any]] = [
         {"caller": str(a), "callee": str(b), "weight": int(w), "inline": bool(inl)}
@@ -168,10 +169,6 @@ def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any],
             {**params, "names": sorted(wanted)}).fetchall()
     ]
     return rows, wanted, edges
-
-
-def _mean(raw: int, div: int, mean: bool) -> int:
-    return go_div(raw, div) if mean and div else raw
 
 
 def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
@@ -201,7 +198,7 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
     total_raw, total_div = store.con.execute(
         "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0) "
         "FROM pprof_samples WHERE source_id = $sid", params).fetchall()[0]
-    total = _mean(int(total_raw), int(total_div), True)
+    total = mean_value(int(total_raw), int(total_div), True)
     edges.sort(key=_edge_order)
     callers: dict[str, list[dict[str, Any]]] = {}
     callees: dict[str, list[dict[str, Any]]] = {}
@@ -386,7 +383,7 @@ def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOp
     search = where.source_path or ""
     trim = where.trim_path or ""
     # pprof cleans each function's file name (its trim, then filepath.Clean) before the graph.
-    files = {f: (_go_clean(_trim(f, trim, search)) if f else "") for f in {str(r[1] or "") for r in rows}}
+    files = {f: (go_clean(_trim(f, trim, search)) if f else "") for f in {str(r[1] or "") for r in rows}}
     per_fn: dict[str, dict[str, list[tuple[int, int, int, int]]]] = {}
     for fn, file, line, start, flat, cum in rows:
         if fn in wanted:
@@ -425,14 +422,8 @@ def _annotated(reader: _SourceReader, file: str, nodes: list[tuple[int, int, int
     return out, None
 
 
-def _go_clean(path: str) -> str:
-    """Go's filepath.Clean (posix)."""
-    clean = posixpath.normpath(path) if path else "."
-    return "/" + clean.lstrip("/") if clean.startswith("//") else clean
-
-
 def _go_dir(path: str) -> str:
-    return _go_clean(posixpath.dirname(path) or ".")
+    return go_clean(posixpath.dirname(path) or ".")
 
 
 def _split_list(paths: str) -> list[str]:
@@ -475,7 +466,7 @@ class _SourceReader:
             return self._open(path, path)
         for d in _split_list(self.search):
             while True:
-                lines, err = self._open(_go_clean(posixpath.join(d, path)), path)
+                lines, err = self._open(go_clean(posixpath.join(d, path)), path)
                 if err is None:
                     return lines, None
                 parent = _go_dir(d)
