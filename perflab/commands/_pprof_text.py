@@ -104,9 +104,14 @@ def show(args: argparse.Namespace, store: Store, result: dict[str, Any],
 
 
 def profile_labels(store: Store, sid: int, sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:
-    """pprof's header of a profile: its binary, comments, type, time and duration
-    (values in ``out_unit``, "minimum" scaling each one on its own; times in UTC)."""
-    info: dict[str, Any] = profile_info(store, sid)
+    """pprof's header of a stored profile (see :func:`header_lines`)."""
+    return header_lines(profile_info(store, sid), sample_type, unit, total, out_unit)
+
+
+def header_lines(info: dict[str, Any], sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:
+    """pprof's header of a profile (report.ProfileLabels): its binary, comments, type, time
+    and duration (values in ``out_unit``, "minimum" scaling each one on its own; times in
+    UTC). ``info`` is profile_info's, or merged_info's for several profiles."""
     out = []
     mapping = info.get("main_mapping")
     if mapping:

@@ -1,20 +1,18 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES
 from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
-from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage, report_unit
+from perflab.analysis.pprof_units import label, percentage, report_unit
 from perflab.analysis.pprof_view import DEFAULT_EDGEFRACTION, DEFAULT_NODEFRACTION
 from perflab.analysis.profiles import profile_info, top
 from perflab.commands import HELPS
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
-from perflab.commands._pprof_text import active_filter_lines, add_filter_args, frame_filters
+from perflab.commands._pprof_text import active_filter_lines, add_filter_args, frame_filters, header_lines
 from perflab.errors import PerflabError
-from perflab.pprof_rules import go_base
 from perflab.vocab import PPROF, PROFILE_KINDS
 
 NAME = "top"
@@ -100,25 +98,8 @@ def render_pprof(result: dict[str, Any], info: dict[str, Any]) -> list[str]:
     def fmt(v: int) -> str:
         return label(v, unit, out_unit)
 
-    lines = []
-    mapping = info.get("main_mapping")
-    if mapping and mapping["filename"]:
-        lines.append(f"File: {go_base(mapping['filename'])}")
-        if mapping["build_id"]:
-            lines.append(f"Build ID: {mapping['build_id']}")
-    lines += [c for c in info.get("comments") or [] if not c.startswith("#")]
     stype = ("mean_" if result["mean"] else "") + result["sample_type"]
-    if stype:
-        lines.append(f"Type: {stype}")
-    if info.get("doc_url"):
-        lines.append(f"Doc: {info['doc_url']}")
-    if info.get("time_nanos"):
-        when = datetime.fromtimestamp(info["time_nanos"] // 10**9, tz=UTC)
-        lines.append(f"Time: {when:%Y-%m-%d %H:%M:%S} UTC")
-    if info.get("duration_nanos"):
-        nanos = in_nanoseconds(total, unit)
-        ratio = f"({percentage(nanos, info['duration_nanos'])})" if nanos else ""
-        lines.append(f"Duration: {duration_label(info['duration_nanos'])}, Total samples = {fmt(total)} {ratio}")
+    lines = header_lines(info, stype, unit, total, out_unit)
     lines += active_filter_lines(result["filters"])
     shown = sum(r["flat"] for r in rows)
     lines.append(f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total")
