@@ -34,7 +34,7 @@ def _wrap(expr: str) -> str:
     return f"(((({expr}) % {_U64}) + {_U64}) % {_U64})"
 
 
-def _sample_keys_sql(sid: int, src: int, base: bool) -> str:
+def sample_keys_sql(sid: int, src: int, base: bool) -> str:
     """(src, sample_idx, key): each sample's merge key, as profile.Merge compares samples."""
     size = _wrap(f"{_wrap('m.memory_limit::HUGEINT - m.memory_start')} + 4095")
     return f"""
@@ -86,7 +86,7 @@ def _sample_keys_sql(sid: int, src: int, base: bool) -> str:
 def merged_total(store: Store, parts: list[Part], sample_rows: str, mean: bool) -> tuple[int, int]:
     """(Σ |value| over the merged samples, Σ of -mean's divisor), or the -diff_base
     profiles' own when they have one, as pprof's report computes its total."""
-    keys = " UNION ALL ".join(_sample_keys_sql(int(p.sid), i, p.base) for i, p in enumerate(parts))
+    keys = " UNION ALL ".join(sample_keys_sql(int(p.sid), i, p.base) for i, p in enumerate(parts))
     row = store.con.execute(f"""
         WITH k AS ({keys}),
         merged AS (

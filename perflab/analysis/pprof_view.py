@@ -142,7 +142,7 @@ class Part:
     base: bool = False
 
 
-def _value_sql(j: int, part: Part) -> str:
+def value_sql(j: int, part: Part) -> str:
     """Merged sample type ``j`` of a sample as pprof's merged profile holds it: negated
     for a base, then scaled to each merge's unit and rounded (pprof's ScaleN)."""
     column = (part.columns[j] if part.columns else j) + 1
@@ -153,11 +153,11 @@ def _value_sql(j: int, part: Part) -> str:
     return expr
 
 
-def _sample_rows(parts: list[Part], idx: int) -> str:
+def sample_rows(parts: list[Part], idx: int) -> str:
     """The merged profile's samples: (stack_id, src, sample_idx, v, d, base)."""
     return "(" + " UNION ALL ".join(
         f"""SELECT ({i}::BIGINT << 32) | stack_id AS stack_id, {i} AS src, sample_idx,
-                   {_value_sql(idx, part)} AS v, {_value_sql(0, part)} AS d, {part.base} AS base
+                   {value_sql(idx, part)} AS v, {value_sql(0, part)} AS d, {part.base} AS base
             FROM pprof_samples WHERE source_id = {int(part.sid)}"""
         for i, part in enumerate(parts)) + ")"
 
@@ -175,7 +175,7 @@ def pprof_top(store: Store, parts: list[Part], idx: int, q: TopQuery) -> dict[st
     ).fetchall()[0]
     frames = build(store, sids, q.filters, drop, keep, q.granularity)
     try:
-        tables = {"sample_rows": _sample_rows(parts, idx)}
+        tables = {"sample_rows": sample_rows(parts, idx)}
         if frames is None:
             tables.update(stacks=_STORED_STACKS, nodes=_STORED_NODES)
         else:
@@ -187,19 +187,24 @@ def pprof_top(store: Store, parts: list[Part], idx: int, q: TopQuery) -> dict[st
             frames.drop()
 
 
+def profile_total(store: Store, parts: list[Part], rows: str, mean: bool) -> int:
+    """The total pprof's report takes: the whole merged profile's (``rows``, its
+    :func:`sample_rows`), before any filter; with ``mean`` divided as -mean divides."""
+    if len(parts) == 1:
+        sql = _TOTAL_SQL.format(sample_rows=rows)
+        raw_total, total_div = store.con.execute(sql, {"mean": mean}).fetchall()[0]
+    else:
+        raw_total, total_div = merged_total(store, parts, rows, mean)
+    return mean_value(int(raw_total), int(total_div), mean)
+
+
 def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
     params: dict[str, Any] = {"sid": parts[0].sid, "mean": q.mean}
     tagged = kept_samples_sql(store, [p.sid for p in parts], q.tags)
     if tagged is not None:
         tables = dict(tables, samples=tagged[0])
         params.update(tagged[1])
-    # The total is the whole profile's, before any filter, as pprof's report takes it.
-    if len(parts) == 1:
-        sql = _TOTAL_SQL.format(sample_rows=tables["sample_rows"])
-        raw_total, total_div = store.con.execute(sql, _used(sql, params)).fetchall()[0]
-    else:
-        raw_total, total_div = merged_total(store, parts, tables["sample_rows"], q.mean)
-    total = mean_value(int(raw_total), int(total_div), q.mean)
+    total = profile_total(store, parts, tables["sample_rows"], q.mean)
     sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
                                   samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
     nodes = [

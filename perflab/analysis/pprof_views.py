@@ -25,7 +25,7 @@ import contextlib
 import itertools
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,24 +33,37 @@ from typing import Any
 import duckdb
 
 from perflab.analysis.pprof_frames import FrameFilters, Frames, build, go_clean
+from perflab.analysis.pprof_merge import sample_keys_sql
 from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.analysis.pprof_units import report_unit
-from perflab.analysis.pprof_view import go_div, mean_value
+from perflab.analysis.pprof_view import Part, mean_value, profile_total, sample_rows, value_sql
 from perflab.errors import PerflabError
 from perflab.pprof_rules import go_base
 from perflab.store import Store
 
+# What a view reads: one stored profile (its source id: its own sample types), or the
+# profile pprof makes of several (perflab.analysis.profiles.pprof_parts: sources merged,
+# bases subtracted).
+Profiles = int | Sequence[Part]
 
-def _frames(store: Store, sid: int, filters: FrameFilters | None = None, granularity: str = "functions") -> Frames:
-    """The stacks pprof reads: drop_frames and the frame filters (focus, ignore, hide,
-    show, show_from, prune_from) applied, nodes at ``granularity``, and the inline flag of
-    each frame."""
+
+def _parts(profile: Profiles) -> list[Part]:
+    return [Part(profile)] if isinstance(profile, int) else list(profile)
+
+
+def _frames(store: Store, parts: list[Part], filters: FrameFilters | None = None,
+            granularity: str = "functions") -> Frames:
+    """The stacks pprof reads: drop_frames (the first profile's, as pprof's merge keeps)
+    and the frame filters (focus, ignore, hide, show, show_from, prune_from) applied,
+    nodes at ``granularity``, and the inline flag of each frame. Stack ids are those of
+    :func:`perflab.analysis.pprof_view.sample_rows`."""
+    sids = [p.sid for p in parts]
     drop, keep = store.con.execute(
-        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
     ).fetchall()[0]
-    frames = build(store, [sid], filters or FrameFilters(), drop, keep, granularity)
+    frames = build(store, sids, filters or FrameFilters(), drop, keep, granularity)
     if frames is None:
-        frames = Frames(store, [sid])
+        frames = Frames(store, sids)
         try:
             frames.finish(granularity)
         except BaseException:
@@ -60,22 +73,63 @@ def _frames(store: Store, sid: int, filters: FrameFilters | None = None, granula
 
 
 @contextlib.contextmanager
-def _kept_samples(store: Store, sid: int, tags: TagFilters | None) -> Iterator[str]:
-    """The samples the tag filters keep (tagfocus, tagignore): ``pprof_samples`` itself
-    without them, else a temporary table of the kept rows. Totals stay the whole profile's,
-    as pprof's."""
-    cond = kept_samples_sql(store, [sid], tags) if tags is not None else None
-    if cond is None:
-        yield "pprof_samples"
+def _kept_samples(store: Store, parts: list[Part], idx: int, tags: TagFilters | None) -> Iterator[str]:
+    """The samples (stack_id, src, sample_idx, v, d) of the profile pprof reads that the
+    tag filters keep (tagfocus, tagignore), in order (by src, sample_idx): one profile's
+    as stored; several merged as pprof merges them (:data:`_MERGED_SAMPLES_SQL`), which
+    decides what pprof's graph sees (a call in samples that cancel out is not there, one
+    in samples whose values merely sum to 0 is). Totals stay the whole profile's."""
+    rows = sample_rows(parts, idx)
+    cond = kept_samples_sql(store, [p.sid for p in parts], tags) if tags is not None else None
+    if cond is None and len(parts) == 1:
+        yield rows
         return
     table = f"_perflab_kept_{next(_kept_counter)}"
-    store.con.execute(f"CREATE TEMP TABLE {table} AS SELECT * EXCLUDE (src) FROM "
-                      f"(SELECT 0 AS src, * FROM pprof_samples WHERE source_id = $sid) WHERE {cond[0]}",
-                      {"sid": sid, **cond[1]})
+    kept = f"(SELECT * FROM {rows} WHERE {cond[0]})" if cond is not None else rows
+    if len(parts) == 1:
+        sql = f"CREATE TEMP TABLE {table} AS SELECT * FROM {kept}"
+    else:
+        sql = f"CREATE TEMP TABLE {table} AS " + _MERGED_SAMPLES_SQL.format(
+            keys=" UNION ALL ".join(sample_keys_sql(p.sid, i, p.base) for i, p in enumerate(parts)),
+            samples=_all_values(parts, kept), nonzero=_nonzero(parts))
+    store.con.execute(sql, cond[1] if cond is not None else {})
     try:
         yield table
     finally:
         store.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+# The samples of several profiles as pprof's merge leaves them (profile.Merge): samples
+# equal in locations and labels become one, in order of first appearance (src, then
+# sample_idx: the representative), with their values summed; a sample whose every value
+# sums to 0 is gone.
+_MERGED_SAMPLES_SQL = """
+WITH k AS ({keys}),
+rows AS (
+    SELECT ((s.src::BIGINT << 40) | s.sample_idx) AS pos, s.*, k.key
+    FROM {samples} s JOIN k USING (src, sample_idx)
+)
+SELECT arg_min(stack_id, pos) AS stack_id, arg_min(src, pos) AS src, arg_min(sample_idx, pos) AS sample_idx,
+       sum(v) AS v, sum(d) AS d
+FROM rows GROUP BY key
+HAVING {nonzero}
+ORDER BY min(pos)
+"""
+
+
+def _all_values(parts: list[Part], kept: str) -> str:
+    """The kept samples with every merged sample type's value (v0, v1, ...): pprof's merge
+    drops a sample only when all of them sum to 0."""
+    n = len(parts[0].columns)
+    values = " UNION ALL ".join(
+        f"SELECT {i} AS src, sample_idx, " + ", ".join(f"{value_sql(j, p)} AS v{j}" for j in range(n))
+        + f" FROM pprof_samples WHERE source_id = {int(p.sid)}" for i, p in enumerate(parts))
+    every = ", ".join(f"a.v{j}" for j in range(n))
+    return f"(SELECT k.*, {every} FROM {kept} k JOIN ({values}) a USING (src, sample_idx))"
+
+
+def _nonzero(parts: list[Part]) -> str:
+    return " OR ".join(f"sum(v{j}) <> 0" for j in range(len(parts[0].columns)))
 
 
 _kept_counter = itertools.count()
@@ -107,10 +161,9 @@ WITH walk AS (
     SELECT stack_id, unnest(node_ids) AS callee, unnest(inl) AS inl,
            unnest(node_ids[2:]) AS caller, generate_subscripts(node_ids, 1) AS depth
     FROM {stacks}
-    WHERE stack_id IN (SELECT stack_id FROM pprof_samples
-                       WHERE source_id = $sid AND (value[$idx] <> 0 OR ($mean AND value[1] <> 0)))
+    WHERE stack_id IN (SELECT stack_id FROM {samples} WHERE v <> 0 OR ($mean AND d <> 0))
 ),
-weights AS (SELECT stack_id, sum(value[$idx]) AS w FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id),
+weights AS (SELECT stack_id, sum(v) AS w FROM {samples} GROUP BY stack_id),
 named AS (
     SELECT w.stack_id, weights.w, w.depth, w.inl, a.name AS caller, b.name AS callee
     FROM walk w JOIN weights USING (stack_id)
@@ -130,8 +183,8 @@ SELECT caller, callee, sum(w)::BIGINT, bool_and(inl) FROM once GROUP BY caller, 
 # stacks as the edges; pprof keeps a node when its raw flat or cum is not 0.
 _NODES_SQL = """
 WITH weights AS (
-    SELECT stack_id, sum(value[$idx]) AS w, sum(CASE WHEN $mean THEN value[1] ELSE 0 END) AS d
-    FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id
+    SELECT stack_id, sum(v) AS w, sum(CASE WHEN $mean THEN d ELSE 0 END) AS d
+    FROM {samples} GROUP BY stack_id
 ),
 leafs AS (
     SELECT s.node_ids[1] AS node_id, sum(w) AS flat, sum(d) AS flat_div
@@ -165,7 +218,7 @@ def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any],
     edges: list[dict[str, Any]] = [
         {"caller": str(a), "callee": str(b), "weight": int(w), "inline": bool(inl)}
         for a, b, w, inl in store.con.execute(
-            _EDGES_SQL.format(stacks=st, nodes=nodes).replace("pprof_samples", kept),
+            _EDGES_SQL.format(stacks=st, nodes=nodes, samples=kept),
             {**params, "names": sorted(wanted)}).fetchall()
     ]
     return rows, wanted, edges
@@ -175,30 +228,30 @@ def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
     return -abs(e["weight"]), e["caller"], e["callee"]
 
 
-def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
+def peek(store: Store, profile: Profiles, idx: int, regex: str, mean: bool = False,
          filters: FrameFilters | None = None, granularity: str = "functions",
-         tags: TagFilters | None = None, cum: bool = False) -> dict[str, Any]:
+         tags: TagFilters | None = None, cum: bool = False, unit: str | None = None) -> dict[str, Any]:
     """The callers and callees of each function matching ``regex``, as `go tool pprof -peek`.
 
-    Returns {"total", "shown" (the flats of every node), "output_unit" (pprof's unit for
-    the text), "nodes": [{"name", "flat", "cum", "callers", "callees"}]} in pprof's
-    order (|flat|, then name); callers and callees are [{"name", "weight", "inline"}].
+    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`);
+    ``unit`` the sample type's (the stored one's by default). Returns {"total", "shown"
+    (the flats of every node), "output_unit" (pprof's unit for the text), "nodes":
+    [{"name", "flat", "cum", "callers", "callees"}]} in pprof's order (|flat|, then
+    name); callers and callees are [{"name", "weight", "inline"}].
     """
-    params = {"sid": sid, "idx": idx + 1, "mean": mean}
-    frames = _frames(store, sid, filters, granularity)
+    parts = _parts(profile)
+    params = {"mean": mean}
+    frames = _frames(store, parts, filters, granularity)
     try:
         st, nodes = frames.finish_tables()
-        with _kept_samples(store, sid, tags) as kept:
-            found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes).replace("pprof_samples", kept),
-                                      params).fetchall()
+        with _kept_samples(store, parts, idx, tags) as kept:
+            found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes, samples=kept),
+                                      {"mean": mean}).fetchall()
             edge_rows = _edges(store, st, nodes, kept, params, found, regex, cum)
     finally:
         frames.drop()
     rows, wanted, edges = edge_rows
-    total_raw, total_div = store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(CASE WHEN $mean THEN value[1] ELSE 0 END), 0) "
-        "FROM pprof_samples WHERE source_id = $sid", params).fetchall()[0]
-    total = mean_value(int(total_raw), int(total_div), True)
+    total = profile_total(store, parts, sample_rows(parts, idx), mean)
     edges.sort(key=_edge_order)
     callers: dict[str, list[dict[str, Any]]] = {}
     callees: dict[str, list[dict[str, Any]]] = {}
@@ -211,17 +264,16 @@ def peek(store: Store, sid: int, idx: int, regex: str, mean: bool = False,
     return {
         "total": total,
         "shown": sum(r["flat"] for r in rows),
-        "output_unit": _graph_unit(rows, total, store, sid, idx),
+        "output_unit": report_unit([r["flat"] or r["cum"] for r in rows], total,
+                                   unit or _stored_unit(store, parts[0].sid, idx)),
         "nodes": shown,
     }
 
 
-def _graph_unit(rows: list[dict[str, Any]], total: int, store: Store, sid: int, idx: int) -> str:
-    """pprof's selectOutputUnit over every node of the graph."""
-    unit = store.con.execute(
+def _stored_unit(store: Store, sid: int, idx: int) -> str:
+    return str(store.con.execute(
         "SELECT unit FROM pprof_sample_types WHERE source_id = ? AND idx = ?", [sid, idx]
-    ).fetchall()[0][0]
-    return report_unit([r["flat"] or r["cum"] for r in rows], total, str(unit))
+    ).fetchall()[0][0])
 
 
 # -- traces ----------------------------------------------------------------------------
@@ -253,19 +305,22 @@ FROM pprof_labels WHERE source_id = $sid AND str IS NULL
 GROUP BY key
 """
 
-
-def traces(store: Store, sid: int, idx: int, mean: bool = False,
+def traces(store: Store, profile: Profiles, idx: int, mean: bool = False,
            filters: FrameFilters | None = None, granularity: str = "functions",
            tags: TagFilters | None = None) -> dict[str, Any]:
     """Every sample that has frames, in file order, as `go tool pprof -traces` lists them.
 
-    Returns {"total", "num_label_units": {key: unit}, "samples": [{"value", "labels":
-    {key: [str]}, "num_labels": {key: [int]}, "frames": [{"name", "inline"}]}]};
-    values are exact ints in the sample type's unit (``mean``: divided by the first
-    sample type's value, truncated, when that is not 0). ``filters``: a sample the filters
-    drop is not listed, and its frames are those the filters leave.
+    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`): its
+    samples are then merged as pprof merges them, and a -diff_base profile's carry the
+    label ``pprof::base`` as pprof's do. Returns {"total", "num_label_units": {key:
+    unit}, "samples": [{"value", "labels": {key: [str]}, "num_labels": {key: [int]},
+    "frames": [{"name", "inline"}]}]}; values are exact ints in the sample type's unit
+    (``mean``: divided by the first sample type's value, truncated, when that is not 0).
+    ``filters``: a sample the filters drop is not listed, and its frames are those the
+    filters leave.
     """
-    frames = _frames(store, sid, filters, granularity)
+    parts = _parts(profile)
+    frames = _frames(store, parts, filters, granularity)
     try:
         st, nodes = frames.finish_tables()
         stacks = {
@@ -274,39 +329,45 @@ def traces(store: Store, sid: int, idx: int, mean: bool = False,
         }
     finally:
         frames.drop()
-    params = {"sid": sid, "idx": idx + 1}
-    with _kept_samples(store, sid, tags) as kept:
+    with _kept_samples(store, parts, idx, tags) as kept:
         samples = store.con.execute(
-            f"SELECT sample_idx, stack_id, value[$idx], value[1] FROM {kept} WHERE source_id = $sid "
-            "ORDER BY sample_idx", params).fetchall()
-    labels: dict[int, dict[str, list[str]]] = {}
-    num_labels: dict[int, dict[str, list[int]]] = {}
-    for sample_idx, key, numeric, strs, nums in store.con.execute(_TRACE_LABELS_SQL, {"sid": sid}).fetchall():
-        if numeric:
-            num_labels.setdefault(int(sample_idx), {})[str(key)] = [int(v) for v in nums]
-        else:
-            labels.setdefault(int(sample_idx), {})[str(key)] = [str(v) for v in strs]
-    units = {str(k): str(u) for k, u in store.con.execute(_NUM_UNITS_SQL, {"sid": sid}).fetchall()}
+            f"SELECT src, sample_idx, stack_id, v, d FROM {kept} ORDER BY src, sample_idx").fetchall()
+    listed = [(int(src), int(i), int(v), int(d)) for src, i, stack, v, d in samples if stacks.get(int(stack))]
+    frames_of = [stacks[int(stack)] for _, _, stack, _, _ in samples if stacks.get(int(stack))]
+    labels, num_labels, units = _trace_labels(store, parts, listed)
     if tags is not None and (tags.tagshow or tags.taghide):
         # pprof's -tagshow/-taghide: which label keys are listed (regexps on the key)
-        keys = sorted({k for d in labels.values() for k in d} | {k for n in num_labels.values() for k in n})
+        keys = sorted({k for d in labels for k in d} | {k for n in num_labels for k in n})
         shown = _matching(store, keys, tags.tagshow) if tags.tagshow else set(keys)
         shown -= _matching(store, keys, tags.taghide) if tags.taghide else set()
-        labels = {i: {k: v for k, v in d.items() if k in shown} for i, d in labels.items()}
-        num_labels = {i: {k: v for k, v in d.items() if k in shown} for i, d in num_labels.items()}
-    total_raw, total_div = store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0), coalesce(sum(value[1]), 0) FROM pprof_samples "
-        "WHERE source_id = $sid", params).fetchall()[0]
-    total = go_div(int(total_raw), int(total_div)) if mean and total_div else int(total_raw)
-    out = []
-    for sample_idx, stack_id, v, d in samples:
-        frames_of = stacks.get(int(stack_id))
-        if not frames_of:
-            continue
-        value = go_div(int(v), int(d)) if mean and d else int(v)
-        out.append({"value": value, "labels": labels.get(int(sample_idx), {}),
-                    "num_labels": num_labels.get(int(sample_idx), {}), "frames": frames_of})
-    return {"total": total, "num_label_units": units, "samples": out}
+        labels = [{k: v for k, v in d.items() if k in shown} for d in labels]
+        num_labels = [{k: v for k, v in d.items() if k in shown} for d in num_labels]
+    out = [{"value": mean_value(v, d, mean), "labels": lab, "num_labels": num, "frames": fr}
+           for (_, _, v, d), lab, num, fr in zip(listed, labels, num_labels, frames_of, strict=True)]
+    return {"total": profile_total(store, parts, sample_rows(parts, idx), mean), "num_label_units": units,
+            "samples": out}
+
+
+def _trace_labels(store: Store, parts: list[Part], listed: list[tuple[int, int, int, int]]
+                  ) -> tuple[list[dict[str, list[str]]], list[dict[str, list[int]]], dict[str, str]]:
+    """The labels of each listed sample ((src, sample_idx, ...)), and each numeric key's unit."""
+    by_src = sorted({src for src, _, _, _ in listed})
+    strs: dict[tuple[int, int], dict[str, list[str]]] = {}
+    nums: dict[tuple[int, int], dict[str, list[int]]] = {}
+    units: dict[str, str] = {}
+    for src in by_src:
+        sid = parts[src].sid
+        for i, key, numeric, s, n in store.con.execute(_TRACE_LABELS_SQL, {"sid": sid}).fetchall():
+            if numeric:
+                nums.setdefault((src, int(i)), {})[str(key)] = [int(v) for v in n]
+            else:
+                strs.setdefault((src, int(i)), {})[str(key)] = [str(v) for v in s]
+    for p in parts:
+        for key, unit in store.con.execute(_NUM_UNITS_SQL, {"sid": p.sid}).fetchall():
+            units.setdefault(str(key), str(unit))
+    labels = [dict(strs.get((src, i), {}), **({"pprof::base": ["true"]} if parts[src].base else {}))
+              for src, i, _, _ in listed]
+    return labels, [nums.get((src, i), {}) for src, i, _, _ in listed], units
 
 
 # -- list ------------------------------------------------------------------------------
@@ -315,9 +376,7 @@ def traces(store: Store, sid: int, idx: int, mean: bool = False,
 # node per (function, file, line, binary, start line) of a kept Line; a location without
 # Lines is a frame of no function (it only ends flat's walk there).
 _LINE_NODES_SQL = """
-WITH per_stack AS (
-    SELECT stack_id, sum(value[$idx]) AS v FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id
-),
+WITH per_stack AS (SELECT stack_id, sum(v) AS v FROM {samples} GROUP BY stack_id),
 lines AS (
     SELECT location_id, line_idx, has_fn, fn, file, line, coalesce(start_line, 0) AS start_line
     FROM {t}_l WHERE keep
@@ -361,24 +420,23 @@ class SourceOptions:
     trim_path: str | None = None
 
 
-def source_listing(store: Store, sid: int, idx: int, regex: str, where: SourceOptions,
+def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where: SourceOptions,
                    filters: FrameFilters | None = None, tags: TagFilters | None = None) -> dict[str, Any]:
     """The annotated source of each function matching ``regex``, as `go tool pprof -list`.
 
+    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`).
     Returns {"total", "routines": [{"function", "file" (None: no source information),
     "flat", "cum", "error" (why the source was not read, or None), "lines": [{"line",
     "flat", "cum", "source"}]}]}: functions by name, then their files by path.
     """
-    frames = _frames(store, sid, filters)
+    parts = _parts(profile)
+    frames = _frames(store, parts, filters)
     try:
-        with _kept_samples(store, sid, tags) as kept:
-            rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t).replace("pprof_samples", kept),
-                                     {"sid": sid, "idx": idx + 1}).fetchall()
+        with _kept_samples(store, parts, idx, tags) as kept:
+            rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t, samples=kept)).fetchall()
     finally:
         frames.drop()
-    total = int(store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
-        {"sid": sid, "idx": idx + 1}).fetchall()[0][0])
+    total = profile_total(store, parts, sample_rows(parts, idx), False)
     wanted = _matching(store, sorted({str(r[0]) for r in rows}), regex)
     search = where.source_path or ""
     trim = where.trim_path or ""

@@ -192,16 +192,7 @@ def top(
         if count:
             rows = rows[:count]
     else:
-        sids = [f[0] for f in found]
-        infos = [profile_info(store, x) for x in sids]
-        types, columns, stages, default_name = merged_types(
-            [i["sample_types"] for i in infos], len(refs), [i["default_sample_type"] for i in infos])
-        default = default_sample_index([t["type"] for t in types], default_name or "")
-        idx, stype, unit = _resolve(types, default, sample_type, f"source {sid}")
-        n_src = len(refs)
-        parts = [Part(x, sign=1 if i < n_src else -1, columns=tuple(columns[i]), stages=tuple(stages[i]),
-                      base=i >= n_src + len(base))
-                 for i, x in enumerate(sids)]
+        parts, idx, stype, unit = pprof_parts(store, [f[0] for f in found], len(refs), len(base), sample_type)
         query = TopQuery(nodecount=count, cum=cum, mean=mean, filters=filters or FrameFilters(),
                          granularity=GRANULARITY_ALIASES.get(granularity, granularity), tags=tags or TagFilters(),
                          nodefraction=DEFAULT_NODEFRACTION if nodefraction is None else nodefraction,
@@ -223,6 +214,22 @@ def top(
         "rows": rows,
         **extra,
     }
+
+
+def pprof_parts(store: Store, sids: list[int], n_sources: int, n_bases: int, sample_type: str | int | None
+                ) -> tuple[list[Part], int, str, str]:
+    """The profile pprof reads from ``sids`` (the sources, then ``n_bases`` -base profiles,
+    then -diff_base ones): its parts, and the index, name and unit of ``sample_type`` (the
+    merged profile's default when None) among the merged sample types."""
+    infos = [profile_info(store, x) for x in sids]
+    types, columns, stages, default_name = merged_types(
+        [i["sample_types"] for i in infos], n_sources, [i["default_sample_type"] for i in infos])
+    default = default_sample_index([t["type"] for t in types], default_name or "")
+    idx, stype, unit = _resolve(types, default, sample_type, f"source {sids[0]}")
+    parts = [Part(x, sign=1 if i < n_sources else -1, columns=tuple(columns[i]), stages=tuple(stages[i]),
+                  base=i >= n_sources + n_bases)
+             for i, x in enumerate(sids)]
+    return parts, idx, stype, unit
 
 
 def _cprofile_rows(

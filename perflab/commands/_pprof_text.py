@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perflab.analysis.pprof_frames import GRANULARITIES, GRANULARITY_ALIASES, FrameFilters
+from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
 from perflab.analysis.pprof_units import duration_label, in_nanoseconds, label, percentage
-from perflab.analysis.profiles import profile_info, resolve_sample_type
+from perflab.analysis.profiles import pprof_parts, profile_info
 from perflab.commands._common import add_json_flag, open_store, print_json, resolve
 from perflab.pprof_rules import go_base
 from perflab.store import Store
@@ -69,9 +70,11 @@ def grouping(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> None:
-    p.add_argument("ref", metavar="FILE_OR_SOURCE", help="a pprof profile (ingested first) or a source id")
+    p.add_argument("ref", metavar="FILE_OR_SOURCE", nargs="+",
+                   help="a pprof profile (ingested first) or a source id; several are merged, as pprof merges them")
     if regex:
         p.add_argument("regex", metavar="REGEX", help="functions whose name this RE2 regexp finds (as pprof)")
+    add_base_args(p)
     p.add_argument("--sample-index", "--sample-type", dest="sample_type", metavar="TYPE",
                    help="sample type by name (alloc_space, cpu, ...) or index (default: the profile's default)")
     if mean:
@@ -81,15 +84,32 @@ def add_profile_args(p: argparse.ArgumentParser, *, regex: bool, mean: bool) -> 
     add_json_flag(p)
 
 
+def add_base_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile (pprof -base); may repeat")
+    p.add_argument("--diff-base", action="append", default=[], metavar="FILE_OR_SOURCE",
+                   help="subtract this profile and show percentages of its total (pprof -diff_base); may repeat")
+
+
 def open_profile(args: argparse.Namespace) -> tuple[Store, int, dict[str, Any]]:
-    """(store, sample index, the view's facts: source_id, sample_type, unit, mean) of the
-    verb's FILE_OR_SOURCE."""
+    """(store, sample index, the view's facts: source_id, source_ids, parts, info (the
+    merged profile's header facts), sample_type, unit, mean) of the verb's profiles: its
+    FILE_OR_SOURCEs merged, less its --base and --diff-base ones."""
     store = open_store(args)
-    sid = resolve(args, store, args.ref, PPROF_SHAPED_KINDS)
-    idx, stype, unit = resolve_sample_type(store, sid, args.sample_type)
+    sources, bases, diffs = ([resolve(args, store, r, PPROF_SHAPED_KINDS) for r in group]
+                             for group in (args.ref, args.base, args.diff_base))
+    sids = [*sources, *bases, *diffs]
+    parts, idx, stype, unit = pprof_parts(store, sids, len(sources), len(bases), args.sample_type)
     filters = frame_filters(args)
-    return store, idx, {"source_id": sid, "sample_type": stype, "unit": unit, "mean": getattr(args, "mean", False),
+    return store, idx, {"source_id": sids[0], "source_ids": sids, "parts": parts, "sample_type": stype,
+                        "unit": unit, "mean": getattr(args, "mean", False),
                         "filters": filters.legend(), "frame_filters": filters}
+
+
+def merged_header(store: Store, result: dict[str, Any], sample_type: str, total: int, out_unit: str) -> list[str]:
+    """pprof's header of the profile a view read (one or several merged)."""
+    info = merged_info([profile_info(store, x) for x in result["source_ids"]])
+    return header_lines(info, sample_type, result["unit"], total, out_unit)
 
 
 def show(args: argparse.Namespace, store: Store, result: dict[str, Any],
@@ -101,11 +121,6 @@ def show(args: argparse.Namespace, store: Store, result: dict[str, Any],
     for line in render(store, result):
         print(line)
     return 0
-
-
-def profile_labels(store: Store, sid: int, sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:
-    """pprof's header of a stored profile (see :func:`header_lines`)."""
-    return header_lines(profile_info(store, sid), sample_type, unit, total, out_unit)
 
 
 def header_lines(info: dict[str, Any], sample_type: str, unit: str, total: int, out_unit: str) -> list[str]:

@@ -25,7 +25,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     where = SourceOptions(source_path=args.source_path, trim_path=args.trim_path)
-    result = source_listing(store, facts["source_id"], idx, args.regex, where, filters=facts.pop("frame_filters"),
+    result = source_listing(store, facts.pop("parts"), idx, args.regex, where, filters=facts.pop("frame_filters"),
                             tags=grouping(args)["tags"])
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 

@@ -11,8 +11,8 @@ from perflab.commands._pprof_text import (
     add_grouping_args,
     add_profile_args,
     grouping,
+    merged_header,
     open_profile,
-    profile_labels,
     show,
 )
 from perflab.store import Store
@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     options = grouping(args)
     facts["filters"] += options["tags"].legend()  # pprof lists frame filters, then tag filters
-    result = peek(store, facts["source_id"], idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"),
-                  cum=args.cum, **options)
+    result = peek(store, facts.pop("parts"), idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"),
+                  cum=args.cum, unit=facts["unit"], **options)
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 
@@ -51,7 +51,7 @@ def render(store: Store, result: dict[str, Any]) -> list[str]:
         return f"{fmt(e['weight']):>50} {percentage(e['weight'], cum)} |   {e['name']}{inline}"
 
     stype = ("mean_" if result["mean"] else "") + result["sample_type"]
-    lines = profile_labels(store, result["source_id"], stype, unit, total, out_unit)
+    lines = merged_header(store, result, stype, total, out_unit)
     lines += active_filter_lines(result.get("filters") or [])
     shown = result["shown"]
     lines += [f"Showing nodes accounting for {fmt(shown)}, {percentage(shown, total).strip()} of {fmt(total)} total",

@@ -10,8 +10,8 @@ from perflab.commands._pprof_text import (
     add_grouping_args,
     add_profile_args,
     grouping,
+    merged_header,
     open_profile,
-    profile_labels,
     show,
 )
 from perflab.store import Store
@@ -29,10 +29,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
-    filters = facts.pop("frame_filters")
-    return show(args, store, {**facts, **traces(store, facts["source_id"], idx, mean=args.mean, filters=filters,
-                                                 **grouping(args))},
-                render)
+    filters, parts = facts.pop("frame_filters"), facts.pop("parts")
+    result = traces(store, parts, idx, mean=args.mean, filters=filters, **grouping(args))
+    return show(args, store, {**facts, **result}, render)
 
 
 def render(store: Store, result: dict[str, Any]) -> list[str]:
@@ -40,7 +39,7 @@ def render(store: Store, result: dict[str, Any]) -> list[str]:
     unit = result["unit"]
     stype = ("mean_" if result["mean"] else "") + result["sample_type"]
     # pprof prints its header lines joined as one: an empty header is an empty line.
-    lines = profile_labels(store, result["source_id"], stype, unit, result["total"], "minimum") or [""]
+    lines = merged_header(store, result, stype, result["total"], "minimum") or [""]
     units = result["num_label_units"]
     for s in result["samples"]:
         lines.append(_SEPARATOR)

@@ -24,7 +24,7 @@ from IPython import display as ipython_display
 from perflab.analysis.pprof_frames import GRANULARITIES, FrameFilters
 from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_views import peek
-from perflab.analysis.profiles import profile_info, resolve_sample_type, sample_types, top
+from perflab.analysis.profiles import pprof_parts, profile_info, sample_types, top
 from perflab.commands.peek import render as render_peek
 from perflab.commands.top import render_cprofile, render_pprof
 from perflab.errors import PerflabError
@@ -91,11 +91,12 @@ def _peek(store: Store, view: View, kind: str) -> tuple[str, str | None]:
     if not view.focus:
         return "peek: type a focus regexp to see the callers and callees of the functions it matches", None
     try:
-        idx, stype, unit = resolve_sample_type(store, view.source, view.sample_type)
-        # -peek of the focus regexp, with the ignore filter: `perflab peek FILE FOCUS --ignore IGNORE`
+        # as `perflab peek FILE FOCUS --ignore IGNORE` reads it: the profile as pprof reads one
+        parts, idx, stype, unit = pprof_parts(store, [view.source], 1, 0, view.sample_type)
         filters = FrameFilters(ignore=view.ignore or None)
-        result = peek(store, view.source, idx, view.focus, filters=filters)
-        facts = {"source_id": view.source, "sample_type": stype, "unit": unit, "mean": False,
+        result = peek(store, parts, idx, view.focus, filters=filters, unit=unit)
+        facts = {"source_id": view.source, "source_ids": [view.source], "sample_type": stype, "unit": unit,
+                 "mean": False,
                  "regex": view.focus, "filters": filters.legend()}
         # The sandwich's subject: the matched function with the largest cum (peek lists by flat).
         hottest = str(max(result["nodes"], key=lambda n: abs(n["cum"]))["name"]) if result["nodes"] else None

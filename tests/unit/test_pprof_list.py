@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from perflab.analysis.pprof_views import SourceOptions, source_listing
-from perflab.analysis.profiles import resolve_sample_type
 from perflab.commands.listing import render
-from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
 from tests.unit import test_pprof_peek
-from tests.unit.test_pprof_peek import filters_of, grouping_of
+from tests.unit.test_pprof_peek import filters_of, grouping_of, view_profile
 
 _shared_store = test_pprof_peek.store  # the fixture "store"
 LIST = Path(__file__).resolve().parent.parent / "fixtures" / "pprof" / "list"
@@ -48,18 +46,15 @@ def _where(words: list[str]) -> SourceOptions:
 
 
 def test_every_list_oracle_is_here() -> None:
-    assert len(CASES) == 12
+    assert len(CASES) == 14
     assert all((LIST / "oracle" / name).stat().st_size > 0 for name, _ in CASES)
 
 
 @pytest.mark.parametrize(("oracle", "words"), CASES, ids=[c[0] for c in CASES])
 def test_list_text_is_go_tool_pprof_list(store: Store, oracle: str, words: list[str]) -> None:
-    regex, profile = words[1], words[-1]
-    sid = ingest_path(store, LIST / profile).source_id
-    idx, stype, unit = resolve_sample_type(store, sid, _option(words, "sample_index"))
-    result = {"source_id": sid, "sample_type": stype, "unit": unit,
-              **source_listing(store, sid, idx, regex, _where(words), filters=filters_of(words),
-                                tags=grouping_of(words)["tags"])}
+    facts, parts, idx = view_profile(store, LIST, words, regex=True)
+    result = {**facts, **source_listing(store, parts, idx, words[1], _where(words), filters=filters_of(words),
+                                        tags=grouping_of(words)["tags"])}
     assert render(store, result) == (LIST / "oracle" / oracle).read_text().splitlines()
 
 

@@ -14,10 +14,10 @@ import pytest
 
 from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.pprof_tags import TagFilters
-
 from perflab.analysis.pprof_units import label
+from perflab.analysis.pprof_view import Part
 from perflab.analysis.pprof_views import peek
-from perflab.analysis.profiles import resolve_sample_type
+from perflab.analysis.profiles import pprof_parts
 from perflab.commands.peek import render
 from perflab.ingest import ingest_path
 from perflab.store import Store
@@ -57,6 +57,18 @@ def filters_of(words: list[str]) -> FrameFilters:
     return FrameFilters(**{f.name: option(words, f.name) for f in fields(FrameFilters)})
 
 
+def view_profile(store: Store, root: Path, words: list[str], regex: bool) -> tuple[dict[str, Any], list[Part], int]:
+    """Ingest every profile of a go tool pprof command line (its files, -base=, -diff_base=,
+    relative to ``root``); (the facts `open_profile` gives a view, the merged profile's
+    parts, the sample index), as the CLI reads them."""
+    files = [w for w in words[2 if regex else 1:] if not w.startswith("-")]
+    groups = [files, [w.split("=", 1)[1] for w in words if w.startswith("-base=")],
+              [w.split("=", 1)[1] for w in words if w.startswith("-diff_base=")]]
+    sids = [ingest_path(store, root / f).source_id for g in groups for f in g]
+    parts, idx, stype, unit = pprof_parts(store, sids, len(groups[0]), len(groups[1]), option(words, "sample_index"))
+    return {"source_id": sids[0], "source_ids": sids, "sample_type": stype, "unit": unit}, parts, idx
+
+
 CASES = oracle_commands("peek")
 
 
@@ -68,20 +80,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_every_peek_oracle_is_here() -> None:
-    assert len(CASES) == 16
+    assert len(CASES) == 20
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
 @pytest.mark.parametrize(("oracle", "words"), CASES, ids=[c[0] for c in CASES])
 def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[str]) -> None:
-    regex, profile = words[1], words[-1]
-    sid = ingest_path(store, PPROF / profile).source_id
-    idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
+    facts, parts, idx = view_profile(store, PPROF, words, regex=True)
     mean = "-mean" in words
     filters, grouped = filters_of(words), grouping_of(words)
-    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
-              "filters": filters.legend() + grouped["tags"].legend(),
-              **peek(store, sid, idx, regex, mean=mean, filters=filters, cum="-cum" in words, **grouped)}
+    result = {**facts, "mean": mean, "filters": filters.legend() + grouped["tags"].legend(),
+              **peek(store, parts, idx, words[1], mean=mean, filters=filters, cum="-cum" in words,
+                     unit=facts["unit"], **grouped)}
     assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
 
 
@@ -110,3 +120,29 @@ def test_bad_regex_is_one_line_exit_2(tmp_path: Path, regex: str, phrase: str) -
     result = run_cli("peek", str(PPROF / "wild" / "parca__fib.pb.gz"), regex, store=tmp_path / "s.duckdb")
     assert result.returncode == 2
     assert phrase in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_views_merge_profiles_and_subtract_bases(tmp_path: Path) -> None:
+    """Several FILE_OR_SOURCEs are merged and --base/--diff-base subtracted, as `go tool pprof
+    a b -base c` does: the CLI's text is pprof's (oracles in views/cmd.txt)."""
+    db = tmp_path / "s.duckdb"
+    wild = PPROF / "wild"
+    alloc, alloc2 = str(wild / "apquery__alloc.pb.gz"), str(wild / "apquery__alloc2.pb.gz")
+    many = [str(wild / f"parca__many_{t}.pb.gz") for t in ("1644509272337470000", "1644509275338070000")]
+    runs = {
+        "peek.apquery.base.txt": ("peek", alloc2, "main\\.|flate", "--sample-index", "alloc_space", "--base", alloc),
+        "peek.apquery.diff_base.txt": ("peek", alloc2, "pprof", "--sample-index", "alloc_objects",
+                                       "--diff-base", alloc),
+        "peek.parca__many.merged.txt": ("peek", *many, "sroar|decoder"),
+        "traces.apquery.merged.txt": ("traces", alloc, alloc2),
+    }
+    for oracle, argv in runs.items():
+        done = run_cli(*argv, store=db)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (VIEWS / oracle).read_text(), oracle
+    # the diff: pprof's 51,696 objects shown of a 27,959 total (the base's), 184.90 %
+    js = json.loads(run_cli(*runs["peek.apquery.diff_base.txt"], "--json", store=db).stdout)
+    assert (js["total"], js["shown"]) == (27959, 51696) and len(js["source_ids"]) == 2
+    # a base that is not a profile is one line
+    bad = run_cli("traces", alloc, "--base", str(tmp_path / "missing.pb.gz"), store=db)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from perflab.analysis.pprof_views import traces
-from perflab.analysis.profiles import resolve_sample_type
 from perflab.commands.traces import render
-from perflab.ingest import ingest_path
 from perflab.store import Store
 from tests.helpers import run_cli
 from tests.unit import test_pprof_peek
-from tests.unit.test_pprof_peek import PPROF, VIEWS, filters_of, grouping_of, option, oracle_commands
+from tests.unit.test_pprof_peek import PPROF, VIEWS, filters_of, grouping_of, oracle_commands, view_profile
 
 CASES = oracle_commands("traces")
 _shared_store = test_pprof_peek.store  # the fixture "store": one store for the views' tests
@@ -31,17 +29,16 @@ def _oracle(name: str) -> list[str]:
 
 
 def test_every_traces_oracle_is_here() -> None:
-    assert len(CASES) == 17
+    assert len(CASES) == 21
     assert all((VIEWS / name).stat().st_size > 0 for name, _ in CASES)
 
 
 @pytest.mark.parametrize(("oracle", "words"), CASES, ids=[c[0] for c in CASES])
 def test_traces_text_is_go_tool_pprof_traces(store: Store, oracle: str, words: list[str]) -> None:
-    sid = ingest_path(store, PPROF / words[-1]).source_id
-    idx, stype, unit = resolve_sample_type(store, sid, option(words, "sample_index"))
+    facts, parts, idx = view_profile(store, PPROF, words, regex=False)
     mean = "-mean" in words
-    result = {"source_id": sid, "sample_type": stype, "unit": unit, "mean": mean,
-              **traces(store, sid, idx, mean=mean, filters=filters_of(words), **grouping_of(words))}
+    result = {**facts, "mean": mean,
+              **traces(store, parts, idx, mean=mean, filters=filters_of(words), **grouping_of(words))}
     assert render(store, result) == _oracle(oracle)
 
 
