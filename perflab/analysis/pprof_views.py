@@ -421,10 +421,14 @@ class SourceOptions:
 
 
 def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where: SourceOptions,
-                   filters: FrameFilters | None = None, tags: TagFilters | None = None) -> dict[str, Any]:
+                   filters: FrameFilters | None = None, tags: TagFilters | None = None,
+                   mean: bool = False) -> dict[str, Any]:
     """The annotated source of each function matching ``regex``, as `go tool pprof -list`.
 
     ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`).
+    ``mean`` divides the total only: pprof's -list prints each line's raw flat and cum
+    (its source report sums the nodes' Flat and Cum, not their mean values), so with
+    -mean a CPU profile's lines read thousands of percent of a total of one sample.
     Returns {"total", "routines": [{"function", "file" (None: no source information),
     "flat", "cum", "error" (why the source was not read, or None), "lines": [{"line",
     "flat", "cum", "source"}]}]}: functions by name, then their files by path.
@@ -436,7 +440,7 @@ def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where:
             rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t, samples=kept)).fetchall()
     finally:
         frames.drop()
-    total = profile_total(store, parts, sample_rows(parts, idx), False)
+    total = profile_total(store, parts, sample_rows(parts, idx), mean)
     wanted = _matching(store, sorted({str(r[0]) for r in rows}), regex)
     search = where.source_path or ""
     trim = where.trim_path or ""

@@ -15,6 +15,9 @@ HELP = HELPS[NAME]
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_profile_args(p, regex=True, mean=False)
+    p.add_argument("--mean", action="store_true",
+                   help="pprof -list -mean: the total is divided by the first sample type's; the lines stay raw, "
+                        "as pprof prints them")
     add_grouping_args(p, granularity=False)
     p.add_argument("--source-path", metavar="DIRS",
                    help="where to look for sources (':'-separated; default: the current directory)")
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     where = SourceOptions(source_path=args.source_path, trim_path=args.trim_path)
     result = source_listing(store, facts.pop("parts"), idx, args.regex, where, filters=facts.pop("frame_filters"),
-                            tags=grouping(args)["tags"])
+                            tags=grouping(args)["tags"], mean=args.mean)
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 

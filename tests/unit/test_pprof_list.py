@@ -46,7 +46,7 @@ def _where(words: list[str]) -> SourceOptions:
 
 
 def test_every_list_oracle_is_here() -> None:
-    assert len(CASES) == 14
+    assert len(CASES) == 16
     assert all((LIST / "oracle" / name).stat().st_size > 0 for name, _ in CASES)
 
 
@@ -54,7 +54,7 @@ def test_every_list_oracle_is_here() -> None:
 def test_list_text_is_go_tool_pprof_list(store: Store, oracle: str, words: list[str]) -> None:
     facts, parts, idx = view_profile(store, LIST, words, regex=True)
     result = {**facts, **source_listing(store, parts, idx, words[1], _where(words), filters=filters_of(words),
-                                        tags=grouping_of(words)["tags"])}
+                                        tags=grouping_of(words)["tags"], mean="-mean" in words)}
     assert render(store, result) == (LIST / "oracle" / oracle).read_text().splitlines()
 
 
