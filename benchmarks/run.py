@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 BENCHES = {"k6": "bench_k6.py", "k6-summary": "bench_k6_summary.py", "pprof": "bench_pprof.py",
            "metrics": "bench_metrics.py", "runs": "bench_runs.py", "cli": "bench_cli.py",
-           "flame": "bench_flame.py"}
+           "flame": "bench_flame.py", "top-filters": "bench_top_filters.py"}
 
 
 def main(argv: list[str]) -> int:
