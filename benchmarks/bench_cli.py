@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_pprof import CACHE, ROOT, generate
+from bench_pprof import CACHE, bench_env, generate
 
 TARGETS = {"help": 0.15, "top_stored": 0.35}
 
@@ -65,12 +64,7 @@ def main() -> int:
     path = CACHE / f"cpu_{args.samples}.pb.gz"
     if not path.exists():
         generate(path, args.samples)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    go_home = CACHE / "gohome"  # go needs a writable HOME and GOCACHE even to run a vendored tool
-    go_home.mkdir(parents=True, exist_ok=True)
-    env.setdefault("GOCACHE", str(go_home / "cache"))
-    env.setdefault("HOME", str(go_home))
+    env = bench_env()
 
     perflab = [sys.executable, "-m", "perflab"]
     times: dict[str, float] = {}

@@ -45,6 +45,18 @@ PERIOD_NS = 10_000_000  # runtime/pprof's 100 Hz
 SEED = 20240601
 
 
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of the measured children: this checkout's perflab first on
+    PYTHONPATH; go given a writable HOME and GOCACHE (it needs both even to run a vendored tool)."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    go_home = CACHE / "gohome"
+    go_home.mkdir(parents=True, exist_ok=True)
+    env.setdefault("GOCACHE", str(go_home / "cache"))
+    env.setdefault("HOME", str(go_home))
+    return env
+
+
 def generate(path: Path, n_samples: int) -> None:
     from perflab.ingest.pprof_proto import Profile
 
@@ -171,13 +183,7 @@ def main() -> int:
             print(json.dumps({"generated": str(path), "samples": args.samples, "bytes": path.stat().st_size,
                               "seconds": round(time.perf_counter() - t0, 2)}), flush=True)
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    # go needs a writable HOME and GOCACHE even to run a vendored tool.
-    go_home = CACHE / "gohome"
-    go_home.mkdir(parents=True, exist_ok=True)
-    env.setdefault("GOCACHE", str(go_home / "cache"))
-    env.setdefault("HOME", str(go_home))
+    env = bench_env()
 
     t_ingest = _ingest_only(path, args.repeat)
     print(json.dumps({"tool": "perflab ingest (in process, fresh store, no top)", "file": path.name,

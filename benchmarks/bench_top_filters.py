@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from bench_cli import best_of, find_go
-from bench_pprof import CACHE, ROOT, generate
+from bench_pprof import CACHE, bench_env, generate
 
 # (name, perflab's options, pprof's): a focus with an ignore, frames hidden with a
 # show_from cut, and a focus at line granularity.
@@ -57,12 +57,7 @@ def main() -> int:
     path = CACHE / f"cpu_{args.filter_samples}.pb.gz"
     if not path.exists():
         generate(path, args.filter_samples)
-    env = dict(os.environ, TZ="UTC")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    go_home = CACHE / "gohome"  # go needs a writable HOME and GOCACHE even to run a vendored tool
-    go_home.mkdir(parents=True, exist_ok=True)
-    env.setdefault("GOCACHE", str(go_home / "cache"))
-    env.setdefault("HOME", str(go_home))
+    env = bench_env(TZ="UTC")
     go = find_go()
     if go is None:
         print(json.dumps({"tool": "go tool pprof -top", "skipped": "no go found"}), flush=True)
