@@ -46,7 +46,7 @@ from typing import Any
 
 import polars as pl
 
-from perflab.analysis.profiles import resolve_sample_type, stacks
+from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
 from perflab.store import Store
@@ -203,55 +203,71 @@ def _share(value: float, total: float) -> float:
     return value / total if total else 0.0
 
 
+# Per stack (one row for all its samples): the category and node of its leaf-most
+# categorised frame, and its leaf, from the stored node ids ($cats: node_id -> category,
+# the few thousand nodes a rule matches). No frame name is built per sample.
+_STACK_CATEGORIES_SQL = """
+WITH per_stack AS (
+    SELECT stack_id, sum(value[$idx])::BIGINT AS v FROM pprof_samples WHERE source_id = $sid GROUP BY stack_id
+),
+st AS (
+    SELECT s.stack_id, s.node_ids, p.v
+    FROM pprof_stacks s JOIN per_stack p USING (stack_id)
+    WHERE s.source_id = $sid AND p.v <> 0
+),
+framed AS (
+    SELECT stack_id, unnest(node_ids) AS node_id, generate_subscripts(node_ids, 1) AS pos FROM st
+),
+first AS (
+    SELECT f.stack_id, arg_min(c.category, f.pos) AS category, arg_min(f.node_id, f.pos) AS node_id
+    FROM framed f JOIN {cats} c USING (node_id) GROUP BY f.stack_id
+),
+rows AS (
+    SELECT len(st.node_ids) > 0 AS has_frames, coalesce(first.category, 'other') AS category,
+           coalesce(first.node_id, st.node_ids[1]) AS frame_id, st.node_ids[1] AS leaf_id, st.v
+    FROM st LEFT JOIN first USING (stack_id)
+),
+names AS (SELECT node_id, name FROM pprof_nodes WHERE source_id = $sid),
+attributed AS (
+    SELECT r.category, n.name AS frame, sum(r.v)::BIGINT AS value
+    FROM rows r JOIN names n ON n.node_id = r.frame_id WHERE r.has_frames GROUP BY ALL
+),
+flat AS (
+    SELECT n.name AS frame, sum(r.v)::BIGINT AS flat
+    FROM rows r JOIN names n ON n.node_id = r.leaf_id WHERE r.has_frames GROUP BY ALL
+)
+SELECT a.category, a.frame, a.value, coalesce(f.flat, 0)::BIGINT AS flat
+FROM attributed a LEFT JOIN flat f USING (frame)
+UNION ALL
+SELECT NULL, NULL, coalesce(sum(v), 0)::BIGINT, 0 FROM rows WHERE NOT has_frames
+"""
+
+
 def _pprof_categories(store: Store, sid: int, sample_type: str | int | None) -> dict[str, Any]:
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
     total = int(store.con.execute(
         "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
         {"idx": idx + 1, "sid": sid},
     ).fetchall()[0][0])
-    df = stacks(store, sid, sample_type=idx)
     out = _empty_answer(total)
     out.update(sample_type=stype, unit=unit, format="pprof")
-    if df.is_empty():
-        out["unattributed"] = 0.0
-        return out
-
-    df = df.with_row_index("stack")
-    frames = df.select("stack", pl.col("frames")).explode("frames").drop_nulls("frames")
-    # Every frame name of the source is one of its pprof nodes: categorising the node table
-    # (thousands of names) avoids a distinct over millions of exploded frames.
-    node_names = [r[0] for r in store.con.execute(
-        "SELECT DISTINCT name FROM pprof_nodes WHERE source_id = ?", [sid]).fetchall()]
-    cats = _categorize_names(node_names)
-    # explode keeps each stack's frames in leaf-first order, so the first categorised row
-    # of a stack is its leaf-most matching frame.
-    first = (
-        frames.join(cats, left_on="frames", right_on="name", how="inner", maintain_order="left")
-        .group_by("stack", maintain_order=True)
-        .agg(pl.col("category").first(), pl.col("frames").first().alias("frame"))
-    )
-    has_frames = pl.col("frames").list.len() > 0
-    attributed = (
-        df.filter(has_frames)
-        .join(first, on="stack", how="left")
-        .with_columns(
-            pl.col("category").fill_null(OTHER),
-            # An uncategorised stack is named by its leaf, where its own time was spent.
-            pl.col("frame").fill_null(pl.col("frames").list.first()),
-        )
-    )
-    unattributed = int(df.filter(~has_frames)["value"].sum())
-    per_cat = attributed.group_by("category").agg(pl.col("value").sum())
+    # Every frame is one of the source's nodes: the rules run once per distinct name.
+    nodes = store.sql("SELECT node_id, name FROM pprof_nodes WHERE source_id = ?", [sid])
+    cats = _categorize_names(nodes["name"].to_list())
+    node_cats = nodes.join(cats, on="name", how="inner").select("node_id", "category")
+    view = f"_perflab_node_cats_{sid}"
+    store.con.register(view, node_cats.to_arrow())
+    try:
+        rows = store.sql(_STACK_CATEGORIES_SQL.format(cats=view).replace("$idx", str(idx + 1)).replace("$sid", "?"),
+                         [sid] * _STACK_CATEGORIES_SQL.count("$sid"))
+    finally:
+        store.con.unregister(view)
+    per_frame = rows.filter(pl.col("category").is_not_null())
+    unattributed = int(rows.filter(pl.col("category").is_null())["value"].sum())
+    per_cat = per_frame.group_by("category").agg(pl.col("value").sum())
     values = dict(zip(per_cat["category"].to_list(), per_cat["value"].to_list(), strict=True))
-    flat = (
-        df.filter(has_frames)
-        .group_by(pl.col("frames").list.first().alias("frame"))
-        .agg(pl.col("value").sum().alias("flat"))
-    )
     tops = (
-        attributed.group_by("category", "frame").agg(pl.col("value").sum())
-        .join(flat, on="frame", how="left")
-        .sort(["category", "value", "frame"], descending=[False, True, False])
+        per_frame.sort(["category", "value", "frame"], descending=[False, True, False])
         .group_by("category", maintain_order=True).head(TOP_FRAMES_PER_CATEGORY)
     )
     for cat in CATEGORIES:
