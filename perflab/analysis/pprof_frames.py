@@ -55,6 +55,8 @@ GRANULARITIES = ("functions", "filefunctions", "files", "lines", "addresses")
 GRANULARITY_ALIASES = {"filenames": "files"}
 
 _counter = itertools.count()
+# Stacks whose frames are gathered at once (see Frames.finish_tables).
+_GATHER_STACKS = 25_000
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,13 @@ class Frames:
         ranges = self.con.sql(f"""
             SELECT stack_id, min(pos) AS lo, max(pos) AS hi FROM {t}_s GROUP BY stack_id""").to_arrow_table()
         stored = pa.concat_tables([self._stored_stacks(i, sid) for i, sid in enumerate(self.sids)])
-        self._create_from_arrow(f"{t}_st", _gather_frames(locs, ranges, stored))
+        # In slices of stacks: the whole profile's frames at once held ~0.5 GB of numpy and
+        # Arrow arrays more at 250k distinct 40-deep stacks (10M frames).
+        self._create_from_arrow(f"{t}_st", _gather_frames(locs, ranges.slice(0, _GATHER_STACKS), stored))
+        for start in range(_GATHER_STACKS, ranges.num_rows, _GATHER_STACKS):
+            # not con.register: DuckDB 2.0 keeps a registered table alive after unregister
+            self.con.from_arrow(_gather_frames(locs, ranges.slice(start, _GATHER_STACKS), stored)
+                                ).insert_into(f"{t}_st")
         return f"{t}_st", f"{t}_n"
 
     def _stored_stacks(self, i: int, sid: int) -> pa.Table:

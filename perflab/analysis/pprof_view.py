@@ -299,12 +299,12 @@ def _inline_labels(store: Store, tables: dict[str, str], params: dict[str, Any],
         return {}
     # Per (stack, node, caller): the rootmost occurrence's flag (frames are leaf first, and
     # lexsort is stable, so a group's last row is its rootmost), the stack's weight once.
-    order = np.lexsort((caller, nodes, stack))
+    order = _stable_order(stack, nodes, caller)
     s_stack, s_node, s_caller, s_inl = stack[order], nodes[order], caller[order], inl[order]
     ends = _group_ends(s_stack, s_node, s_caller)
     g_node, g_caller, g_inl, g_v = s_node[ends], s_caller[ends], s_inl[ends], np.asarray(weights)[s_stack[ends]]
     # Per edge (node, caller): inline when every stack reaches it inlined; weights summed.
-    order = np.lexsort((g_caller, g_node))
+    order = _stable_order(g_node, g_caller)
     e_node, e_caller, e_inl, e_v = g_node[order], g_caller[order], g_inl[order], g_v[order]
     starts = _group_starts(e_node, e_caller)
     edge_node = e_node[starts]
@@ -336,6 +336,19 @@ def _flat(con: Any, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
                           f"FROM {table} ORDER BY k, pos").fetchnumpy()
         k = np.asarray(got["k"], dtype=np.int64)
     return np.asarray(got["x"]), k
+
+
+def _stable_order(*keys: np.ndarray) -> np.ndarray:
+    """np.lexsort's order of non-negative integer ``keys`` (the first the most significant):
+    packed into one int64 when their bits fit, whose stable argsort is several times faster
+    than lexsort's passes over ten million frames."""
+    widths = [max(int(k.max()).bit_length(), 1) if k.size else 1 for k in keys]
+    if sum(widths) > 62 or any(k.size and int(k.min()) < 0 for k in keys):
+        return np.lexsort(keys[::-1])
+    packed = np.zeros(keys[0].size, dtype=np.int64)
+    for key, width in zip(keys, widths, strict=True):
+        packed = (packed << width) | key.astype(np.int64)
+    return np.argsort(packed, kind="stable")
 
 
 def _group_starts(*keys: np.ndarray) -> np.ndarray:

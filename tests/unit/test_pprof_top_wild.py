@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from perflab.analysis import pprof_frames
 from perflab.analysis.pprof_frames import FrameFilters
 from perflab.analysis.pprof_merge import merged_info
 from perflab.analysis.pprof_tags import TagFilters
@@ -99,6 +100,19 @@ def test_top_text_is_go_tool_pprof_top(store: Store, oracle: str, profiles: list
     result = top(store, ids(profiles), **dict(kwargs, base=ids(kwargs["base"]), diff_base=ids(kwargs["diff_base"])))
     info = merged_info([profile_info(store, sid) for sid in result["source_ids"]])
     assert render_pprof(result, info) == (WILD / oracle).read_text().splitlines()
+
+
+_FILTERED = [c for c in COMMANDS if c[2].get("filters") is not None and c[2]["filters"].active()]
+
+
+@pytest.mark.parametrize(("oracle", "profiles", "kwargs"), _FILTERED, ids=[Path(c[0]).name for c in _FILTERED])
+def test_frames_gathered_in_slices_of_stacks_are_the_same(store: Store, monkeypatch: pytest.MonkeyPatch,
+                                                          oracle: str, profiles: list[str],
+                                                          kwargs: dict[str, Any]) -> None:
+    """Frames.finish_tables gathers the rewritten frames a slice of stacks at a time (25,000 on
+    big profiles); slices of 3 stacks must give pprof's text all the same."""
+    monkeypatch.setattr(pprof_frames, "_GATHER_STACKS", 3)
+    test_top_text_is_go_tool_pprof_top(store, oracle, profiles, kwargs)
 
 
 def test_cli_options_are_pprofs(tmp_path: Path) -> None:
