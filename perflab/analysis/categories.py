@@ -39,6 +39,7 @@ would swallow every uncategorised frame below it.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from perflab.store import Store
 from perflab.vocab import CPROFILE, PROFILE_KINDS
 
 OTHER = "other"
+_counter = itertools.count()
 # A category's top frames in the answer: enough to name the culprits, short enough to read.
 TOP_FRAMES_PER_CATEGORY = 5
 
@@ -255,13 +257,16 @@ def _pprof_categories(store: Store, sid: int, sample_type: str | int | None) -> 
     nodes = store.sql("SELECT node_id, name FROM pprof_nodes WHERE source_id = ?", [sid])
     cats = _categorize_names(nodes["name"].to_list())
     node_cats = nodes.join(cats, on="name", how="inner").select("node_id", "category")
-    view = f"_perflab_node_cats_{sid}"
-    store.con.register(view, node_cats.to_arrow())
+    view = f"_perflab_node_cats_{next(_counter)}"
+    # A temporary table, not con.register: DuckDB 2.0 keeps a registered table alive after
+    # unregister, and a kernel asks for categories again and again.
+    store.con.execute(f"CREATE TEMP TABLE {view} (node_id INTEGER, category VARCHAR)")
     try:
+        store.con.from_arrow(node_cats.to_arrow()).insert_into(view)
         rows = store.sql(_STACK_CATEGORIES_SQL.format(cats=view).replace("$idx", str(idx + 1)).replace("$sid", "?"),
                          [sid] * _STACK_CATEGORIES_SQL.count("$sid"))
     finally:
-        store.con.unregister(view)
+        store.con.execute(f"DROP TABLE IF EXISTS {view}")
     per_frame = rows.filter(pl.col("category").is_not_null())
     unattributed = int(rows.filter(pl.col("category").is_null())["value"].sum())
     per_cat = per_frame.group_by("category").agg(pl.col("value").sum())
