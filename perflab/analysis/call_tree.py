@@ -55,10 +55,7 @@ def stack_arrays(store: Store, sid: int, idx: int, filters: FrameFilters | None 
     With ``filters`` (pprof's focus, ignore, hide, show, ...) or another ``granularity``,
     the stacks are the ones `perflab top` reads with the same options: the profile as
     pprof rewrites it (perflab.analysis.pprof_frames), drop_frames applied."""
-    drop, keep = store.con.execute(
-        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sid]
-    ).fetchall()[0]
-    frames = build(store, [sid], filters or FrameFilters(), drop, keep, granularity)
+    frames = build(store, [sid], filters or FrameFilters(), granularity)
     if frames is None:
         return _arrays(store, sid, idx, "pprof_stacks", "pprof_nodes")
     try:

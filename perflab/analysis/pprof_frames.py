@@ -446,10 +446,13 @@ def _gather_frames(locs: pa.Table, ranges: pa.Table, stored: pa.Table) -> pa.Tab
     })
 
 
-def build(store: Store, sids: list[int], filters: FrameFilters, drop_frames: str | None,
-          keep_frames: str | None, granularity: str = "functions") -> Frames | None:
+def build(store: Store, sids: list[int], filters: FrameFilters, granularity: str = "functions") -> Frames | None:
     """The rewritten stacks for these options, or None when pprof would change nothing
-    (one source whose stored stacks, named by function at ingest, serve as they are)."""
+    (one source whose stored stacks, named by function at ingest, serve as they are).
+    drop_frames/keep_frames are the first profile's, as pprof's merge keeps them."""
+    drop_frames, keep_frames = store.con.execute(
+        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
+    ).fetchall()[0]
     if (len(sids) == 1 and not drop_frames and not filters.active() and granularity == "functions"
             and _names_are_keys(store, sids[0])):
         return None
@@ -468,6 +471,21 @@ def build(store: Store, sids: list[int], filters: FrameFilters, drop_frames: str
     except BaseException:
         frames.drop()
         raise
+    return frames
+
+
+def rewritten(store: Store, sids: list[int], filters: FrameFilters | None = None,
+              granularity: str = "functions") -> Frames:
+    """:func:`build`'s stacks, finished (nodes at ``granularity``, each frame's inline flag)
+    even when pprof would change nothing: what the views read."""
+    frames = build(store, sids, filters or FrameFilters(), granularity)
+    if frames is None:
+        frames = Frames(store, sids)
+        try:
+            frames.finish(granularity)
+        except BaseException:
+            frames.drop()
+            raise
     return frames
 
 

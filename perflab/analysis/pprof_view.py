@@ -169,11 +169,7 @@ def pprof_top(store: Store, parts: list[Part], idx: int, q: TopQuery) -> dict[st
     "node_cutoff", "nodes_before_nodecount"}; "inline" is "", "inline" or "partial-inline".
     """
     sids = [p.sid for p in parts]
-    # The merged profile keeps the first profile's drop_frames.
-    drop, keep = store.con.execute(
-        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
-    ).fetchall()[0]
-    frames = build(store, sids, q.filters, drop, keep, q.granularity)
+    frames = build(store, sids, q.filters, q.granularity)
     try:
         tables = {"sample_rows": sample_rows(parts, idx)}
         if frames is None:
@@ -205,12 +201,7 @@ def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -
         tables = dict(tables, samples=tagged[0])
         params.update(tagged[1])
     total = profile_total(store, parts, tables["sample_rows"], q.mean)
-    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
-                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
-    nodes = [
-        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
-        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, _used(sql, params)).fetchall()
-    ]
+    nodes = node_totals(store, tables, params)
     # The cut is a share of the sum of the raw flats, as pprof's graph computes it.
     flat_sum = float(sum(n[2] for n in nodes))
     cutoff = abs(int(flat_sum * q.nodefraction))
@@ -241,6 +232,20 @@ def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -
         "node_cutoff": abs(int(float(total) * q.nodefraction)),
         "nodes_before_nodecount": len(kept),
     }
+
+
+def node_totals(store: Store, tables: dict[str, str], params: dict[str, Any]
+                ) -> list[tuple[int, str, int, int, int, int, str]]:
+    """(node id, name, flat, cum, flat's and cum's -mean divisors, %v text) of every node
+    whose raw flat or cum is not 0, as pprof's graph has them; ``tables``: "stacks",
+    "nodes", "sample_rows" and optionally "samples" (a condition on them); ``params``
+    holds "mean" and the condition's parameters."""
+    sql = _NODE_TOTALS_SQL.format(stacks=tables["stacks"], nodes=tables["nodes"],
+                                  samples=tables.get("samples", "TRUE"), sample_rows=tables["sample_rows"])
+    return [
+        (int(nid), str(name), int(flat), int(cum), int(fdiv), int(cdiv), str(info))
+        for nid, name, info, flat, cum, fdiv, cdiv in store.con.execute(sql, _used(sql, params)).fetchall()
+    ]
 
 
 def _has_inlined_frames(store: Store, sid: int) -> bool:

@@ -32,11 +32,11 @@ from typing import Any
 
 import duckdb
 
-from perflab.analysis.pprof_frames import FrameFilters, Frames, build, go_clean
+from perflab.analysis.pprof_frames import FrameFilters, go_clean, rewritten
 from perflab.analysis.pprof_merge import sample_keys_sql
 from perflab.analysis.pprof_tags import TagFilters, kept_samples_sql
 from perflab.analysis.pprof_units import report_unit
-from perflab.analysis.pprof_view import Part, mean_value, profile_total, sample_rows, value_sql
+from perflab.analysis.pprof_view import Part, mean_value, node_totals, profile_total, sample_rows, value_sql
 from perflab.errors import PerflabError
 from perflab.pprof_rules import go_base
 from perflab.store import Store
@@ -49,27 +49,6 @@ Profiles = int | Sequence[Part]
 
 def _parts(profile: Profiles) -> list[Part]:
     return [Part(profile)] if isinstance(profile, int) else list(profile)
-
-
-def _frames(store: Store, parts: list[Part], filters: FrameFilters | None = None,
-            granularity: str = "functions") -> Frames:
-    """The stacks pprof reads: drop_frames (the first profile's, as pprof's merge keeps)
-    and the frame filters (focus, ignore, hide, show, show_from, prune_from) applied,
-    nodes at ``granularity``, and the inline flag of each frame. Stack ids are those of
-    :func:`perflab.analysis.pprof_view.sample_rows`."""
-    sids = [p.sid for p in parts]
-    drop, keep = store.con.execute(
-        "SELECT drop_frames, keep_frames FROM pprof_profiles WHERE source_id = ?", [sids[0]]
-    ).fetchall()[0]
-    frames = build(store, sids, filters or FrameFilters(), drop, keep, granularity)
-    if frames is None:
-        frames = Frames(store, sids)
-        try:
-            frames.finish(granularity)
-        except BaseException:
-            frames.drop()
-            raise
-    return frames
 
 
 @contextlib.contextmanager
@@ -179,28 +158,6 @@ SELECT caller, callee, sum(w)::BIGINT, bool_and(inl) FROM once GROUP BY caller, 
 """
 
 
-# Flat and cum per node (cum once per sample), raw and as -mean's divisors, from the same
-# stacks as the edges; pprof keeps a node when its raw flat or cum is not 0.
-_NODES_SQL = """
-WITH weights AS (
-    SELECT stack_id, sum(v) AS w, sum(CASE WHEN $mean THEN d ELSE 0 END) AS d
-    FROM {samples} GROUP BY stack_id
-),
-leafs AS (
-    SELECT s.node_ids[1] AS node_id, sum(w) AS flat, sum(d) AS flat_div
-    FROM {stacks} s JOIN weights USING (stack_id) GROUP BY 1
-),
-holds AS (
-    SELECT h.node_id, sum(w) AS cum, sum(d) AS cum_div
-    FROM (SELECT DISTINCT stack_id, unnest(node_ids) AS node_id FROM {stacks}) h JOIN weights USING (stack_id)
-    GROUP BY 1
-)
-SELECT n.name, coalesce(l.flat, 0)::BIGINT, h.cum::BIGINT, coalesce(l.flat_div, 0)::BIGINT, h.cum_div::BIGINT
-FROM holds h LEFT JOIN leafs l USING (node_id) JOIN {nodes} n ON n.node_id = h.node_id
-WHERE coalesce(l.flat, 0) <> 0 OR h.cum <> 0
-"""
-
-
 def _edges(store: Store, st: str, nodes: str, kept: str, params: dict[str, Any], found: list[Any], regex: str,
            cum: bool = False) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
     """(every node's row in pprof's order, the names ``regex`` matches, their edges)."""
@@ -241,12 +198,12 @@ def peek(store: Store, profile: Profiles, idx: int, regex: str, mean: bool = Fal
     """
     parts = _parts(profile)
     params = {"mean": mean}
-    frames = _frames(store, parts, filters, granularity)
+    frames = rewritten(store, [p.sid for p in parts], filters, granularity)
     try:
         st, nodes = frames.finish_tables()
         with _kept_samples(store, parts, idx, tags) as kept:
-            found = store.con.execute(_NODES_SQL.format(stacks=st, nodes=nodes, samples=kept),
-                                      {"mean": mean}).fetchall()
+            found = [(name, flat, cum, fdiv, cdiv) for _, name, flat, cum, fdiv, cdiv, _ in
+                     node_totals(store, {"stacks": st, "nodes": nodes, "sample_rows": kept}, {"mean": mean})]
             edge_rows = _edges(store, st, nodes, kept, params, found, regex, cum)
     finally:
         frames.drop()
@@ -320,7 +277,7 @@ def traces(store: Store, profile: Profiles, idx: int, mean: bool = False,
     filters leave.
     """
     parts = _parts(profile)
-    frames = _frames(store, parts, filters, granularity)
+    frames = rewritten(store, [p.sid for p in parts], filters, granularity)
     try:
         st, nodes = frames.finish_tables()
         stacks = {
@@ -434,7 +391,7 @@ def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where:
     "flat", "cum", "source"}]}]}: functions by name, then their files by path.
     """
     parts = _parts(profile)
-    frames = _frames(store, parts, filters)
+    frames = rewritten(store, [p.sid for p in parts], filters)
     try:
         with _kept_samples(store, parts, idx, tags) as kept:
             rows = store.con.execute(_LINE_NODES_SQL.format(t=frames.t, samples=kept)).fetchall()
