@@ -25,7 +25,7 @@ import contextlib
 import itertools
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,6 @@ from perflab.analysis.pprof_view import Part, mean_value, node_totals, profile_t
 from perflab.errors import PerflabError
 from perflab.pprof_rules import go_base
 from perflab.store import Store
-
-# What a view reads: one stored profile (its source id: its own sample types), or the
-# profile pprof makes of several (perflab.analysis.profiles.pprof_parts: sources merged,
-# bases subtracted).
-Profiles = int | Sequence[Part]
-
-
-def _parts(profile: Profiles) -> list[Part]:
-    return [Part(profile)] if isinstance(profile, int) else list(profile)
 
 
 @contextlib.contextmanager
@@ -185,18 +176,17 @@ def _edge_order(e: dict[str, Any]) -> tuple[int, str, str]:
     return -abs(e["weight"]), e["caller"], e["callee"]
 
 
-def peek(store: Store, profile: Profiles, idx: int, regex: str, mean: bool = False,
+def peek(store: Store, parts: list[Part], idx: int, regex: str, unit: str, mean: bool = False,
          filters: FrameFilters | None = None, granularity: str = "functions",
-         tags: TagFilters | None = None, cum: bool = False, unit: str | None = None) -> dict[str, Any]:
+         tags: TagFilters | None = None, cum: bool = False) -> dict[str, Any]:
     """The callers and callees of each function matching ``regex``, as `go tool pprof -peek`.
 
-    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`);
-    ``unit`` the sample type's (the stored one's by default). Returns {"total", "shown"
+    ``parts``, ``idx`` and ``unit``: the profile pprof reads and its sample type
+    (perflab.analysis.profiles.pprof_parts). Returns {"total", "shown"
     (the flats of every node), "output_unit" (pprof's unit for the text), "nodes":
     [{"name", "flat", "cum", "callers", "callees"}]} in pprof's order (|flat|, then
     name); callers and callees are [{"name", "weight", "inline"}].
     """
-    parts = _parts(profile)
     params = {"mean": mean}
     frames = rewritten(store, [p.sid for p in parts], filters, granularity)
     try:
@@ -221,16 +211,9 @@ def peek(store: Store, profile: Profiles, idx: int, regex: str, mean: bool = Fal
     return {
         "total": total,
         "shown": sum(r["flat"] for r in rows),
-        "output_unit": report_unit([r["flat"] or r["cum"] for r in rows], total,
-                                   unit or _stored_unit(store, parts[0].sid, idx)),
+        "output_unit": report_unit([r["flat"] or r["cum"] for r in rows], total, unit),
         "nodes": shown,
     }
-
-
-def _stored_unit(store: Store, sid: int, idx: int) -> str:
-    return str(store.con.execute(
-        "SELECT unit FROM pprof_sample_types WHERE source_id = ? AND idx = ?", [sid, idx]
-    ).fetchall()[0][0])
 
 
 # -- traces ----------------------------------------------------------------------------
@@ -262,13 +245,13 @@ FROM pprof_labels WHERE source_id = $sid AND str IS NULL
 GROUP BY key
 """
 
-def traces(store: Store, profile: Profiles, idx: int, mean: bool = False,
+def traces(store: Store, parts: list[Part], idx: int, mean: bool = False,
            filters: FrameFilters | None = None, granularity: str = "functions",
            tags: TagFilters | None = None) -> dict[str, Any]:
     """Every sample that has frames, in file order, as `go tool pprof -traces` lists them.
 
-    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`): its
-    samples are then merged as pprof merges them, and a -diff_base profile's carry the
+    ``parts``: the profile pprof reads (perflab.analysis.profiles.pprof_parts); several
+    are merged as pprof merges them, and a -diff_base profile's carry the
     label ``pprof::base`` as pprof's do. Returns {"total", "num_label_units": {key:
     unit}, "samples": [{"value", "labels": {key: [str]}, "num_labels": {key: [int]},
     "frames": [{"name", "inline"}]}]}; values are exact ints in the sample type's unit
@@ -276,7 +259,6 @@ def traces(store: Store, profile: Profiles, idx: int, mean: bool = False,
     ``filters``: a sample the filters drop is not listed, and its frames are those the
     filters leave.
     """
-    parts = _parts(profile)
     frames = rewritten(store, [p.sid for p in parts], filters, granularity)
     try:
         st, nodes = frames.finish_tables()
@@ -377,12 +359,12 @@ class SourceOptions:
     trim_path: str | None = None
 
 
-def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where: SourceOptions,
+def source_listing(store: Store, parts: list[Part], idx: int, regex: str, where: SourceOptions,
                    filters: FrameFilters | None = None, tags: TagFilters | None = None,
                    mean: bool = False) -> dict[str, Any]:
     """The annotated source of each function matching ``regex``, as `go tool pprof -list`.
 
-    ``profile`` is a source id or the parts of a merged profile (:data:`Profiles`).
+    ``parts``: the profile pprof reads (perflab.analysis.profiles.pprof_parts).
     ``mean`` divides the total only: pprof's -list prints each line's raw flat and cum
     (its source report sums the nodes' Flat and Cum, not their mean values), so with
     -mean a CPU profile's lines read thousands of percent of a total of one sample.
@@ -390,7 +372,6 @@ def source_listing(store: Store, profile: Profiles, idx: int, regex: str, where:
     "flat", "cum", "error" (why the source was not read, or None), "lines": [{"line",
     "flat", "cum", "source"}]}]}: functions by name, then their files by path.
     """
-    parts = _parts(profile)
     frames = rewritten(store, [p.sid for p in parts], filters)
     try:
         with _kept_samples(store, parts, idx, tags) as kept:

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     store, idx, facts = open_profile(args)
     options = grouping(args)
     facts["filters"] += options["tags"].legend()  # pprof lists frame filters, then tag filters
-    result = peek(store, facts.pop("parts"), idx, args.regex, mean=args.mean, filters=facts.pop("frame_filters"),
-                  cum=args.cum, unit=facts["unit"], **options)
+    result = peek(store, facts.pop("parts"), idx, args.regex, facts["unit"], mean=args.mean,
+                  filters=facts.pop("frame_filters"), cum=args.cum, **options)
     return show(args, store, {**facts, "regex": args.regex, **result}, render)
 
 

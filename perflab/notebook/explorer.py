@@ -94,7 +94,7 @@ def _peek(store: Store, view: View, kind: str) -> tuple[str, str | None]:
         # as `perflab peek FILE FOCUS --ignore IGNORE` reads it: the profile as pprof reads one
         parts, idx, stype, unit = pprof_parts(store, [view.source], 1, 0, view.sample_type)
         filters = FrameFilters(ignore=view.ignore or None)
-        result = peek(store, parts, idx, view.focus, filters=filters, unit=unit)
+        result = peek(store, parts, idx, view.focus, unit, filters=filters)
         facts = {"source_id": view.source, "source_ids": [view.source], "sample_type": stype, "unit": unit,
                  "mean": False,
                  "regex": view.focus, "filters": filters.legend()}

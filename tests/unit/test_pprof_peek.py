@@ -90,8 +90,8 @@ def test_peek_text_is_go_tool_pprof_peek(store: Store, oracle: str, words: list[
     mean = "-mean" in words
     filters, grouped = filters_of(words), grouping_of(words)
     result = {**facts, "mean": mean, "filters": filters.legend() + grouped["tags"].legend(),
-              **peek(store, parts, idx, words[1], mean=mean, filters=filters, cum="-cum" in words,
-                     unit=facts["unit"], **grouped)}
+              **peek(store, parts, idx, words[1], facts["unit"], mean=mean, filters=filters, cum="-cum" in words,
+                     **grouped)}
     assert render(store, result) == (VIEWS / oracle).read_text().splitlines()
 
 
