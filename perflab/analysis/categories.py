@@ -47,6 +47,7 @@ from typing import Any
 
 import polars as pl
 
+from perflab.analysis.pprof_view import source_total
 from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
 from perflab.errors import PerflabError
@@ -247,10 +248,7 @@ SELECT NULL, NULL, coalesce(sum(v), 0)::BIGINT, 0 FROM rows WHERE NOT has_frames
 
 def _pprof_categories(store: Store, sid: int, sample_type: str | int | None) -> dict[str, Any]:
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
-    total = int(store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
-        {"idx": idx + 1, "sid": sid},
-    ).fetchall()[0][0])
+    total = source_total(store, sid, idx)
     out = _empty_answer(total)
     out.update(sample_type=stype, unit=unit, format="pprof")
     # Every frame is one of the source's nodes: the rules run once per distinct name.

@@ -194,6 +194,12 @@ def profile_total(store: Store, parts: list[Part], rows: str, mean: bool) -> int
     return mean_value(int(raw_total), int(total_div), mean)
 
 
+def source_total(store: Store, sid: int, idx: int) -> int:
+    """pprof's total of sample type ``idx`` (0-based) of one stored profile: Σ |value|."""
+    parts = [Part(sid)]
+    return profile_total(store, parts, sample_rows(parts, idx), False)
+
+
 def _top(store: Store, parts: list[Part], q: TopQuery, tables: dict[str, str]) -> dict[str, Any]:
     params: dict[str, Any] = {"sid": parts[0].sid, "mean": q.mean}
     tagged = kept_samples_sql(store, [p.sid for p in parts], q.tags)

@@ -16,6 +16,7 @@ from perflab import fmt
 from perflab.analysis.call_tree import StackArrays, one_level, path_tree, stack_arrays
 from perflab.analysis.categories import OTHER, categorize_frame
 from perflab.analysis.pprof_frames import FrameFilters
+from perflab.analysis.pprof_view import source_total
 from perflab.analysis.profile_diff import diff_basis
 from perflab.analysis.profiles import resolve_sample_type
 from perflab.analysis.pstats import cprofile_top
@@ -45,13 +46,6 @@ def _profile_source(store: Store, source: int) -> tuple[int, str]:
     sid = store.find_source(source, kinds=PROFILE_KINDS)
     kind = str(store.source(sid)["kind"])
     return sid, PPROF if kind in PPROF_SHAPED_KINDS else kind
-
-
-def _pprof_total(store: Store, sid: int, idx: int) -> int:
-    return int(store.con.execute(
-        "SELECT coalesce(sum(abs(value[$idx])), 0) FROM pprof_samples WHERE source_id = $sid",
-        {"idx": idx + 1, "sid": sid},
-    ).fetchall()[0][0])
 
 
 def _id_part(name: str) -> str:
@@ -110,7 +104,7 @@ def flame_graph(store: Store, source: int, sample_type: str | int | None = None,
             raise PerflabError(f"source {sid} is a cProfile dump: it has no stacks to filter or regroup")
         return _cprofile_flame(store, sid, sample_type, min_share, max_nodes)
     idx, stype, unit = resolve_sample_type(store, sid, sample_type)
-    total = _pprof_total(store, sid, idx)
+    total = source_total(store, sid, idx)
     arrays = stack_arrays(store, sid, idx, filters, granularity)
     _check_signs(arrays, sid)
     if total == 0:
@@ -263,7 +257,7 @@ def diff_flame_graph(store: Store, source_a: int, source_b: int, sample_type: st
         if (stype, unit) != (stype_b, unit_b):
             raise PerflabError(f"source {sid_a} shows {stype} ({unit}) and source {sid_b} {stype_b} ({unit_b}); "
                                "pass sample_type to compare the same thing")
-        total_a, total_b = _pprof_total(store, sid_a, idx_a), _pprof_total(store, sid_b, idx_b)
+        total_a, total_b = source_total(store, sid_a, idx_a), source_total(store, sid_b, idx_b)
         sa, sb = stack_arrays(store, sid_a, idx_a), stack_arrays(store, sid_b, idx_b)
         _check_signs(sa, sid_a)
         _check_signs(sb, sid_b)
